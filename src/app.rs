@@ -1,0 +1,180 @@
+//! The running sidecar: metric registry, HTTP server and probe loops, wired
+//! together; SIGHUP reloads the config, SIGTERM or SIGINT drains and exits.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::export::server::{serve, ServerMetrics, ServerState};
+use crate::plan::Plan;
+use crate::probes::metrics::{unix_seconds, ProbeMetrics};
+use crate::scheduler::{ProbeSet, Recorder};
+use crate::telemetry;
+
+/// Metrics about the sidecar's own configuration.
+#[derive(Debug, Default)]
+struct AppMetrics {
+    reload_ok: Gauge,
+    reload_time: Gauge<f64, AtomicU64>,
+    probes: Gauge,
+}
+
+impl AppMetrics {
+    fn register(registry: &mut Registry) -> AppMetrics {
+        let m = AppMetrics::default();
+        registry.register(
+            "sidewatch_config_last_reload_successful",
+            "Whether the last configuration load or SIGHUP reload succeeded (1) or was rejected (0)",
+            m.reload_ok.clone(),
+        );
+        registry.register(
+            "sidewatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load",
+            m.reload_time.clone(),
+        );
+        registry.register(
+            "sidewatch_probes_configured",
+            "Number of probes in the running configuration",
+            m.probes.clone(),
+        );
+        m
+    }
+
+    fn loaded(&self, probes: usize) {
+        self.reload_ok.set(1);
+        self.reload_time.set(unix_seconds(SystemTime::now()));
+        self.probes.set(probes as i64);
+    }
+}
+
+/// A running sidecar.
+#[derive(Debug)]
+pub struct Sidecar {
+    /// The address the HTTP server actually listens on.
+    pub addr: SocketAddr,
+    pub recorder: Arc<Recorder>,
+    state: Arc<ServerState>,
+    metrics: AppMetrics,
+    probes: Option<ProbeSet>,
+    server_stop: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl Sidecar {
+    /// Binds `listen`, starts the server, then schedules the plan's probes.
+    pub async fn start(plan: Plan, listen: SocketAddr) -> io::Result<Sidecar> {
+        let mut registry = Registry::default();
+        telemetry::register_build_info(&mut registry);
+        let recorder = Arc::new(Recorder::new(ProbeMetrics::register(&mut registry)));
+        let metrics = AppMetrics::register(&mut registry);
+        let server_metrics = ServerMetrics::register(&mut registry);
+
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(ServerState {
+            registry: Arc::new(registry),
+            metrics: server_metrics,
+            probes: recorder.clone(),
+            ready: Default::default(),
+        });
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, state.clone(), server_stop.clone()));
+
+        metrics.loaded(plan.probes.len());
+        let probes = ProbeSet::start(plan.probes, &recorder, plan.redactor);
+        state.ready.store(true, Ordering::Relaxed);
+        Ok(Sidecar {
+            addr,
+            recorder,
+            state,
+            metrics,
+            probes: Some(probes),
+            server_stop,
+            server,
+        })
+    }
+
+    /// Swaps in a new plan. Runs in flight finish in the background; then the
+    /// series of probes that are gone are removed.
+    pub fn reload(&mut self, plan: Plan) {
+        let keep: HashSet<_> = plan.probes.iter().map(|p| (p.name.clone(), p.kind)).collect();
+        self.metrics.loaded(plan.probes.len());
+        let new = ProbeSet::start(plan.probes, &self.recorder, plan.redactor);
+        let Some(old) = self.probes.replace(new) else {
+            return;
+        };
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            for p in old.stop().await {
+                if !keep.contains(&(p.name.clone(), p.kind)) {
+                    recorder.metrics.remove(&p.name, p.kind);
+                }
+            }
+        });
+    }
+
+    pub fn reload_failed(&self) {
+        self.metrics.reload_ok.set(0);
+    }
+
+    /// Marks not-ready, waits for runs in flight, then stops the server.
+    pub async fn shutdown(mut self) {
+        self.state.ready.store(false, Ordering::Relaxed);
+        if let Some(probes) = self.probes.take() {
+            probes.stop().await;
+        }
+        self.server_stop.cancel();
+        let _ = self.server.await;
+    }
+}
+
+/// `sidewatch run`: serves until SIGTERM or SIGINT.
+pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io::Result<()> {
+    let configured = plan.listen;
+    let mut sidecar = Sidecar::start(plan, listen.unwrap_or(configured)).await?;
+    tracing::info!(addr = %sidecar.addr, config = %config.display(), "sidewatch running");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&mut sidecar, &config, configured, listen.is_some()),
+        }
+    }
+    tracing::info!("draining probes in flight");
+    sidecar.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reload(sidecar: &mut Sidecar, config: &FsPath, listen: SocketAddr, overridden: bool) {
+    match Plan::load(config) {
+        Ok(plan) => {
+            if plan.listen != listen && !overridden {
+                tracing::warn!("`listen` changed; it takes effect on restart");
+            }
+            let n = plan.probes.len();
+            sidecar.reload(plan);
+            tracing::info!(probes = n, "configuration reloaded");
+        }
+        Err(errors) => {
+            sidecar.reload_failed();
+            for e in &errors.0 {
+                tracing::error!(error = %e, "reload rejected; the previous configuration keeps running");
+            }
+        }
+    }
+}

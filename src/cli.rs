@@ -1,0 +1,202 @@
+//! Command-line interface: parsing, logging set-up and exit codes.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::Plan;
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    /// Success: the sidecar stopped cleanly, the config is valid, every probe passed.
+    pub const OK: u8 = 0;
+    /// A probe failed, or the sidecar hit a runtime error (e.g. the listen port is taken).
+    pub const FAILED: u8 = 1;
+    /// Usage or configuration error; nothing was started.
+    pub const CONFIG: u8 = 2;
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  sidewatch demo                                 # see everything on an embedded target
+  sidewatch check-config sidewatch.yaml          # validate; exit 2 on errors
+  sidewatch probe --config sidewatch.yaml        # run each probe once, print a table
+  sidewatch probe --config sidewatch.yaml api --json
+  sidewatch run --config sidewatch.yaml --listen 0.0.0.0:9479
+
+Exit codes: 0 ok, 1 a probe failed or a runtime error, 2 usage or config error.
+Docs: docs/config.md (every field), docs/metrics.md (every series).";
+
+/// sidewatch: a sidecar that probes the service next to it and exports
+/// Prometheus metrics.
+///
+/// It runs HTTP(S) and TCP probes on an interval, with measured phase timings
+/// (dns, connect, tls, first_byte, transfer), bounded failure reasons and TLS
+/// certificate expiry, and serves them on /metrics.
+#[derive(Debug, Parser)]
+#[command(name = "sidewatch", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Log level (error, warn, info, debug, trace). RUST_LOG, if set, wins.
+    #[arg(long, global = true, default_value = "info", env = "SIDEWATCH_LOG_LEVEL")]
+    pub log_level: String,
+    /// Log line format, on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sidecar: probe on schedule and serve /metrics, /healthz, /readyz.
+    ///
+    /// SIGHUP reloads the config file; a bad file is rejected and the running
+    /// config stays (see sidewatch_config_last_reload_successful). SIGTERM or
+    /// SIGINT stops scheduling, lets runs in flight finish, and exits 0.
+    Run(RunArgs),
+    /// Start an embedded demo target on loopback and probe it, with live status.
+    Demo(DemoArgs),
+    /// Run each probe once and print the results; exit 1 if any failed.
+    Probe(ProbeArgs),
+    /// Validate a config file; print FILE:LINE:COL: field: message per error.
+    CheckConfig(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file (YAML).
+    #[arg(long, short, env = "SIDEWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Listen address, overriding `listen` in the config.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Listen address for /metrics.
+    #[arg(long, default_value = "127.0.0.1:9479")]
+    pub listen: SocketAddr,
+    /// Stop after this long (e.g. 30s) instead of at Ctrl-C.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Config file (YAML).
+    #[arg(long, short, env = "SIDEWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Run only this probe.
+    pub name: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file (YAML).
+    pub file: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(s)
+}
+
+/// Parses arguments, runs the command, and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(dispatch(cli.command)))
+}
+
+async fn dispatch(command: Command) -> u8 {
+    match command {
+        Command::Run(args) => {
+            let Some(plan) = load(&args.config) else {
+                return exit::CONFIG;
+            };
+            match crate::app::run(args.config, plan, args.listen).await {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILED
+                }
+            }
+        }
+        Command::Demo(args) => crate::demo::run(args.listen, args.duration).await,
+        Command::Probe(args) => {
+            let Some(plan) = load(&args.config) else {
+                return exit::CONFIG;
+            };
+            crate::report::probe::run_once(plan, args.name.as_deref(), args.json).await
+        }
+        Command::CheckConfig(args) => match load(&args.file) {
+            Some(plan) => {
+                println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());
+                exit::OK
+            }
+            None => exit::CONFIG,
+        },
+    }
+}
+
+/// Loads and validates a config, printing every error to stderr.
+fn load(path: &std::path::Path) -> Option<Plan> {
+    match Plan::load(path) {
+        Ok(plan) => Some(plan),
+        Err(errors) => {
+            eprintln!("{errors}");
+            None
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,400 @@
+//! The configuration file: its structs (whose doc comments are the reference
+//! in docs/config.md), loading with `${ENV}` interpolation, and errors that
+//! name `FILE:LINE:COL: field.path`.
+//!
+//! Loading is pure: nothing here opens a socket. Semantic checks (URLs,
+//! regexes, certificate files) happen where the values are compiled, in
+//! [`crate::plan`], and report through [`Problems`].
+
+mod duration;
+mod env;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+
+use serde::Deserialize;
+
+pub use duration::{human as human_duration, parse as parse_duration, Dur};
+pub use env::Substitution;
+pub use yaml::{Path, Pos};
+
+/// The whole sidewatch configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP server that serves `/metrics`, `/healthz` and
+    /// `/readyz`. `--listen` overrides it. Default `0.0.0.0:9479`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Interval and timeout for probes that do not set their own.
+    #[serde(default)]
+    pub defaults: ProbeDefaults,
+    /// The continuous synthetic probes.
+    #[serde(default)]
+    pub probes: Vec<ProbeConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 9479))
+}
+
+/// Defaults for every probe.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeDefaults {
+    /// Time between the starts of two runs of a probe. Default `15s`.
+    #[serde(default = "default_interval")]
+    pub interval: Dur,
+    /// Hard bound on one run. Default `5s`, or the interval if that is shorter.
+    pub timeout: Option<Dur>,
+}
+
+impl Default for ProbeDefaults {
+    fn default() -> Self {
+        ProbeDefaults {
+            interval: default_interval(),
+            timeout: None,
+        }
+    }
+}
+
+fn default_interval() -> Dur {
+    Dur::secs(15)
+}
+
+/// One probe. Exactly one of `http` or `tcp` must be set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Unique name, the `probe` label. Letters, digits, `_`, `-` and `.`; at most
+    /// 64 characters.
+    pub name: String,
+    /// Time between the starts of two runs. Must be at least 100ms.
+    pub interval: Option<Dur>,
+    /// Hard bound on one run, including DNS, connect, TLS, redirects and the
+    /// body. Must not exceed the interval.
+    pub timeout: Option<Dur>,
+    /// An HTTP(S) request and its expectations.
+    pub http: Option<HttpConfig>,
+    /// A TCP connect, with an optional exchange.
+    pub tcp: Option<TcpConfig>,
+}
+
+/// An HTTP(S) probe.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `http://` or `https://` URL. User info (`user:pass@`) becomes a Basic
+    /// `Authorization` header and is never printed.
+    pub url: String,
+    /// Request method. Default `GET`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers. Values of `Authorization`, `Cookie`, `Proxy-Authorization`
+    /// and any header whose name contains `token`, `secret` or `key` are
+    /// treated as secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// Follow 301, 302, 303, 307 and 308 responses. Default `true`. Phase
+    /// timings add up over the hops.
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    /// Most redirects to follow before failing with reason `protocol`. Default 10.
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u32,
+    /// Largest body read; a larger body fails with reason `protocol`.
+    /// Default 1048576 (1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// TLS settings for `https://` URLs.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// What the response must look like.
+    #[serde(default)]
+    pub expect: HttpExpect,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_redirects() -> u32 {
+    10
+}
+fn default_max_body() -> u64 {
+    1 << 20
+}
+
+/// TLS client settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Skip certificate verification. The certificate's expiry is still
+    /// exported. Default `false`.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// PEM file of CA certificates to trust in addition to the bundled
+    /// Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// Server name for SNI and verification, if not the URL's host.
+    pub server_name: Option<String>,
+}
+
+/// Expectations on an HTTP response. Any unmet one fails the run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    /// Accepted status codes: numbers (`200`) or classes (`2xx`). Default `[2xx]`.
+    /// A mismatch fails with reason `status`.
+    #[serde(default)]
+    pub status: Vec<String>,
+    /// Regex the body must match (reason `assertion`).
+    pub body_regex: Option<String>,
+    /// Regex the body must not match (reason `assertion`).
+    pub body_not_regex: Option<String>,
+    /// Response headers that must be present and match a regex, by name.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON fields of the body that must equal or match a value.
+    #[serde(default)]
+    pub json: Vec<JsonExpect>,
+    /// Longest acceptable total time; a slower run fails with reason `latency`.
+    pub max_latency: Option<Dur>,
+}
+
+/// One JSON field check. Set exactly one of `equals` or `matches`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonExpect {
+    /// A JSON Pointer (`/data/0/status`) or a dotted path (`data[0].status`).
+    pub path: String,
+    /// The field must equal this value: strings compare as text, numbers
+    /// numerically, `true`/`false`/`null` as themselves.
+    pub equals: Option<String>,
+    /// The field, as text, must match this regex.
+    pub matches: Option<String>,
+}
+
+/// A TCP probe: connect, then optionally send bytes and expect a reply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpConfig {
+    /// `host:port` or `[v6]:port`.
+    pub address: String,
+    /// Bytes to send after connecting. `\n`, `\r`, `\t` and `\\` escapes work.
+    pub send: Option<String>,
+    /// Regex the first bytes received must match (reason `assertion`).
+    pub expect: Option<String>,
+    /// Most bytes read while waiting for `expect` to match. Default 4096.
+    #[serde(default = "default_tcp_read")]
+    pub max_read_bytes: usize,
+}
+
+fn default_tcp_read() -> usize {
+    4096
+}
+
+/// One configuration error, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub pos: Pos,
+    pub path: Path,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.pos.line, self.pos.col, self.path, self.message
+        )
+    }
+}
+
+/// All errors found in one configuration file, in file order.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Problems found while compiling config values, by path. Positions are
+/// attached later from the document tree.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<(Path, String)>);
+
+impl Problems {
+    pub fn push(&mut self, path: &Path, message: impl Into<String>) {
+        self.0.push((path.clone(), message.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A parsed config file with its source tree, for locating later problems.
+#[derive(Debug)]
+pub struct Document {
+    pub file: String,
+    pub config: Config,
+    pub root: yaml::Node,
+    /// Values taken from the environment, for redaction.
+    pub substitutions: Vec<Substitution>,
+}
+
+impl Document {
+    /// Reads, interpolates and deserializes a file.
+    pub fn load(path: &FsPath) -> Result<Document, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                pos: Pos { line: 1, col: 1 },
+                path: Path::default(),
+                message: format!("cannot read file: {e}"),
+            }])
+        })?;
+        Self::parse(&file, &text, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses config text. `file` is only used in messages.
+    pub fn parse(
+        file: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Document, ConfigErrors> {
+        let err = |pos, path, message| ConfigError {
+            file: file.to_string(),
+            pos,
+            path,
+            message,
+        };
+        let mut root = yaml::parse(text)
+            .map_err(|e| ConfigErrors(vec![err(e.pos, Path::default(), e.message)]))?;
+        let mut substitutions = Vec::new();
+        let mut env_errors = Vec::new();
+        root.map_scalars(
+            &Path::default(),
+            &mut |_, s| {
+                *s = env::interpolate(s, env, &mut substitutions)?;
+                Ok::<(), String>(())
+            },
+            &mut env_errors,
+        );
+        if !env_errors.is_empty() {
+            let errors = env_errors
+                .into_iter()
+                .map(|(path, pos, msg)| err(pos, path, msg))
+                .collect();
+            return Err(ConfigErrors(errors));
+        }
+        let config: Config = yaml::from_node(&root).map_err(|e| {
+            let pos = e.pos.unwrap_or_else(|| root.pos_of(&e.path));
+            ConfigErrors(vec![err(pos, e.path, e.message)])
+        })?;
+        Ok(Document {
+            file: file.to_string(),
+            config,
+            root,
+            substitutions,
+        })
+    }
+
+    /// Locates problems in the file, sorted by position.
+    pub fn locate(&self, problems: Problems) -> ConfigErrors {
+        let mut errors: Vec<ConfigError> = problems
+            .0
+            .into_iter()
+            .map(|(path, message)| ConfigError {
+                file: self.file.clone(),
+                pos: self.root.pos_of(&path),
+                path,
+                message,
+            })
+            .collect();
+        errors.sort_by_key(|e| (e.pos.line, e.pos.col));
+        ConfigErrors(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Document, ConfigErrors> {
+        Document::parse("t.yaml", text, &|k| (k == "TOKEN").then(|| "s3cret".into()))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let doc = parse("probes:\n  - name: a\n    tcp: {address: '127.0.0.1:1'}\n").unwrap();
+        assert_eq!(doc.config.listen.port(), 9479);
+        assert_eq!(doc.config.defaults.interval, Dur::secs(15));
+        assert_eq!(doc.config.probes[0].name, "a");
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        let doc = parse("").unwrap();
+        assert!(doc.config.probes.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let e = parse("probes:\n  - name: a\n    http:\n      urll: x\n").unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        let s = e.to_string();
+        assert!(s.starts_with("t.yaml:4:7: probes[0].http.urll: unknown field `urll`"), "{s}");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let e = parse("probes:\n  - name: a\n    interval: 10q\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("t.yaml:3:15: probes[0].interval:"), "{s}");
+        assert!(s.contains("unknown unit"), "{s}");
+    }
+
+    #[test]
+    fn every_missing_env_var_is_reported() {
+        let text = "probes:\n  - name: a\n    http:\n      url: ${URL}\n      headers: {X: '${NOPE}'}\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        assert_eq!(e.0[0].path.to_string(), "probes[0].http.url");
+        assert_eq!(e.0[0].pos.line, 4);
+        assert!(e.0[1].message.contains("`NOPE`"));
+    }
+
+    #[test]
+    fn substitutions_are_remembered() {
+        let doc = parse("probes:\n  - name: a\n    http: {url: 'http://x/', headers: {A: 'Bearer ${TOKEN}'}}\n").unwrap();
+        assert_eq!(doc.substitutions[0].value, "s3cret");
+        assert_eq!(doc.config.probes[0].http.as_ref().unwrap().headers["A"], "Bearer s3cret");
+    }
+
+    #[test]
+    fn bad_listen_address_is_located() {
+        let e = parse("listen: nowhere\n").unwrap_err();
+        assert!(e.to_string().starts_with("t.yaml:1:9: listen:"), "{e}");
+    }
+}

@@ -1,0 +1,18 @@
+//! sidewatch: a sidecar that probes the service next to it and exports what it
+//! sees as Prometheus series.
+//!
+//! Data flow: [`config`] parses and locates → [`plan`] compiles (no sockets) →
+//! [`app`] wires [`scheduler`] (probe loops over [`probes`]) to
+//! [`export`] (the HTTP server) through the families in [`telemetry`].
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod export;
+pub mod plan;
+pub mod probes;
+pub mod redact;
+pub mod report;
+pub mod scheduler;
+pub mod telemetry;

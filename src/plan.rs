@@ -1,0 +1,100 @@
+//! A validated configuration: everything `run` needs, compiled without
+//! opening a socket. `check-config`, `probe`, `run` and SIGHUP reloads all go
+//! through [`Plan::load`], so they accept and reject exactly the same files.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use crate::config::{ConfigErrors, Document, Path, Problems};
+use crate::probes::Probe;
+use crate::redact::Redactor;
+
+#[derive(Debug)]
+pub struct Plan {
+    pub listen: SocketAddr,
+    pub probes: Vec<Arc<Probe>>,
+    pub redactor: Redactor,
+}
+
+impl Plan {
+    pub fn load(path: &FsPath) -> Result<Plan, ConfigErrors> {
+        Plan::from_document(Document::load(path)?)
+    }
+
+    pub fn from_document(doc: Document) -> Result<Plan, ConfigErrors> {
+        let mut problems = Problems::default();
+        let mut redactor = Redactor::default();
+        for sub in doc.substitutions.iter().filter(|s| s.looks_secret()) {
+            redactor.add(&sub.value);
+        }
+        let cfg = &doc.config;
+        let root = Path::default().key("probes");
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut probes = Vec::new();
+        for (i, p) in cfg.probes.iter().enumerate() {
+            let path = root.index(i);
+            if let Some(first) = seen.insert(&p.name, i) {
+                problems.push(
+                    &path.key("name"),
+                    format!("duplicate probe name `{}` (also probes[{first}])", p.name),
+                );
+            }
+            if let Some(probe) = Probe::build(p, &cfg.defaults, &path, &mut problems, &mut redactor) {
+                probes.push(Arc::new(probe));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(doc.locate(problems));
+        }
+        Ok(Plan {
+            listen: cfg.listen,
+            probes,
+            redactor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(text: &str) -> Result<Plan, ConfigErrors> {
+        Plan::from_document(Document::parse("c.yaml", text, &|_| None).unwrap())
+    }
+
+    #[test]
+    fn reports_every_semantic_error_in_file_order() {
+        let text = "\
+probes:
+  - name: a
+    http: {url: 'not a url'}
+  - name: a
+    interval: 1s
+    timeout: 2s
+    tcp: {address: 'nohost'}
+  - name: c
+";
+        let errs = plan(text).unwrap_err().to_string();
+        let lines: Vec<&str> = errs.lines().collect();
+        assert_eq!(lines.len(), 5, "{errs}");
+        assert!(lines[0].starts_with("c.yaml:3:17: probes[0].http.url: invalid URL"), "{errs}");
+        assert!(lines[1].starts_with("c.yaml:4:11: probes[1].name: duplicate probe name `a`"), "{errs}");
+        assert!(lines[2].starts_with("c.yaml:6:14: probes[1].timeout: timeout 2.00s exceeds"), "{errs}");
+        assert!(lines[3].starts_with("c.yaml:7:20: probes[1].tcp.address:"), "{errs}");
+        assert!(lines[4].starts_with("c.yaml:8:5: probes[2]: set exactly one of"), "{errs}");
+    }
+
+    #[test]
+    fn secret_env_values_are_redacted() {
+        let doc = Document::parse(
+            "c",
+            "probes: [{name: a, http: {url: 'http://h/', headers: {X-Trace: '${API_TOKEN}'}}}]",
+            &|_| Some("tok-123".into()),
+        )
+        .unwrap();
+        let p = Plan::from_document(doc).unwrap();
+        assert_eq!(p.redactor.redact("got tok-123"), "got ***");
+    }
+}

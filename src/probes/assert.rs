@@ -1,0 +1,252 @@
+//! Response expectations shared by the probes: status sets, regexes and JSON
+//! field checks. Each is compiled once, at config load.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::config::{JsonExpect, Path, Problems};
+
+/// Accepted HTTP status codes: exact codes and `Nxx` classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn parse(items: &[String], path: &Path, problems: &mut Problems) -> StatusSet {
+        if items.is_empty() {
+            return StatusSet(vec![(200, 299)]);
+        }
+        let mut ranges = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match parse_status(item) {
+                Some(r) => ranges.push(r),
+                None => problems.push(
+                    &path.index(i),
+                    format!("`{item}` is not a status code (100-599) or class (2xx)"),
+                ),
+            }
+        }
+        StatusSet(ranges)
+    }
+
+    pub fn contains(&self, code: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
+    }
+}
+
+fn parse_status(s: &str) -> Option<(u16, u16)> {
+    let s = s.trim();
+    if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
+        let d: u16 = class.parse().ok().filter(|d| (1..=5).contains(d))?;
+        return Some((d * 100, d * 100 + 99));
+    }
+    let code: u16 = s.parse().ok().filter(|c| (100..=599).contains(c))?;
+    Some((code, code))
+}
+
+/// Compiles an optional regex, reporting a bad one at `path`.
+pub fn regex(src: &Option<String>, path: &Path, problems: &mut Problems) -> Option<Regex> {
+    let src = src.as_ref()?;
+    match Regex::new(src) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            problems.push(path, format!("invalid regex: {}", first_line(&e.to_string())));
+            None
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().last().unwrap_or(s).trim()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Debug)]
+enum Want {
+    Equals(String),
+    Matches(Regex),
+}
+
+/// One compiled JSON field check.
+#[derive(Debug)]
+pub struct JsonCheck {
+    path: String,
+    steps: Vec<Step>,
+    want: Want,
+}
+
+impl JsonCheck {
+    pub fn build(cfg: &JsonExpect, path: &Path, problems: &mut Problems) -> Option<JsonCheck> {
+        let steps = match parse_json_path(&cfg.path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(&path.key("path"), e);
+                None
+            }
+        };
+        let want = match (&cfg.equals, &cfg.matches) {
+            (Some(v), None) => Some(Want::Equals(v.clone())),
+            (None, Some(_)) => regex(&cfg.matches, &path.key("matches"), problems).map(Want::Matches),
+            _ => {
+                problems.push(path, "set exactly one of `equals` or `matches`");
+                None
+            }
+        };
+        Some(JsonCheck {
+            path: cfg.path.clone(),
+            steps: steps?,
+            want: want?,
+        })
+    }
+
+    /// Checks a parsed body; the error says what was found.
+    pub fn check(&self, doc: &Value) -> Result<(), String> {
+        let mut v = doc;
+        for step in &self.steps {
+            let next = match step {
+                Step::Key(k) => v.get(k.as_str()),
+                Step::Index(i) => v.get(*i),
+            };
+            v = next.ok_or_else(|| format!("json {}: not present", self.path))?;
+        }
+        let ok = match &self.want {
+            Want::Equals(want) => json_equals(v, want),
+            Want::Matches(re) => re.is_match(&json_text(v)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            let mut found = json_text(v);
+            found.truncate(80);
+            Err(format!("json {}: found `{found}`", self.path))
+        }
+    }
+}
+
+fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn json_equals(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Number(n) => match (n.as_f64(), want.parse::<f64>()) {
+            (Some(a), Ok(b)) => a == b,
+            _ => false,
+        },
+        Value::Bool(b) => want == b.to_string(),
+        Value::Null => want == "null",
+        _ => v.to_string() == want,
+    }
+}
+
+/// Parses a JSON Pointer (`/a/0/b`) or a dotted path (`a[0].b`, `a.0.b`).
+fn parse_json_path(p: &str) -> Result<Vec<Step>, String> {
+    if p.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(rest) = p.strip_prefix('/') {
+        return Ok(rest
+            .split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .map(|t| match t.parse() {
+                Ok(i) => Step::Index(i),
+                Err(_) => Step::Key(t),
+            })
+            .collect());
+    }
+    let mut steps = Vec::new();
+    for part in p.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => part.split_at(i),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            steps.push(match key.parse() {
+                Ok(i) => Step::Index(i),
+                Err(_) => Step::Key(key.to_string()),
+            });
+        } else if rest.is_empty() {
+            return Err(format!("`{p}` has an empty segment"));
+        }
+        while !rest.is_empty() {
+            let close = rest
+                .find(']')
+                .ok_or_else(|| format!("`{p}` has an unclosed `[`"))?;
+            let idx = rest[1..close]
+                .parse()
+                .map_err(|_| format!("`{p}`: `{}` is not an index", &rest[1..close]))?;
+            steps.push(Step::Index(idx));
+            rest = &rest[close + 1..];
+            if !rest.is_empty() && !rest.starts_with('[') {
+                return Err(format!("`{p}`: unexpected `{rest}`"));
+            }
+        }
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_sets() {
+        let mut p = Problems::default();
+        let s = StatusSet::parse(&["200".into(), "3xx".into()], &Path::default(), &mut p);
+        assert!(p.is_empty());
+        assert!(s.contains(200) && s.contains(301) && !s.contains(204));
+        let d = StatusSet::parse(&[], &Path::default(), &mut p);
+        assert!(d.contains(204) && !d.contains(301));
+        StatusSet::parse(&["600".into(), "9xx".into(), "ok".into()], &Path::default(), &mut p);
+        assert_eq!(p.0.len(), 3);
+    }
+
+    #[test]
+    fn json_paths() {
+        let k = |s: &str| Step::Key(s.into());
+        assert_eq!(parse_json_path("/a/0/b~1c").unwrap(), vec![k("a"), Step::Index(0), k("b/c")]);
+        assert_eq!(parse_json_path("a[0].b").unwrap(), vec![k("a"), Step::Index(0), k("b")]);
+        assert_eq!(parse_json_path("a.1[2]").unwrap(), vec![k("a"), Step::Index(1), Step::Index(2)]);
+        assert!(parse_json_path("a[x]").is_err());
+        assert!(parse_json_path("a..b").is_err());
+        assert!(parse_json_path("a[0").is_err());
+    }
+
+    fn check(path: &str, equals: Option<&str>, matches: Option<&str>) -> JsonCheck {
+        let cfg = JsonExpect {
+            path: path.into(),
+            equals: equals.map(Into::into),
+            matches: matches.map(Into::into),
+        };
+        JsonCheck::build(&cfg, &Path::default(), &mut Problems::default()).unwrap()
+    }
+
+    #[test]
+    fn json_checks() {
+        let doc = json!({"status": "ok", "n": 3, "up": true, "items": [{"id": 7}]});
+        assert!(check("status", Some("ok"), None).check(&doc).is_ok());
+        assert!(check("/n", Some("3.0"), None).check(&doc).is_ok());
+        assert!(check("up", Some("true"), None).check(&doc).is_ok());
+        assert!(check("items[0].id", None, Some("^7$")).check(&doc).is_ok());
+        let e = check("status", Some("down"), None).check(&doc).unwrap_err();
+        assert!(e.contains("found `ok`"), "{e}");
+        assert!(check("missing", Some("x"), None).check(&doc).unwrap_err().contains("not present"));
+    }
+
+    #[test]
+    fn json_check_needs_one_expectation() {
+        let cfg = JsonExpect { path: "a".into(), equals: None, matches: None };
+        let mut p = Problems::default();
+        assert!(JsonCheck::build(&cfg, &Path::default(), &mut p).is_none());
+        assert_eq!(p.0.len(), 1);
+    }
+}

@@ -1,0 +1,238 @@
+//! The probe metric families, registered by the probes component itself.
+
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::{Kind, Outcome, Phase, Probe, Reason};
+use crate::telemetry::latency_histogram;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub probe: String,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    probe: String,
+    kind: Kind,
+    result: RunResult,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum RunResult {
+    Success,
+    Failure,
+}
+
+impl EncodeLabelValue for RunResult {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let s = match self {
+            RunResult::Success => "success",
+            RunResult::Failure => "failure",
+        };
+        EncodeLabelValue::encode(&s, e)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    probe: String,
+    kind: Kind,
+    reason: Reason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    probe: String,
+    kind: Kind,
+    phase: Phase,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Debug)]
+pub struct ProbeMetrics {
+    success: Family<ProbeLabels, Gauge>,
+    runs: Family<RunLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    duration: HistogramFamily<ProbeLabels>,
+    phase: HistogramFamily<PhaseLabels>,
+    tls_expiry: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
+    http_status: Family<ProbeLabels, Gauge>,
+    last_run: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl ProbeMetrics {
+    pub fn register(registry: &mut Registry) -> ProbeMetrics {
+        let m = ProbeMetrics {
+            success: Family::default(),
+            runs: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            phase: Family::new_with_constructor(latency_histogram),
+            tls_expiry: Family::default(),
+            http_status: Family::default(),
+            last_run: Family::default(),
+        };
+        registry.register(
+            "sidewatch_probe_success",
+            "Whether the last run of the probe succeeded (1) or failed (0)",
+            m.success.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_runs",
+            "Probe runs, by result",
+            m.runs.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_failures",
+            "Failed probe runs, by bounded failure reason",
+            m.failures.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_duration_seconds",
+            "Total time of a probe run, failed runs included",
+            m.duration.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_phase_duration_seconds",
+            "Time spent in each measured phase of a probe run",
+            m.phase.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_tls_cert_expiry_timestamp_seconds",
+            "Unix time at which the leaf certificate last presented to the probe expires",
+            m.tls_expiry.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_http_status_code",
+            "HTTP status code of the last response the probe received",
+            m.http_status.clone(),
+        );
+        registry.register(
+            "sidewatch_probe_last_run_timestamp_seconds",
+            "Unix time at which the last run of the probe started",
+            m.last_run.clone(),
+        );
+        m
+    }
+
+    /// Creates the counters of a new probe at zero, so rates exist from the start.
+    pub fn init(&self, probe: &Probe) {
+        for result in [RunResult::Success, RunResult::Failure] {
+            let _ = self.runs.get_or_create(&run_labels(probe, result));
+        }
+        for &reason in probe.kind.reasons() {
+            let _ = self.failures.get_or_create(&failure_labels(probe, reason));
+        }
+    }
+
+    pub fn record(&self, probe: &Probe, outcome: &Outcome) {
+        let labels = labels(probe);
+        let ok = outcome.success();
+        self.success.get_or_create(&labels).set(i64::from(ok));
+        let result = if ok { RunResult::Success } else { RunResult::Failure };
+        self.runs.get_or_create(&run_labels(probe, result)).inc();
+        if let Some(reason) = outcome.reason() {
+            self.failures.get_or_create(&failure_labels(probe, reason)).inc();
+        }
+        self.duration
+            .get_or_create(&labels)
+            .observe(outcome.total.as_secs_f64());
+        for &phase in probe.kind.phases() {
+            if let Some(d) = outcome.recorder.phase(phase) {
+                self.phase
+                    .get_or_create(&phase_labels(probe, phase))
+                    .observe(d.as_secs_f64());
+            }
+        }
+        if let Some(t) = outcome.recorder.tls_not_after {
+            self.tls_expiry.get_or_create(&labels).set(unix_seconds(t));
+        }
+        if let Some(code) = outcome.recorder.http_status {
+            self.http_status.get_or_create(&labels).set(i64::from(code));
+        }
+        self.last_run
+            .get_or_create(&labels)
+            .set(unix_seconds(outcome.started));
+    }
+
+    /// Drops every series of a probe that is no longer configured.
+    pub fn remove(&self, name: &str, kind: Kind) {
+        let l = ProbeLabels {
+            probe: name.to_string(),
+            kind,
+        };
+        for f in [&self.success, &self.http_status] {
+            f.remove(&l);
+        }
+        for f in [&self.tls_expiry, &self.last_run] {
+            f.remove(&l);
+        }
+        self.duration.remove(&l);
+        for result in [RunResult::Success, RunResult::Failure] {
+            self.runs.remove(&RunLabels {
+                probe: l.probe.clone(),
+                kind,
+                result,
+            });
+        }
+        for reason in Reason::ALL {
+            self.failures.remove(&FailureLabels {
+                probe: l.probe.clone(),
+                kind,
+                reason,
+            });
+        }
+        for &phase in kind.phases() {
+            self.phase.remove(&PhaseLabels {
+                probe: l.probe.clone(),
+                kind,
+                phase,
+            });
+        }
+    }
+}
+
+fn labels(p: &Probe) -> ProbeLabels {
+    ProbeLabels {
+        probe: p.name.clone(),
+        kind: p.kind,
+    }
+}
+
+fn run_labels(p: &Probe, result: RunResult) -> RunLabels {
+    RunLabels {
+        probe: p.name.clone(),
+        kind: p.kind,
+        result,
+    }
+}
+
+fn failure_labels(p: &Probe, reason: Reason) -> FailureLabels {
+    FailureLabels {
+        probe: p.name.clone(),
+        kind: p.kind,
+        reason,
+    }
+}
+
+fn phase_labels(p: &Probe, phase: Phase) -> PhaseLabels {
+    PhaseLabels {
+        probe: p.name.clone(),
+        kind: p.kind,
+        phase,
+    }
+}
+
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,229 @@
+//! Runs each probe on its interval, records outcomes, and keeps the latest
+//! result per probe for the status views.
+//!
+//! Each probe's first run is offset by a hash of its name, so probes with the
+//! same interval do not fire together and keep their spacing across restarts
+//! (Prometheus spreads scrapes the same way). A run is never cancelled by
+//! shutdown or reload: it ends by itself within its timeout, which is what
+//! "drain" means here.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::probes::metrics::ProbeMetrics;
+use crate::probes::{Kind, Outcome, Probe, Reason};
+use crate::redact::Redactor;
+
+/// Repeated failures with the same reason are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The latest state of one probe.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub kind: Kind,
+    pub target: String,
+    pub interval: Duration,
+    pub runs: u64,
+    pub failures: u64,
+    pub last: Option<LastRun>,
+    logged: Option<(Option<Reason>, Instant)>,
+    suppressed: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct LastRun {
+    pub at: SystemTime,
+    pub total: Duration,
+    pub reason: Option<Reason>,
+    pub http_status: Option<u16>,
+}
+
+/// Latest results by probe name, for the index page and the demo's status lines.
+#[derive(Debug, Default)]
+pub struct Board(Mutex<BTreeMap<String, Status>>);
+
+impl Board {
+    pub fn snapshot(&self) -> BTreeMap<String, Status> {
+        self.0.lock().expect("board lock").clone()
+    }
+
+    fn retain(&self, probes: &[Arc<Probe>]) {
+        let mut map = self.0.lock().expect("board lock");
+        map.retain(|name, s| probes.iter().any(|p| &p.name == name && p.kind == s.kind));
+        for p in probes {
+            map.entry(p.name.clone()).or_insert_with(|| Status {
+                kind: p.kind,
+                target: p.target.clone(),
+                interval: p.interval,
+                runs: 0,
+                failures: 0,
+                last: None,
+                logged: None,
+                suppressed: 0,
+            });
+        }
+    }
+
+    /// Updates the probe's status; returns what to log, if anything.
+    fn update(&self, probe: &Probe, outcome: &Outcome) -> Option<LogLine> {
+        let mut map = self.0.lock().expect("board lock");
+        let s = map.get_mut(&probe.name)?;
+        let reason = outcome.reason();
+        let was = s.last.as_ref().map(|l| l.reason);
+        s.runs += 1;
+        s.failures += u64::from(reason.is_some());
+        s.last = Some(LastRun {
+            at: outcome.started,
+            total: outcome.total,
+            reason,
+            http_status: outcome.recorder.http_status,
+        });
+        let changed = s.logged.is_none_or(|(r, _)| r != reason);
+        let due = s.logged.is_none_or(|(_, at)| at.elapsed() >= LOG_EVERY);
+        match reason {
+            None if matches!(was, Some(Some(_))) => {
+                s.logged = Some((None, Instant::now()));
+                Some(LogLine::Recovered)
+            }
+            Some(_) if changed || due => {
+                s.logged = Some((reason, Instant::now()));
+                let suppressed = std::mem::take(&mut s.suppressed);
+                Some(LogLine::Failed { suppressed })
+            }
+            Some(_) => {
+                s.suppressed += 1;
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+enum LogLine {
+    Failed { suppressed: u64 },
+    Recovered,
+}
+
+/// What every probe loop shares.
+#[derive(Debug)]
+pub struct Recorder {
+    pub metrics: ProbeMetrics,
+    pub board: Board,
+    pub redactor: Mutex<Arc<Redactor>>,
+}
+
+impl Recorder {
+    pub fn new(metrics: ProbeMetrics) -> Recorder {
+        Recorder {
+            metrics,
+            board: Board::default(),
+            redactor: Mutex::new(Arc::new(Redactor::default())),
+        }
+    }
+
+    fn record(&self, probe: &Probe, outcome: &Outcome) {
+        self.metrics.record(probe, outcome);
+        let Some(line) = self.board.update(probe, outcome) else {
+            return;
+        };
+        match (line, &outcome.result) {
+            (LogLine::Failed { suppressed }, Err(f)) => {
+                let redactor = self.redactor.lock().expect("redactor lock").clone();
+                tracing::warn!(
+                    probe = %probe.name,
+                    kind = %probe.kind,
+                    reason = %f.reason,
+                    detail = %redactor.redact(&f.detail),
+                    suppressed,
+                    "probe failed"
+                );
+            }
+            (LogLine::Recovered, _) => {
+                tracing::info!(probe = %probe.name, kind = %probe.kind, "probe recovered")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A running set of probe loops, stopped together.
+#[derive(Debug)]
+pub struct ProbeSet {
+    pub probes: Vec<Arc<Probe>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ProbeSet {
+    pub fn start(probes: Vec<Arc<Probe>>, recorder: &Arc<Recorder>, redactor: Redactor) -> ProbeSet {
+        *recorder.redactor.lock().expect("redactor lock") = Arc::new(redactor);
+        recorder.board.retain(&probes);
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        for probe in &probes {
+            recorder.metrics.init(probe);
+            tracker.spawn(probe_loop(probe.clone(), recorder.clone(), cancel.clone()));
+        }
+        tracker.close();
+        ProbeSet {
+            probes,
+            cancel,
+            tracker,
+        }
+    }
+
+    /// Stops scheduling new runs and waits for the runs in flight.
+    pub async fn stop(self) -> Vec<Arc<Probe>> {
+        self.cancel.cancel();
+        self.tracker.wait().await;
+        self.probes
+    }
+}
+
+async fn probe_loop(probe: Arc<Probe>, recorder: Arc<Recorder>, cancel: CancellationToken) {
+    let start = Instant::now() + first_offset(&probe.name, probe.interval);
+    let mut ticker = tokio::time::interval_at(start.into(), probe.interval);
+    // A run that overruns (it cannot: timeout <= interval) or a stalled
+    // process skips ticks rather than bursting to catch up.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let outcome = probe.run().await;
+        recorder.record(&probe, &outcome);
+    }
+}
+
+/// A stable offset in `[0, interval)` derived from the probe's name.
+fn first_offset(name: &str, interval: Duration) -> Duration {
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(h.finish() % nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_stable_and_within_the_interval() {
+        let i = Duration::from_secs(10);
+        let a = first_offset("api", i);
+        assert_eq!(a, first_offset("api", i));
+        assert!(a < i);
+        let spread: std::collections::HashSet<_> = (0..20)
+            .map(|n| first_offset(&format!("p{n}"), i).as_secs())
+            .collect();
+        assert!(spread.len() > 5, "offsets should spread: {spread:?}");
+    }
+}

@@ -1,0 +1,47 @@
+//! Shared metric plumbing: the bucket layout, build info, and the two text
+//! encodings of a registry. Each component registers its own families; this
+//! module owns none of them except `sidewatch_build_info`.
+
+mod text;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub use text::{encode_openmetrics, encode_prometheus};
+
+/// Latency buckets from 100µs to 30s on a 1-2-5 series, so the seeds'
+/// thresholds (20, 50, 100, 200, 500 ms, 1 s, 2 s) fall on bucket edges and
+/// `histogram_quantile` needs no interpolation across them.
+pub const LATENCY_BUCKETS: [f64; 19] = [
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    10.0, 20.0, 30.0, 60.0,
+];
+
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    rustc: String,
+}
+
+/// Registers `sidewatch_build_info`, a constant 1 labelled with the version.
+pub fn register_build_info(registry: &mut Registry) {
+    let family = Family::<BuildLabels, Gauge>::default();
+    family
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            rustc: option_env!("SIDEWATCH_RUSTC").unwrap_or("unknown").to_string(),
+        })
+        .set(1);
+    registry.register(
+        "sidewatch_build_info",
+        "A constant 1, labelled with the sidewatch version and the rustc that built it",
+        family,
+    );
+}
