@@ -108,7 +108,11 @@ impl Sidecar {
     /// Swaps in a new plan. Runs in flight finish in the background; then the
     /// series of probes that are gone are removed.
     pub fn reload(&mut self, plan: Plan) {
-        let keep: HashSet<_> = plan.probes.iter().map(|p| (p.name.clone(), p.kind)).collect();
+        let keep: HashSet<_> = plan
+            .probes
+            .iter()
+            .map(|p| (p.name.clone(), p.kind))
+            .collect();
         self.metrics.loaded(plan.probes.len());
         let new = ProbeSet::start(plan.probes, &self.recorder, plan.redactor);
         let Some(old) = self.probes.replace(new) else {

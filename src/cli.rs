@@ -41,8 +41,10 @@ Docs: docs/config.md (every field), docs/metrics.md (every series).";
 #[command(name = "sidewatch", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Log level (error, warn, info, debug, trace). RUST_LOG, if set, wins.
-    #[arg(long, global = true, default_value = "info", env = "SIDEWATCH_LOG_LEVEL")]
-    pub log_level: String,
+    /// Default `info`; `error` for `demo` on a terminal, whose status lines
+    /// already show every failure.
+    #[arg(long, global = true, env = "SIDEWATCH_LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// Log line format, on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -177,8 +179,13 @@ fn load(path: &std::path::Path) -> Option<Plan> {
 
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
+    let live_demo = matches!(cli.command, Command::Demo(_)) && std::io::stdout().is_terminal();
+    let level = cli
+        .log_level
+        .as_deref()
+        .unwrap_or(if live_demo { "error" } else { "info" });
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

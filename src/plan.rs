@@ -41,7 +41,8 @@ impl Plan {
                     format!("duplicate probe name `{}` (also probes[{first}])", p.name),
                 );
             }
-            if let Some(probe) = Probe::build(p, &cfg.defaults, &path, &mut problems, &mut redactor) {
+            if let Some(probe) = Probe::build(p, &cfg.defaults, &path, &mut problems, &mut redactor)
+            {
                 probes.push(Arc::new(probe));
             }
         }
@@ -79,11 +80,26 @@ probes:
         let errs = plan(text).unwrap_err().to_string();
         let lines: Vec<&str> = errs.lines().collect();
         assert_eq!(lines.len(), 5, "{errs}");
-        assert!(lines[0].starts_with("c.yaml:3:17: probes[0].http.url: invalid URL"), "{errs}");
-        assert!(lines[1].starts_with("c.yaml:4:11: probes[1].name: duplicate probe name `a`"), "{errs}");
-        assert!(lines[2].starts_with("c.yaml:6:14: probes[1].timeout: timeout 2.00s exceeds"), "{errs}");
-        assert!(lines[3].starts_with("c.yaml:7:20: probes[1].tcp.address:"), "{errs}");
-        assert!(lines[4].starts_with("c.yaml:8:5: probes[2]: set exactly one of"), "{errs}");
+        assert!(
+            lines[0].starts_with("c.yaml:3:17: probes[0].http.url: invalid URL"),
+            "{errs}"
+        );
+        assert!(
+            lines[1].starts_with("c.yaml:4:11: probes[1].name: duplicate probe name `a`"),
+            "{errs}"
+        );
+        assert!(
+            lines[2].starts_with("c.yaml:6:14: probes[1].timeout: timeout 2.00s exceeds"),
+            "{errs}"
+        );
+        assert!(
+            lines[3].starts_with("c.yaml:7:20: probes[1].tcp.address:"),
+            "{errs}"
+        );
+        assert!(
+            lines[4].starts_with("c.yaml:8:5: probes[2]: set exactly one of"),
+            "{errs}"
+        );
     }
 
     #[test]

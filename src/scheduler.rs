@@ -161,7 +161,11 @@ pub struct ProbeSet {
 }
 
 impl ProbeSet {
-    pub fn start(probes: Vec<Arc<Probe>>, recorder: &Arc<Recorder>, redactor: Redactor) -> ProbeSet {
+    pub fn start(
+        probes: Vec<Arc<Probe>>,
+        recorder: &Arc<Recorder>,
+        redactor: Redactor,
+    ) -> ProbeSet {
         *recorder.redactor.lock().expect("redactor lock") = Arc::new(redactor);
         recorder.board.retain(&probes);
         let cancel = CancellationToken::new();

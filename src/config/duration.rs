@@ -42,7 +42,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            _ => return Err(format!("`{text}` has unknown unit `{unit}` (use us, ms, s, m, h, d)")),
+            _ => {
+                return Err(format!(
+                    "`{text}` has unknown unit `{unit}` (use us, ms, s, m, h, d)"
+                ))
+            }
         };
         total += n * scale;
         rest = next;

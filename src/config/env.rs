@@ -51,9 +51,7 @@ pub fn interpolate(
             let value = match (lookup(var), default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => d.to_string(),
-                (None, None) => {
-                    return Err(format!("environment variable `{var}` is not set"))
-                }
+                (None, None) => return Err(format!("environment variable `{var}` is not set")),
             };
             subs.push(Substitution {
                 var: var.to_string(),
@@ -96,7 +94,10 @@ mod tests {
     fn defaults_escapes_and_errors() {
         let mut subs = Vec::new();
         assert_eq!(interpolate("${NOPE:-x}", &env, &mut subs).unwrap(), "x");
-        assert_eq!(interpolate("$${HOST} $5", &env, &mut subs).unwrap(), "${HOST} $5");
+        assert_eq!(
+            interpolate("$${HOST} $5", &env, &mut subs).unwrap(),
+            "${HOST} $5"
+        );
         assert!(interpolate("${NOPE}", &env, &mut subs)
             .unwrap_err()
             .contains("`NOPE` is not set"));

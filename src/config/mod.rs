@@ -364,7 +364,10 @@ mod tests {
         let e = parse("probes:\n  - name: a\n    http:\n      urll: x\n").unwrap_err();
         assert_eq!(e.0.len(), 1);
         let s = e.to_string();
-        assert!(s.starts_with("t.yaml:4:7: probes[0].http.urll: unknown field `urll`"), "{s}");
+        assert!(
+            s.starts_with("t.yaml:4:7: probes[0].http.urll: unknown field `urll`"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -377,7 +380,8 @@ mod tests {
 
     #[test]
     fn every_missing_env_var_is_reported() {
-        let text = "probes:\n  - name: a\n    http:\n      url: ${URL}\n      headers: {X: '${NOPE}'}\n";
+        let text =
+            "probes:\n  - name: a\n    http:\n      url: ${URL}\n      headers: {X: '${NOPE}'}\n";
         let e = parse(text).unwrap_err();
         assert_eq!(e.0.len(), 2);
         assert_eq!(e.0[0].path.to_string(), "probes[0].http.url");
@@ -387,9 +391,15 @@ mod tests {
 
     #[test]
     fn substitutions_are_remembered() {
-        let doc = parse("probes:\n  - name: a\n    http: {url: 'http://x/', headers: {A: 'Bearer ${TOKEN}'}}\n").unwrap();
+        let doc = parse(
+            "probes:\n  - name: a\n    http: {url: 'http://x/', headers: {A: 'Bearer ${TOKEN}'}}\n",
+        )
+        .unwrap();
         assert_eq!(doc.substitutions[0].value, "s3cret");
-        assert_eq!(doc.config.probes[0].http.as_ref().unwrap().headers["A"], "Bearer s3cret");
+        assert_eq!(
+            doc.config.probes[0].http.as_ref().unwrap().headers["A"],
+            "Bearer s3cret"
+        );
     }
 
     #[test]

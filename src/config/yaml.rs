@@ -147,12 +147,10 @@ pub struct SyntaxError {
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, false)
-        .map_err(|e| SyntaxError {
-            pos: (*e.marker()).into(),
-            message: e.info().to_string(),
-        })?;
+    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+        pos: (*e.marker()).into(),
+        message: e.info().to_string(),
+    })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -189,7 +187,9 @@ impl Builder {
                     None => {
                         // A block map's start event points past its first
                         // key; the key is where a reader looks.
-                        if entries.is_empty() && (node.pos.line, node.pos.col) < (parent.pos.line, parent.pos.col) {
+                        if entries.is_empty()
+                            && (node.pos.line, node.pos.col) < (parent.pos.line, parent.pos.col)
+                        {
                             parent.pos = node.pos;
                         }
                         *slot = Some(node)
@@ -609,6 +609,7 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Item {
+        #[allow(dead_code)]
         port: u16,
         #[serde(default)]
         tags: Vec<String>,
@@ -627,7 +628,11 @@ mod tests {
         let err = from_node::<Doc>(&node).unwrap_err();
         assert_eq!(err.path.to_string(), "items[1].prot");
         assert_eq!(err.pos, Some(Pos { line: 5, col: 5 }));
-        assert!(err.message.contains("unknown field `prot`"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field `prot`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -33,18 +33,25 @@ async fn demo(listen: SocketAddr, duration: Option<Duration>) -> Result<(), Stri
     result
 }
 
-async fn demo_in(dir: &std::path::Path, listen: SocketAddr, duration: Option<Duration>) -> Result<(), String> {
+async fn demo_in(
+    dir: &std::path::Path,
+    listen: SocketAddr,
+    duration: Option<Duration>,
+) -> Result<(), String> {
     let pki = certs::issue(&["localhost"], certs::Validity::Current);
-    let target = target::start(&pki).await.map_err(|e| format!("demo target: {e}"))?;
+    let target = target::start(&pki)
+        .await
+        .map_err(|e| format!("demo target: {e}"))?;
     let ca_file = dir.join("ca.pem");
     let config = dir.join("demo.yaml");
     std::fs::write(&ca_file, &pki.ca_pem).map_err(|e| e.to_string())?;
-    std::fs::write(&config, demo_config(&target, &ca_file, closed_port()?)).map_err(|e| e.to_string())?;
+    std::fs::write(&config, demo_config(&target, &ca_file, closed_port()?))
+        .map_err(|e| e.to_string())?;
     // The generated file goes through the same loader as a user's.
     let plan = Plan::load(&config).map_err(|e| format!("demo config: {e}"))?;
-    let sidecar = Sidecar::start(plan, listen).await.map_err(|e| {
-        format!("cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)")
-    })?;
+    let sidecar = Sidecar::start(plan, listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)"))?;
     banner(&target, &config, sidecar.addr);
     watch(&sidecar, duration).await;
     sidecar.shutdown().await;
@@ -103,7 +110,12 @@ probes:
 
 fn banner(t: &target::Target, config: &std::path::Path, addr: SocketAddr) {
     println!("sidewatch demo");
-    println!("  target   http://{}  https://localhost:{}  tcp {}", t.http, t.https.port(), t.tcp);
+    println!(
+        "  target   http://{}  https://localhost:{}  tcp {}",
+        t.http,
+        t.https.port(),
+        t.tcp
+    );
     println!("  config   {}", config.display());
     println!("  metrics  http://{addr}/metrics");
     println!("  status   http://{addr}/");
@@ -112,7 +124,11 @@ fn banner(t: &target::Target, config: &std::path::Path, addr: SocketAddr) {
 
 async fn watch(sidecar: &Sidecar, duration: Option<Duration>) {
     let tty = std::io::stdout().is_terminal();
-    let every = if tty { Duration::from_secs(1) } else { Duration::from_secs(5) };
+    let every = if tty {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
     let deadline = duration.map(|d| Instant::now() + d);
     let mut drawn = 0;
     loop {
@@ -158,7 +174,10 @@ pub fn status_lines(board: &std::collections::BTreeMap<String, Status>) -> Vec<S
             };
             format!(
                 "{mark} {name:<width$}  {:<4}  {state:<11} {took:>9}  runs {:>4}  failed {:>4}  {}",
-                s.kind, s.runs, s.failures, s.target
+                s.kind.as_str(),
+                s.runs,
+                s.failures,
+                s.target
             )
         })
         .collect()

@@ -58,6 +58,9 @@ async fn serve_http(listener: TcpListener, tls: Option<TlsAcceptor>, stop: Cance
             _ = stop.cancelled() => return,
             r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
         };
+        // Without it, Nagle's algorithm and the client's delayed ACK add ~40ms
+        // to TLS exchanges, which the demo would then report as latency.
+        let _ = stream.set_nodelay(true);
         let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(|req| async move { Ok::<_, Infallible>(handle(req).await) });
@@ -83,7 +86,11 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
                 .query()
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("symbol=")))
                 .unwrap_or("AAPL");
-            let symbol: String = symbol.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+            let symbol: String = symbol
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect();
             let price = 100.0 + (random() % 10_000) as f64 / 100.0;
             let body = format!(r#"{{"symbol":"{symbol}","price":{price:.2},"status":"ok"}}"#);
             reply(StatusCode::OK, "application/json", body)
@@ -92,9 +99,11 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
             pause(20, 160).await;
             reply(StatusCode::OK, "text/plain", "done\n".into())
         }
-        "/api/flaky" if random() % 10 == 0 => {
-            reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "busy\n".into())
-        }
+        "/api/flaky" if random() % 10 == 0 => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "busy\n".into(),
+        ),
         "/api/flaky" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
@@ -135,7 +144,11 @@ async fn serve_pong(listener: TcpListener, stop: CancellationToken) {
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let reply: &[u8] = if line.trim() == "PING" { b"+PONG\r\n" } else { b"-ERR\r\n" };
+                let reply: &[u8] = if line.trim() == "PING" {
+                    b"+PONG\r\n"
+                } else {
+                    b"-ERR\r\n"
+                };
                 if write.write_all(reply).await.is_err() {
                     return;
                 }

@@ -71,6 +71,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: Can
                 }
             },
         };
+        let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {

@@ -49,7 +49,10 @@ pub fn regex(src: &Option<String>, path: &Path, problems: &mut Problems) -> Opti
     match Regex::new(src) {
         Ok(r) => Some(r),
         Err(e) => {
-            problems.push(path, format!("invalid regex: {}", first_line(&e.to_string())));
+            problems.push(
+                path,
+                format!("invalid regex: {}", first_line(&e.to_string())),
+            );
             None
         }
     }
@@ -90,7 +93,9 @@ impl JsonCheck {
         };
         let want = match (&cfg.equals, &cfg.matches) {
             (Some(v), None) => Some(Want::Equals(v.clone())),
-            (None, Some(_)) => regex(&cfg.matches, &path.key("matches"), problems).map(Want::Matches),
+            (None, Some(_)) => {
+                regex(&cfg.matches, &path.key("matches"), problems).map(Want::Matches)
+            }
             _ => {
                 problems.push(path, "set exactly one of `equals` or `matches`");
                 None
@@ -143,7 +148,8 @@ fn json_equals(v: &Value, want: &str) -> bool {
         },
         Value::Bool(b) => want == b.to_string(),
         Value::Null => want == "null",
-        _ => v.to_string() == want,
+        // Arrays and objects: compare as JSON, so key order and spacing do not matter.
+        _ => serde_json::from_str::<Value>(want).is_ok_and(|w| &w == v),
     }
 }
 
@@ -206,16 +212,29 @@ mod tests {
         assert!(s.contains(200) && s.contains(301) && !s.contains(204));
         let d = StatusSet::parse(&[], &Path::default(), &mut p);
         assert!(d.contains(204) && !d.contains(301));
-        StatusSet::parse(&["600".into(), "9xx".into(), "ok".into()], &Path::default(), &mut p);
+        StatusSet::parse(
+            &["600".into(), "9xx".into(), "ok".into()],
+            &Path::default(),
+            &mut p,
+        );
         assert_eq!(p.0.len(), 3);
     }
 
     #[test]
     fn json_paths() {
         let k = |s: &str| Step::Key(s.into());
-        assert_eq!(parse_json_path("/a/0/b~1c").unwrap(), vec![k("a"), Step::Index(0), k("b/c")]);
-        assert_eq!(parse_json_path("a[0].b").unwrap(), vec![k("a"), Step::Index(0), k("b")]);
-        assert_eq!(parse_json_path("a.1[2]").unwrap(), vec![k("a"), Step::Index(1), Step::Index(2)]);
+        assert_eq!(
+            parse_json_path("/a/0/b~1c").unwrap(),
+            vec![k("a"), Step::Index(0), k("b/c")]
+        );
+        assert_eq!(
+            parse_json_path("a[0].b").unwrap(),
+            vec![k("a"), Step::Index(0), k("b")]
+        );
+        assert_eq!(
+            parse_json_path("a.1[2]").unwrap(),
+            vec![k("a"), Step::Index(1), Step::Index(2)]
+        );
         assert!(parse_json_path("a[x]").is_err());
         assert!(parse_json_path("a..b").is_err());
         assert!(parse_json_path("a[0").is_err());
@@ -239,12 +258,23 @@ mod tests {
         assert!(check("items[0].id", None, Some("^7$")).check(&doc).is_ok());
         let e = check("status", Some("down"), None).check(&doc).unwrap_err();
         assert!(e.contains("found `ok`"), "{e}");
-        assert!(check("missing", Some("x"), None).check(&doc).unwrap_err().contains("not present"));
+        let doc2 = json!({"tags": ["a", "b"]});
+        assert!(check("tags", Some("[\"a\", \"b\"]"), None)
+            .check(&doc2)
+            .is_ok());
+        assert!(check("missing", Some("x"), None)
+            .check(&doc)
+            .unwrap_err()
+            .contains("not present"));
     }
 
     #[test]
     fn json_check_needs_one_expectation() {
-        let cfg = JsonExpect { path: "a".into(), equals: None, matches: None };
+        let cfg = JsonExpect {
+            path: "a".into(),
+            equals: None,
+            matches: None,
+        };
         let mut p = Problems::default();
         assert!(JsonCheck::build(&cfg, &Path::default(), &mut p).is_none());
         assert_eq!(p.0.len(), 1);

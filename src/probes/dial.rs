@@ -37,7 +37,10 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
         .map_err(|e| Failure::new(Reason::Dns, format!("resolve {bare}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(Failure::new(Reason::Dns, format!("{bare} has no addresses")));
+        return Err(Failure::new(
+            Reason::Dns,
+            format!("{bare} has no addresses"),
+        ));
     }
     Ok(addrs)
 }

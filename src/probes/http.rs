@@ -220,12 +220,16 @@ impl HttpProbe {
         if e.body_regex.as_ref().is_some_and(|re| !re.is_match(&text)) {
             return fail(Reason::Assertion, "body does not match body_regex".into());
         }
-        if e.body_not_regex.as_ref().is_some_and(|re| re.is_match(&text)) {
+        if e.body_not_regex
+            .as_ref()
+            .is_some_and(|re| re.is_match(&text))
+        {
             return fail(Reason::Assertion, "body matches body_not_regex".into());
         }
         if !e.json.is_empty() {
-            let doc: serde_json::Value = serde_json::from_slice(&r.body)
-                .map_err(|err| Failure::new(Reason::Assertion, format!("body is not JSON: {err}")))?;
+            let doc: serde_json::Value = serde_json::from_slice(&r.body).map_err(|err| {
+                Failure::new(Reason::Assertion, format!("body is not JSON: {err}"))
+            })?;
             for check in &e.json {
                 check
                     .check(&doc)
@@ -240,7 +244,12 @@ impl HttpProbe {
     }
 }
 
-fn parse_url(raw: &str, path: &Path, problems: &mut Problems, redactor: &mut Redactor) -> Option<Url> {
+fn parse_url(
+    raw: &str,
+    path: &Path,
+    problems: &mut Problems,
+    redactor: &mut Redactor,
+) -> Option<Url> {
     let url = match Url::parse(raw) {
         Ok(u) => u,
         Err(e) => {
@@ -256,7 +265,10 @@ fn parse_url(raw: &str, path: &Path, problems: &mut Problems, redactor: &mut Red
         }
     }
     if !matches!(url.scheme(), "http" | "https") {
-        problems.push(path, format!("scheme `{}` is not http or https", url.scheme()));
+        problems.push(
+            path,
+            format!("scheme `{}` is not http or https", url.scheme()),
+        );
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -340,7 +352,11 @@ fn base64(input: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -499,7 +515,12 @@ mod tests {
         let doc = Document::parse("t", yaml, &|_| None).unwrap();
         let mut problems = Problems::default();
         let mut redactor = Redactor::default();
-        let probe = HttpProbe::build(&doc.config.probes[0].http.as_ref().unwrap(), &Path::default(), &mut problems, &mut redactor);
+        let probe = HttpProbe::build(
+            doc.config.probes[0].http.as_ref().unwrap(),
+            &Path::default(),
+            &mut problems,
+            &mut redactor,
+        );
         (probe, problems, redactor)
     }
 
@@ -521,6 +542,15 @@ mod tests {
         );
         assert!(p.is_none());
         let paths: Vec<String> = problems.0.iter().map(|(p, _)| p.to_string()).collect();
-        assert_eq!(paths, ["url", "method", "headers.B@d", "expect.status[0]", "expect.body_regex"]);
+        assert_eq!(
+            paths,
+            [
+                "url",
+                "method",
+                "headers.B@d",
+                "expect.status[0]",
+                "expect.body_regex"
+            ]
+        );
     }
 }

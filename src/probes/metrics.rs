@@ -139,10 +139,16 @@ impl ProbeMetrics {
         let labels = labels(probe);
         let ok = outcome.success();
         self.success.get_or_create(&labels).set(i64::from(ok));
-        let result = if ok { RunResult::Success } else { RunResult::Failure };
+        let result = if ok {
+            RunResult::Success
+        } else {
+            RunResult::Failure
+        };
         self.runs.get_or_create(&run_labels(probe, result)).inc();
         if let Some(reason) = outcome.reason() {
-            self.failures.get_or_create(&failure_labels(probe, reason)).inc();
+            self.failures
+                .get_or_create(&failure_labels(probe, reason))
+                .inc();
         }
         self.duration
             .get_or_create(&labels)
@@ -234,5 +240,6 @@ fn phase_labels(p: &Probe, phase: Phase) -> PhaseLabels {
 }
 
 pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

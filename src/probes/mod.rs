@@ -269,7 +269,7 @@ impl Outcome {
 /// The kind-specific part of a probe.
 #[derive(Debug)]
 enum Target {
-    Http(http::HttpProbe),
+    Http(Box<http::HttpProbe>),
     Tcp(tcp::TcpProbe),
 }
 
@@ -324,7 +324,7 @@ impl Probe {
         let (kind, target, inner) = match (&cfg.http, &cfg.tcp) {
             (Some(h), None) => {
                 let p = http::HttpProbe::build(h, &path.key("http"), problems, redactor)?;
-                (Kind::Http, p.target(), Target::Http(p))
+                (Kind::Http, p.target(), Target::Http(Box::new(p)))
             }
             (None, Some(t)) => {
                 let p = tcp::TcpProbe::build(t, &path.key("tcp"), problems)?;

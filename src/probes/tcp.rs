@@ -53,9 +53,13 @@ impl TcpProbe {
 
     pub async fn run(&self, rec: &mut Recorder) -> Result<(), Failure> {
         let mut stream = dial(&self.host, self.port, rec).await?;
-        let io_fail = |what: &str, e: std::io::Error| Failure::new(io_reason(&e), format!("{what}: {e}"));
+        let io_fail =
+            |what: &str, e: std::io::Error| Failure::new(io_reason(&e), format!("{what}: {e}"));
         if !self.send.is_empty() {
-            stream.write_all(&self.send).await.map_err(|e| io_fail("send", e))?;
+            stream
+                .write_all(&self.send)
+                .await
+                .map_err(|e| io_fail("send", e))?;
         }
         let Some(expect) = &self.expect else {
             return Ok(());
@@ -64,7 +68,10 @@ impl TcpProbe {
         let mut buf = Vec::with_capacity(self.max_read.min(64 * 1024));
         let mut chunk = [0u8; 4096];
         loop {
-            let n = stream.read(&mut chunk).await.map_err(|e| io_fail("read", e))?;
+            let n = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| io_fail("read", e))?;
             if buf.is_empty() && n > 0 {
                 rec.add(Phase::FirstByte, sent.elapsed());
             }
@@ -74,10 +81,17 @@ impl TcpProbe {
                 return Ok(());
             }
             if n == 0 || buf.len() >= self.max_read {
-                let why = if n == 0 { "connection closed" } else { "max_read_bytes reached" };
+                let why = if n == 0 {
+                    "connection closed"
+                } else {
+                    "max_read_bytes reached"
+                };
                 return Err(Failure::new(
                     Reason::Assertion,
-                    format!("reply does not match expect ({why} after {} bytes)", buf.len()),
+                    format!(
+                        "reply does not match expect ({why} after {} bytes)",
+                        buf.len()
+                    ),
                 ));
             }
         }
@@ -141,15 +155,25 @@ mod tests {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let mut buf = [0u8; 16];
                 let n = s.read(&mut buf).await.unwrap();
-                let reply: &[u8] = if &buf[..n] == b"PING\r\n" { b"+PONG\r\n" } else { b"-ERR\r\n" };
+                let reply: &[u8] = if &buf[..n] == b"PING\r\n" {
+                    b"+PONG\r\n"
+                } else {
+                    b"-ERR\r\n"
+                };
                 s.write_all(reply).await.unwrap();
             }
         });
         let mut rec = Recorder::default();
-        probe(&addr, "PING\\r\\n", Some("^\\+PONG")).run(&mut rec).await.unwrap();
+        probe(&addr, "PING\\r\\n", Some("^\\+PONG"))
+            .run(&mut rec)
+            .await
+            .unwrap();
         assert!(rec.phase(Phase::FirstByte).is_some());
         let mut rec = Recorder::default();
-        let err = probe(&addr, "HELLO\\n", Some("^\\+PONG")).run(&mut rec).await.unwrap_err();
+        let err = probe(&addr, "HELLO\\n", Some("^\\+PONG"))
+            .run(&mut rec)
+            .await
+            .unwrap_err();
         assert_eq!(err.reason, Reason::Assertion);
     }
 }

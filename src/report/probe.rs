@@ -90,7 +90,10 @@ pub async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
         results.push(ProbeResult::new(p, &outcome, &plan.redactor));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&results).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).expect("serializable")
+        );
     } else {
         print!("{}", table(&results));
     }
@@ -102,7 +105,11 @@ pub async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
 }
 
 fn table(results: &[ProbeResult]) -> String {
-    let ms = |s: Option<&f64>| s.map_or("-".to_string(), |s| human_duration(Duration::from_secs_f64(*s)));
+    let ms = |s: Option<&f64>| {
+        s.map_or("-".to_string(), |s| {
+            human_duration(Duration::from_secs_f64(*s))
+        })
+    };
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -114,14 +121,27 @@ fn table(results: &[ProbeResult]) -> String {
                 r.http_status.map(|s| s.to_string()).unwrap_or_default(),
                 ms(Some(&r.total_seconds)),
             ];
-            row.extend(PHASES.iter().map(|ph| ms(r.phases_seconds.get(ph.as_str()))));
+            row.extend(
+                PHASES
+                    .iter()
+                    .map(|ph| ms(r.phases_seconds.get(ph.as_str()))),
+            );
             row
         })
         .collect();
     let mut out = crate::report::table::render(
         &[
-            "PROBE", "KIND", "RESULT", "REASON", "STATUS", "TOTAL", "DNS", "CONNECT", "TLS",
-            "FIRST_BYTE", "TRANSFER",
+            "PROBE",
+            "KIND",
+            "RESULT",
+            "REASON",
+            "STATUS",
+            "TOTAL",
+            "DNS",
+            "CONNECT",
+            "TLS",
+            "FIRST_BYTE",
+            "TRANSFER",
         ],
         &rows,
     );

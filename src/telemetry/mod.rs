@@ -36,7 +36,9 @@ pub fn register_build_info(registry: &mut Registry) {
     family
         .get_or_create(&BuildLabels {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            rustc: option_env!("SIDEWATCH_RUSTC").unwrap_or("unknown").to_string(),
+            rustc: option_env!("SIDEWATCH_RUSTC")
+                .unwrap_or("unknown")
+                .to_string(),
         })
         .set(1);
     registry.register(

@@ -1,0 +1,360 @@
+//! The `sidewatch` binary: exit codes, located config errors, the probe
+//! table, SIGHUP reload, SIGTERM drain, and secrets kept out of every output.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sidewatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+}
+
+fn run(args: &[&str]) -> Output {
+    sidewatch().args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn check_config_accepts_the_documented_example() {
+    let out = run(&["check-config", "config/example.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok ("));
+}
+
+#[test]
+fn check_config_reports_every_error_with_file_line_column_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "bad.yaml",
+        "probes:\n  - name: a\n    http: {url: 'http://[::1'}\n  - name: a\n    tcp: {address: 'x:1'}\n",
+    );
+    let out = run(&["check-config", &f]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with(&format!("{f}:3:17: probes[0].http.url: invalid URL")),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{f}:4:11: probes[1].name: duplicate probe name")),
+        "{err}"
+    );
+
+    let f = write(
+        dir.path(),
+        "unknown.yaml",
+        "probes:\n  - name: a\n    intervall: 5s\n",
+    );
+    let out = run(&["check-config", &f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with(&format!(
+        "{f}:3:5: probes[0].intervall: unknown field `intervall`"
+    )));
+
+    let f = write(
+        dir.path(),
+        "dur.yaml",
+        "probes:\n  - name: a\n    timeout: 5 seconds\n",
+    );
+    let out = run(&["check-config", &f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(&format!("{f}:3:14: probes[0].timeout:")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let f = write(
+        dir.path(),
+        "env.yaml",
+        "probes:\n  - name: a\n    http: {url: '${SIDEWATCH_TEST_UNSET_VAR}'}\n",
+    );
+    let out = run(&["check-config", &f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(
+        "probes[0].http.url: environment variable `SIDEWATCH_TEST_UNSET_VAR` is not set"
+    ));
+
+    let out = run(&["check-config", "/nonexistent/sidewatch.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read file"));
+}
+
+#[test]
+fn probe_prints_a_table_and_exits_by_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "probes:\n  - {{name: web, timeout: 1s, http: {{url: '{}/health'}}}}\n  - {{name: down, timeout: 1s, tcp: {{address: '127.0.0.1:{}'}}}}\n",
+        nginx(),
+        closed_port()
+    );
+    let f = write(dir.path(), "p.yaml", &cfg);
+    let out = run(&["probe", "--config", &f]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = text(&out.stdout);
+    let header = table.lines().next().unwrap();
+    for col in [
+        "PROBE",
+        "KIND",
+        "RESULT",
+        "REASON",
+        "TOTAL",
+        "DNS",
+        "CONNECT",
+        "TLS",
+        "FIRST_BYTE",
+        "TRANSFER",
+    ] {
+        assert!(header.contains(col), "{table}");
+    }
+    let web = table.lines().find(|l| l.starts_with("web ")).unwrap();
+    assert!(web.contains(" ok ") && web.contains(" 200 "), "{web}");
+    let down = table.lines().find(|l| l.starts_with("down ")).unwrap();
+    assert!(down.contains("FAIL") && down.contains("refused"), "{down}");
+
+    let out = run(&["probe", "--config", &f, "web"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("down"));
+
+    let out = run(&["probe", "--config", &f, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["probe"], "web");
+    assert_eq!(json[0]["success"], true);
+    assert!(json[0]["phases_seconds"]["first_byte"].as_f64().unwrap() > 0.0);
+    assert_eq!(json[1]["reason"], "refused");
+
+    let out = run(&["probe", "--config", &f, "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let bad = write(dir.path(), "bad.yaml", "probes: [{name: x}]\n");
+    assert_eq!(run(&["probe", "--config", &bad]).status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["probe"]).status.code(), Some(2));
+    assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
+    let help = run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("Exit codes"));
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(config: &str, extra_env: &[(&str, &str)]) -> Running {
+        let port = closed_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = sidewatch()
+            .args([
+                "--log-level",
+                "debug",
+                "run",
+                "--config",
+                config,
+                "--listen",
+                &addr.to_string(),
+            ])
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = Running { child, addr };
+        r.wait_for("ready", |s, _| s == 200, "/readyz");
+        r
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(u16, &str) -> bool, path: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok((status, body)) = http_get(self.addr, path, None) {
+                if ok(status, &body) {
+                    return body;
+                }
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metrics_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_for(what, |s, b| s == 200 && ok(b), "/metrics")
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn stop(mut self) -> (Option<i32>, Duration, String, String) {
+        let t = Instant::now();
+        self.signal("-TERM");
+        let end = t + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = t.elapsed();
+        let out = self.child.wait_with_output().unwrap();
+        (status.code(), took, text(&out.stdout), text(&out.stderr))
+    }
+}
+
+#[test]
+fn run_reloads_on_sighup_rejects_bad_configs_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let nginx = nginx();
+    let a = format!("probes:\n  - {{name: a, interval: 200ms, timeout: 150ms, http: {{url: '{nginx}/health'}}}}\n");
+    let f = write(dir.path(), "run.yaml", &a);
+    let r = Running::start(&f, &[]);
+    r.metrics_until("probe a", |m| {
+        sample(m, "sidewatch_probe_success", &[("probe", "a")]) == Some(1.0)
+    });
+
+    write(
+        dir.path(),
+        "run.yaml",
+        "probes:\n  - name: a\n    bogus: 1\n",
+    );
+    r.signal("-HUP");
+    let m = r.metrics_until("reload rejected", |m| {
+        sample(m, "sidewatch_config_last_reload_successful", &[]) == Some(0.0)
+    });
+    assert_eq!(sample(&m, "sidewatch_probes_configured", &[]), Some(1.0));
+
+    let b = format!(
+        "probes:\n  - {{name: b, interval: 1s, timeout: 900ms, tcp: {{address: '{}'}}}}\n",
+        nginx.trim_start_matches("http://")
+    );
+    write(dir.path(), "run.yaml", &b);
+    r.signal("-HUP");
+    let m = r.metrics_until("reload applied", |m| {
+        sample(m, "sidewatch_config_last_reload_successful", &[]) == Some(1.0)
+            && sample(m, "sidewatch_probe_success", &[("probe", "b")]).is_some()
+            && !m.contains("probe=\"a\"")
+    });
+    assert_eq!(
+        sample(&m, "sidewatch_probe_success", &[("probe", "b")]),
+        Some(1.0)
+    );
+
+    let (code, took, _, stderr) = r.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+    assert!(stderr.contains("reload rejected"), "{stderr}");
+    assert!(stderr.contains("unknown field `bogus`"), "{stderr}");
+    assert!(
+        stderr.contains("draining probes in flight") && stderr.contains("stopped"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secrets_never_reach_logs_metrics_or_probe_output() {
+    const PASSWORD: &str = "Sup3rS3cretPW";
+    const BEARER: &str = "T0kenS3cretValue";
+    const API_KEY: &str = "K3yFr0mEnvironment";
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status_401, _) = rt.block_on(async {
+        (
+            scripted_server(
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n",
+                false,
+            )
+            .await,
+            (),
+        )
+    });
+    let cfg = format!(
+        "probes:
+  - name: refused
+    interval: 300ms
+    timeout: 200ms
+    http:
+      url: 'http://admin:{PASSWORD}@127.0.0.1:{port}/private'
+      headers: {{Authorization: 'Bearer {BEARER}', X-Api-Key: '${{SIDEWATCH_TEST_API_KEY}}'}}
+  - name: denied
+    interval: 300ms
+    timeout: 200ms
+    http:
+      url: 'http://admin:{PASSWORD}@{status_401}/private'
+      headers: {{X-Api-Key: '${{SIDEWATCH_TEST_API_KEY}}'}}
+"
+    );
+    let f = write(dir.path(), "secret.yaml", &cfg);
+    let env = [("SIDEWATCH_TEST_API_KEY", API_KEY)];
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["probe", "--config", &f],
+        vec!["probe", "--config", &f, "--json"],
+    ] {
+        let out = sidewatch().args(&args).envs(env).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        outputs.push(text(&out.stdout) + &text(&out.stderr));
+    }
+    assert!(outputs[0].contains("admin:***@"), "{}", outputs[0]);
+
+    let r = Running::start(&f, &env);
+    let m = r.metrics_until("both probes failing", |m| {
+        sample(
+            m,
+            "sidewatch_probe_failures_total",
+            &[("probe", "denied"), ("reason", "status")],
+        ) >= Some(1.0)
+            && sample(
+                m,
+                "sidewatch_probe_failures_total",
+                &[("probe", "refused"), ("reason", "refused")],
+            ) >= Some(1.0)
+    });
+    outputs.push(m);
+    outputs.push(r.wait_for("index", |s, _| s == 200, "/"));
+    let (_, _, stdout, stderr) = r.stop();
+    assert!(stderr.contains("probe failed"), "{stderr}");
+    outputs.push(stdout + &stderr);
+
+    // A config error on a URL with a password must not echo it either.
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &format!("probes: [{{name: x, http: {{url: 'ftp://u:{PASSWORD}@h/'}}}}]\n"),
+    );
+    let out = run(&["check-config", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    outputs.push(text(&out.stderr));
+
+    for (i, out) in outputs.iter().enumerate() {
+        for secret in [PASSWORD, BEARER, API_KEY] {
+            assert!(!out.contains(secret), "output {i} leaks {secret}:\n{out}");
+        }
+    }
+    drop(rt);
+}

@@ -1,0 +1,143 @@
+//! The reference docs stay true: docs/config.md's field tables are generated
+//! from the doc comments on the config structs, and docs/metrics.md names
+//! exactly the metric families a real sidecar exports.
+//!
+//! `SIDEWATCH_BLESS=1 cargo test --test docs` rewrites docs/config.md.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use sidewatch::app::Sidecar;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED: do not edit; SIDEWATCH_BLESS=1 cargo test --test docs -->";
+const END: &str = "<!-- END GENERATED -->";
+
+/// Renders every `pub struct` in the config module with its documented fields.
+fn config_reference() -> String {
+    let src = std::fs::read_to_string("src/config/mod.rs").unwrap();
+    let mut out = String::new();
+    let mut doc: Vec<String> = Vec::new();
+    let mut in_struct = false;
+    let mut deserialize = false;
+    for line in src.lines() {
+        let t = line.trim();
+        if let Some(d) = t.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+        } else if t.starts_with("#[") {
+            deserialize |= t.starts_with("#[derive") && t.contains("Deserialize");
+            continue;
+        } else if let Some(rest) = t.strip_prefix("pub struct ") {
+            let name = rest.split([' ', '{', '(']).next().unwrap();
+            if t.ends_with('{') && std::mem::take(&mut deserialize) {
+                out += &format!("\n### `{name}`\n\n{}\n\n| field | type | meaning |\n|---|---|---|\n", doc.join(" "));
+                in_struct = true;
+            }
+            doc.clear();
+        } else if in_struct && t == "}" {
+            in_struct = false;
+        } else if in_struct && t.starts_with("pub ") {
+            let (name, ty) = t["pub ".len()..].trim_end_matches(',').split_once(": ").unwrap();
+            out += &format!("| `{name}` | {} | {} |\n", friendly(ty), doc.join(" "));
+            doc.clear();
+        } else {
+            doc.clear();
+            deserialize = false;
+        }
+    }
+    out
+}
+
+/// `Option<Vec<Dur>>` reads as "list of duration, optional".
+fn friendly(ty: &str) -> String {
+    if let Some(inner) = ty.strip_prefix("Option<").and_then(|t| t.strip_suffix('>')) {
+        return format!("{}, optional", friendly(inner));
+    }
+    if let Some(inner) = ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')) {
+        return format!("list of {}", friendly(inner));
+    }
+    match ty {
+        "Dur" => "duration".into(),
+        "String" => "string".into(),
+        "bool" => "bool".into(),
+        "PathBuf" => "file path".into(),
+        "SocketAddr" => "host:port".into(),
+        "u16" | "u32" | "u64" | "usize" => "integer".into(),
+        "BTreeMap<String, String>" => "map of string to string".into(),
+        other => format!("[`{other}`](#{})", other.to_ascii_lowercase()),
+    }
+}
+
+#[test]
+fn config_reference_is_generated_from_the_structs() {
+    let path = "docs/config.md";
+    let current = std::fs::read_to_string(path).unwrap();
+    let (head, rest) = current.split_once(BEGIN).expect("docs/config.md has the BEGIN marker");
+    let (_, tail) = rest.split_once(END).expect("docs/config.md has the END marker");
+    let fresh = format!("{head}{BEGIN}\n{}\n{END}{tail}", config_reference());
+    if std::env::var("SIDEWATCH_BLESS").is_ok() {
+        std::fs::write(path, &fresh).unwrap();
+    }
+    assert!(
+        current == fresh,
+        "docs/config.md is stale: run SIDEWATCH_BLESS=1 cargo test --test docs"
+    );
+}
+
+fn exported_families(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+fn documented_families() -> BTreeSet<String> {
+    let doc = std::fs::read_to_string("docs/metrics.md").unwrap();
+    // Fenced blocks hold example queries, not the reference.
+    let prose: String = doc
+        .split("```")
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    prose
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with("sidewatch_") && !s.contains(' ') && !s.contains('{'))
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_doc_names_exactly_the_exported_families() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca) = tls_server(sidewatch::demo::certs::Validity::Current, dir.path()).await;
+    let yaml = format!(
+        "probes:\n  - {{name: h, interval: 200ms, timeout: 150ms, http: {{url: '{}/health'}}}}\n  - {{name: s, interval: 200ms, timeout: 150ms, http: {{url: 'https://localhost:{}/', tls: {{ca_file: '{}'}}}}}}\n  - {{name: t, interval: 200ms, timeout: 150ms, tcp: {{address: '127.0.0.1:{}'}}}}\n",
+        nginx(),
+        tls.port(),
+        ca.display(),
+        closed_port()
+    );
+    let sidecar = Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = sidecar.addr;
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics", None).unwrap().1)
+            .await
+            .unwrap();
+        if text.contains("sidewatch_probe_tls_cert_expiry_timestamp_seconds{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exported = exported_families(&text);
+    let documented = documented_families();
+    let undocumented: Vec<_> = exported.difference(&documented).collect();
+    let not_exported: Vec<_> = documented.difference(&exported).collect();
+    assert!(undocumented.is_empty(), "exported but not in docs/metrics.md: {undocumented:?}");
+    assert!(not_exported.is_empty(), "in docs/metrics.md but not exported: {not_exported:?}");
+    sidecar.shutdown().await;
+}
