@@ -122,7 +122,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    // tokio defaults to one worker per host core, which in a pod on a large
+    // node means dozens of threads for a sidecar that mostly waits.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
