@@ -16,9 +16,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::export::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::export::server::{serve, ServerMetrics, ServerState};
 use crate::plan::Plan;
 use crate::probes::metrics::{unix_seconds, ProbeMetrics};
+use crate::resources::{ResourceMetrics, Resources};
 use crate::scheduler::{ProbeSet, Recorder};
 use crate::telemetry;
 
@@ -67,6 +69,10 @@ pub struct Sidecar {
     state: Arc<ServerState>,
     metrics: AppMetrics,
     probes: Option<ProbeSet>,
+    resource_metrics: Arc<ResourceMetrics>,
+    resources: Option<Resources>,
+    otlp_metrics: Arc<OtlpMetrics>,
+    otlp: Option<Exporter>,
     server_stop: CancellationToken,
     server: JoinHandle<()>,
 }
@@ -78,6 +84,8 @@ impl Sidecar {
         telemetry::register_build_info(&mut registry);
         let recorder = Arc::new(Recorder::new(ProbeMetrics::register(&mut registry)));
         let metrics = AppMetrics::register(&mut registry);
+        let resource_metrics = Arc::new(ResourceMetrics::register(&mut registry));
+        let otlp_metrics = Arc::new(OtlpMetrics::register(&mut registry));
         let server_metrics = ServerMetrics::register(&mut registry);
 
         let listener = TcpListener::bind(listen).await?;
@@ -92,6 +100,8 @@ impl Sidecar {
         let server = tokio::spawn(serve(listener, state.clone(), server_stop.clone()));
 
         metrics.loaded(plan.probes.len());
+        let resources = Resources::start(plan.resources, resource_metrics.clone());
+        let otlp = start_otlp(plan.otlp, &state, &otlp_metrics);
         let probes = ProbeSet::start(plan.probes, &recorder, plan.redactor);
         state.ready.store(true, Ordering::Relaxed);
         Ok(Sidecar {
@@ -100,14 +110,23 @@ impl Sidecar {
             state,
             metrics,
             probes: Some(probes),
+            resource_metrics,
+            resources: Some(resources),
+            otlp_metrics,
+            otlp,
             server_stop,
             server,
         })
     }
 
     /// Swaps in a new plan. Runs in flight finish in the background; then the
-    /// series of probes that are gone are removed.
-    pub fn reload(&mut self, plan: Plan) {
+    /// series of probes and process groups that are gone are removed.
+    pub async fn reload(&mut self, plan: Plan) {
+        self.restart_resources(plan.resources).await;
+        if let Some(old) = self.otlp.take() {
+            old.stop().await;
+        }
+        self.otlp = start_otlp(plan.otlp, &self.state, &self.otlp_metrics);
         let keep: HashSet<_> = plan
             .probes
             .iter()
@@ -128,6 +147,28 @@ impl Sidecar {
         });
     }
 
+    async fn restart_resources(&mut self, plan: crate::resources::ResourcePlan) {
+        let next = plan.labels();
+        if let Some(old) = self.resources.take() {
+            let gone: Vec<_> = old
+                .labels
+                .iter()
+                .filter(|l| !next.contains(l))
+                .cloned()
+                .collect();
+            old.stop().await;
+            for label in gone {
+                self.resource_metrics.process.remove(&label);
+            }
+        }
+        self.resources = Some(Resources::start(plan, self.resource_metrics.clone()));
+    }
+
+    /// The current exposition, as /metrics serves it.
+    pub fn metrics_text(&self) -> String {
+        telemetry::encode_prometheus(&self.state.registry)
+    }
+
     pub fn reload_failed(&self) {
         self.metrics.reload_ok.set(0);
     }
@@ -138,9 +179,24 @@ impl Sidecar {
         if let Some(probes) = self.probes.take() {
             probes.stop().await;
         }
+        if let Some(r) = self.resources.take() {
+            r.stop().await;
+        }
+        // Last, so the final export carries the drained runs.
+        if let Some(o) = self.otlp.take() {
+            o.stop().await;
+        }
         self.server_stop.cancel();
         let _ = self.server.await;
     }
+}
+
+fn start_otlp(
+    plan: Option<OtlpPlan>,
+    state: &ServerState,
+    m: &Arc<OtlpMetrics>,
+) -> Option<Exporter> {
+    plan.map(|p| Exporter::start(p, state.registry.clone(), m.clone()))
 }
 
 /// `sidewatch run`: serves until SIGTERM or SIGINT.
@@ -155,7 +211,7 @@ pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io:
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&mut sidecar, &config, configured, listen.is_some()),
+            _ = hup.recv() => reload(&mut sidecar, &config, configured, listen.is_some()).await,
         }
     }
     tracing::info!("draining probes in flight");
@@ -164,14 +220,14 @@ pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io:
     Ok(())
 }
 
-fn reload(sidecar: &mut Sidecar, config: &FsPath, listen: SocketAddr, overridden: bool) {
+async fn reload(sidecar: &mut Sidecar, config: &FsPath, listen: SocketAddr, overridden: bool) {
     match Plan::load(config) {
         Ok(plan) => {
             if plan.listen != listen && !overridden {
                 tracing::warn!("`listen` changed; it takes effect on restart");
             }
             let n = plan.probes.len();
-            sidecar.reload(plan);
+            sidecar.reload(plan).await;
             tracing::info!(probes = n, "configuration reloaded");
         }
         Err(errors) => {

@@ -74,6 +74,13 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Validate a config file; print FILE:LINE:COL: field: message per error.
     CheckConfig(CheckArgs),
+    /// The demo's target service, run by `demo` as its own process.
+    #[command(hide = true)]
+    DemoTarget {
+        /// Where to write the target's CA certificate.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +160,7 @@ async fn dispatch(command: Command) -> u8 {
             }
         }
         Command::Demo(args) => crate::demo::run(args.listen, args.duration).await,
+        Command::DemoTarget { dir } => crate::demo::serve_target(&dir).await,
         Command::Probe(args) => {
             let Some(plan) = load(&args.config) else {
                 return exit::CONFIG;

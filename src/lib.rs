@@ -14,5 +14,6 @@ pub mod plan;
 pub mod probes;
 pub mod redact;
 pub mod report;
+pub mod resources;
 pub mod scheduler;
 pub mod telemetry;

@@ -8,13 +8,17 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use crate::config::{ConfigErrors, Document, Path, Problems};
+use crate::export::otlp::OtlpPlan;
 use crate::probes::Probe;
 use crate::redact::Redactor;
+use crate::resources::ResourcePlan;
 
 #[derive(Debug)]
 pub struct Plan {
     pub listen: SocketAddr,
     pub probes: Vec<Arc<Probe>>,
+    pub resources: ResourcePlan,
+    pub otlp: Option<OtlpPlan>,
     pub redactor: Redactor,
 }
 
@@ -46,14 +50,25 @@ impl Plan {
                 probes.push(Arc::new(probe));
             }
         }
-        if !problems.is_empty() {
-            return Err(doc.locate(problems));
+        let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut problems);
+        let otlp = cfg.otlp.as_ref().and_then(|o| {
+            OtlpPlan::build(
+                o,
+                &Path::default().key("otlp"),
+                &mut problems,
+                &mut redactor,
+            )
+        });
+        match resources {
+            Some(resources) if problems.is_empty() => Ok(Plan {
+                listen: cfg.listen,
+                probes,
+                resources,
+                otlp,
+                redactor,
+            }),
+            _ => Err(doc.locate(problems)),
         }
-        Ok(Plan {
-            listen: cfg.listen,
-            probes,
-            redactor,
-        })
     }
 }
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::*;
 use sidewatch::app::Sidecar;
 
-const BEGIN: &str = "<!-- BEGIN GENERATED: do not edit; SIDEWATCH_BLESS=1 cargo test --test docs -->";
+const BEGIN: &str =
+    "<!-- BEGIN GENERATED: do not edit; SIDEWATCH_BLESS=1 cargo test --test docs -->";
 const END: &str = "<!-- END GENERATED -->";
 
 /// Renders every `pub struct` in the config module with its documented fields.
@@ -32,14 +33,20 @@ fn config_reference() -> String {
         } else if let Some(rest) = t.strip_prefix("pub struct ") {
             let name = rest.split([' ', '{', '(']).next().unwrap();
             if t.ends_with('{') && std::mem::take(&mut deserialize) {
-                out += &format!("\n### `{name}`\n\n{}\n\n| field | type | meaning |\n|---|---|---|\n", doc.join(" "));
+                out += &format!(
+                    "\n### `{name}`\n\n{}\n\n| field | type | meaning |\n|---|---|---|\n",
+                    doc.join(" ")
+                );
                 in_struct = true;
             }
             doc.clear();
         } else if in_struct && t == "}" {
             in_struct = false;
         } else if in_struct && t.starts_with("pub ") {
-            let (name, ty) = t["pub ".len()..].trim_end_matches(',').split_once(": ").unwrap();
+            let (name, ty) = t["pub ".len()..]
+                .trim_end_matches(',')
+                .split_once(": ")
+                .unwrap();
             out += &format!("| `{name}` | {} | {} |\n", friendly(ty), doc.join(" "));
             doc.clear();
         } else {
@@ -66,6 +73,7 @@ fn friendly(ty: &str) -> String {
         "SocketAddr" => "host:port".into(),
         "u16" | "u32" | "u64" | "usize" => "integer".into(),
         "BTreeMap<String, String>" => "map of string to string".into(),
+        "OtlpProtocol" => "`http/protobuf` or `grpc`".into(),
         other => format!("[`{other}`](#{})", other.to_ascii_lowercase()),
     }
 }
@@ -74,8 +82,12 @@ fn friendly(ty: &str) -> String {
 fn config_reference_is_generated_from_the_structs() {
     let path = "docs/config.md";
     let current = std::fs::read_to_string(path).unwrap();
-    let (head, rest) = current.split_once(BEGIN).expect("docs/config.md has the BEGIN marker");
-    let (_, tail) = rest.split_once(END).expect("docs/config.md has the END marker");
+    let (head, rest) = current
+        .split_once(BEGIN)
+        .expect("docs/config.md has the BEGIN marker");
+    let (_, tail) = rest
+        .split_once(END)
+        .expect("docs/config.md has the END marker");
     let fresh = format!("{head}{BEGIN}\n{}\n{END}{tail}", config_reference());
     if std::env::var("SIDEWATCH_BLESS").is_ok() {
         std::fs::write(path, &fresh).unwrap();
@@ -96,11 +108,7 @@ fn exported_families(text: &str) -> BTreeSet<String> {
 fn documented_families() -> BTreeSet<String> {
     let doc = std::fs::read_to_string("docs/metrics.md").unwrap();
     // Fenced blocks hold example queries, not the reference.
-    let prose: String = doc
-        .split("```")
-        .step_by(2)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let prose: String = doc.split("```").step_by(2).collect::<Vec<_>>().join("\n");
     prose
         .split('`')
         .skip(1)
@@ -115,20 +123,29 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     let dir = tempfile::tempdir().unwrap();
     let (tls, ca) = tls_server(sidewatch::demo::certs::Validity::Current, dir.path()).await;
     let yaml = format!(
-        "probes:\n  - {{name: h, interval: 200ms, timeout: 150ms, http: {{url: '{}/health'}}}}\n  - {{name: s, interval: 200ms, timeout: 150ms, http: {{url: 'https://localhost:{}/', tls: {{ca_file: '{}'}}}}}}\n  - {{name: t, interval: 200ms, timeout: 150ms, tcp: {{address: '127.0.0.1:{}'}}}}\n",
+        "resources: {{interval: 100ms}}\notlp: {{endpoint: 'http://127.0.0.1:{}', interval: 100ms, timeout: 200ms}}\nprobes:\n  - {{name: h, interval: 200ms, timeout: 150ms, http: {{url: '{}/health'}}}}\n  - {{name: s, interval: 200ms, timeout: 150ms, http: {{url: 'https://localhost:{}/', tls: {{ca_file: '{}'}}}}}}\n  - {{name: t, interval: 200ms, timeout: 150ms, tcp: {{address: '127.0.0.1:{}'}}}}\n",
+        closed_port(),
         nginx(),
         tls.port(),
         ca.display(),
         closed_port()
     );
-    let sidecar = Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sidecar = Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let addr = sidecar.addr;
     let mut text = String::new();
     for _ in 0..40 {
         text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics", None).unwrap().1)
             .await
             .unwrap();
-        if text.contains("sidewatch_probe_tls_cert_expiry_timestamp_seconds{") {
+        if text.contains("sidewatch_probe_tls_cert_expiry_timestamp_seconds{")
+            && sample(
+                &text,
+                "sidewatch_otlp_export_failures_total",
+                &[("reason", "unreachable")],
+            ) >= Some(1.0)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -137,7 +154,13 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     let documented = documented_families();
     let undocumented: Vec<_> = exported.difference(&documented).collect();
     let not_exported: Vec<_> = documented.difference(&exported).collect();
-    assert!(undocumented.is_empty(), "exported but not in docs/metrics.md: {undocumented:?}");
-    assert!(not_exported.is_empty(), "in docs/metrics.md but not exported: {not_exported:?}");
+    assert!(
+        undocumented.is_empty(),
+        "exported but not in docs/metrics.md: {undocumented:?}"
+    );
+    assert!(
+        not_exported.is_empty(),
+        "in docs/metrics.md but not exported: {not_exported:?}"
+    );
     sidecar.shutdown().await;
 }

@@ -184,7 +184,7 @@ async fn reload_adds_and_removes_probe_series() {
         Some(1.0)
     );
 
-    sidecar.reload(plan(&two));
+    sidecar.reload(plan(&two)).await;
     let board = sidecar.recorder.clone();
     eventually("probe b to run", Duration::from_secs(3), || {
         board.board.snapshot().get("b").is_some_and(|s| s.runs > 0)

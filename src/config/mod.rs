@@ -35,6 +35,14 @@ pub struct Config {
     /// The continuous synthetic probes.
     #[serde(default)]
     pub probes: Vec<ProbeConfig>,
+    /// The colocated service whose processes are sampled.
+    #[serde(default)]
+    pub service: ServiceConfig,
+    /// Resource sampling of the host, the container's cgroup and the service.
+    #[serde(default)]
+    pub resources: ResourcesConfig,
+    /// Push every metric family to an OpenTelemetry (OTLP) endpoint.
+    pub otlp: Option<OtlpConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -199,6 +207,169 @@ pub struct TcpConfig {
 
 fn default_tcp_read() -> usize {
     4096
+}
+
+/// The colocated service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Process groups to sample; each becomes a `process` label value.
+    #[serde(default)]
+    pub processes: Vec<ProcessSelector>,
+}
+
+/// Selects a group of processes. Set exactly one of `pid_file`, `comm`,
+/// `cmdline` or `all_in_pod`. Selection is re-resolved on every sample, so a
+/// restarted service (new pid) is followed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSelector {
+    /// The `process` label. Letters, digits, `_`, `-`, `.`; unique; not `sidewatch`.
+    pub label: String,
+    /// A file holding the main pid (the process and none of its children).
+    pub pid_file: Option<PathBuf>,
+    /// Processes whose name (`/proc/PID/comm`, at most 15 characters) equals this.
+    pub comm: Option<String>,
+    /// Processes whose command line (arguments joined by spaces) matches this regex.
+    pub cmdline: Option<String>,
+    /// Every process in the pod (shared process namespace) except sidewatch
+    /// itself and the `pause` container.
+    #[serde(default)]
+    pub all_in_pod: bool,
+}
+
+/// Resource sampling.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesConfig {
+    /// Time between samples. Default `5s`; at least `100ms`.
+    #[serde(default = "default_resource_interval")]
+    pub interval: Dur,
+    /// Sample the host: CPU, load, memory, swap, disks, network, filesystems.
+    /// Default `true`.
+    #[serde(default = "yes")]
+    pub host: bool,
+    /// Mount points whose size and free space are exported. Default `["/"]`.
+    #[serde(default = "default_filesystems")]
+    pub filesystems: Vec<String>,
+    /// Which block devices get a `device` label. Default excludes `loop`,
+    /// `ram`, `zram`, `sr` and `dm-` devices.
+    #[serde(default)]
+    pub disks: LabelFilter,
+    /// Which network interfaces get an `interface` label. Default excludes
+    /// `lo` and virtual interfaces (`veth`, `cali`, `cni`, `flannel`, `docker`,
+    /// `br-`, `virbr`, `tun`, `tap`, `ifb`).
+    #[serde(default)]
+    pub interfaces: LabelFilter,
+    /// The container's cgroup.
+    #[serde(default)]
+    pub cgroup: CgroupConfig,
+}
+
+impl Default for ResourcesConfig {
+    fn default() -> Self {
+        ResourcesConfig {
+            interval: default_resource_interval(),
+            host: true,
+            filesystems: default_filesystems(),
+            disks: LabelFilter::default(),
+            interfaces: LabelFilter::default(),
+            cgroup: CgroupConfig::default(),
+        }
+    }
+}
+
+fn default_resource_interval() -> Dur {
+    Dur::secs(5)
+}
+
+fn default_filesystems() -> Vec<String> {
+    vec!["/".into()]
+}
+
+/// Include and exclude regexes for a label's values. At most 32 values are
+/// exported, to keep cardinality bounded.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelFilter {
+    /// Only values matching this regex.
+    pub include: Option<String>,
+    /// No values matching this regex (replaces the default exclusion).
+    pub exclude: Option<String>,
+}
+
+/// The container's cgroup (v2, or v1 where only v1 controllers are mounted).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupConfig {
+    /// Sample the cgroup. Default `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The cgroup directory. Default: found from `/proc/self/cgroup`.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for CgroupConfig {
+    fn default() -> Self {
+        CgroupConfig {
+            enabled: true,
+            path: None,
+        }
+    }
+}
+
+/// OTLP metrics export. Histograms keep their buckets; counters are
+/// cumulative monotonic sums.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Base URL of the receiver, e.g. `http://otel-collector:4318` for
+    /// `http/protobuf` (`/v1/metrics` is appended unless the URL has a path)
+    /// or `http://otel-collector:4317` for `grpc`.
+    pub endpoint: String,
+    /// `http/protobuf` (default) or `grpc`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Time between exports. Default `15s`.
+    #[serde(default = "default_otlp_interval")]
+    pub interval: Dur,
+    /// Bound on one export request. Default `10s`.
+    #[serde(default = "default_otlp_timeout")]
+    pub timeout: Dur,
+    /// Extra request headers (e.g. an API key; values are secrets).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Most snapshots held while the endpoint is down; the oldest is dropped
+    /// first. Default 20.
+    #[serde(default = "default_otlp_queue")]
+    pub max_queue: usize,
+    /// `service.name` resource attribute. Default `sidewatch`.
+    pub service_name: Option<String>,
+    /// TLS settings for `https://` endpoints.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+fn default_otlp_interval() -> Dur {
+    Dur::secs(15)
+}
+fn default_otlp_timeout() -> Dur {
+    Dur::secs(10)
+}
+fn default_otlp_queue() -> usize {
+    20
+}
+
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP POST.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// gRPC (HTTP/2).
+    #[serde(rename = "grpc")]
+    Grpc,
 }
 
 /// One configuration error, located in the file.

@@ -1,4 +1,5 @@
 //! Ways out for what sidewatch measures: the HTTP server (`/metrics`,
-//! `/healthz`, `/readyz`, and a status page).
+//! `/healthz`, `/readyz`, and a status page) and OTLP push.
 
+pub mod otlp;
 pub mod server;

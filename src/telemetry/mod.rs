@@ -2,6 +2,7 @@
 //! encodings of a registry. Each component registers its own families; this
 //! module owns none of them except `sidewatch_build_info`.
 
+pub mod cumulative;
 mod text;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub use text::{encode_openmetrics, encode_prometheus};
+pub use text::{encode_openmetrics, encode_prometheus, find_sample};
 
 /// Latency buckets from 100µs to 30s on a 1-2-5 series, so the seeds'
 /// thresholds (20, 50, 100, 200, 500 ms, 1 s, 2 s) fall on bucket edges and

@@ -11,6 +11,23 @@ pub fn encode_openmetrics(registry: &Registry) -> String {
     out
 }
 
+/// The value of the first sample of `name` whose labels include every pair in
+/// `labels`, from Prometheus or OpenMetrics text.
+pub fn find_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && all)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
 pub fn encode_prometheus(registry: &Registry) -> String {
     openmetrics_to_prometheus(&encode_openmetrics(registry))
 }

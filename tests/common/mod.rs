@@ -184,17 +184,5 @@ fn dechunk(body: &str) -> String {
     }
 }
 
-/// The value of the first sample of `name` whose labels contain all `labels`.
-pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        if metric != name || line.starts_with('#') {
-            return None;
-        }
-        let all = labels
-            .iter()
-            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-        all.then(|| value.parse().ok()).flatten()
-    })
-}
+#[allow(unused_imports)]
+pub use sidewatch::telemetry::find_sample as sample;

@@ -1,0 +1,223 @@
+//! Resource sampling: the service's process groups, sidewatch itself, the
+//! host and the container's cgroup, on their own interval.
+//!
+//! A sample reads files under /proc and /sys, which can block, so it runs on
+//! tokio's blocking pool; `/metrics` only ever waits for a per-series lock.
+
+pub mod cgroup;
+pub mod host;
+pub mod process;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Path, Problems, ResourcesConfig, ServiceConfig};
+use cgroup::{Cgroup, CgroupMetrics, Layout};
+use host::{Host, HostMetrics, HostSettings};
+use process::{Group, ProcessMetrics, Scan, Selector};
+
+/// Compiled resource settings.
+#[derive(Debug)]
+pub struct ResourcePlan {
+    pub interval: Duration,
+    pub selectors: Vec<Selector>,
+    host: Option<HostSettings>,
+    cgroup: Option<Option<PathBuf>>,
+}
+
+impl ResourcePlan {
+    pub fn build(
+        service: &ServiceConfig,
+        cfg: &ResourcesConfig,
+        problems: &mut Problems,
+    ) -> Option<ResourcePlan> {
+        let before = problems.0.len();
+        let root = Path::default();
+        if cfg.interval.0 < Duration::from_millis(100) {
+            problems.push(
+                &root.key("resources").key("interval"),
+                "must be at least 100ms",
+            );
+        }
+        let mut seen = HashSet::new();
+        let mut selectors = Vec::new();
+        for (i, sel) in service.processes.iter().enumerate() {
+            let path = root.key("service").key("processes").index(i);
+            if !seen.insert(sel.label.as_str()) {
+                problems.push(
+                    &path.key("label"),
+                    format!("duplicate label `{}`", sel.label),
+                );
+            }
+            selectors.extend(Selector::build(sel, &path, problems));
+        }
+        let host = if cfg.host {
+            HostSettings::build(cfg, &root.key("resources"), problems)
+        } else {
+            None
+        };
+        (problems.0.len() == before).then(|| ResourcePlan {
+            interval: cfg.interval.0,
+            selectors,
+            host,
+            cgroup: cfg.cgroup.enabled.then(|| cfg.cgroup.path.clone()),
+        })
+    }
+
+    /// The `process` labels this plan exports, sidewatch's own included.
+    pub fn labels(&self) -> Vec<String> {
+        let mut l: Vec<String> = self.selectors.iter().map(|s| s.label.clone()).collect();
+        l.push(process::SELF_LABEL.to_string());
+        l
+    }
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every resource family, registered by this component.
+#[derive(Debug)]
+pub struct ResourceMetrics {
+    pub process: ProcessMetrics,
+    host: HostMetrics,
+    cgroup: CgroupMetrics,
+    sample_seconds: FloatGauge,
+    samples: Counter,
+}
+
+impl ResourceMetrics {
+    pub fn register(r: &mut Registry) -> ResourceMetrics {
+        let m = ResourceMetrics {
+            process: ProcessMetrics::register(r),
+            host: HostMetrics::register(r),
+            cgroup: CgroupMetrics::register(r),
+            sample_seconds: FloatGauge::default(),
+            samples: Counter::default(),
+        };
+        r.register(
+            "sidewatch_resources_sample_duration_seconds",
+            "Wall time the last resource sample took",
+            m.sample_seconds.clone(),
+        );
+        r.register(
+            "sidewatch_resources_samples",
+            "Resource samples taken",
+            m.samples.clone(),
+        );
+        m
+    }
+}
+
+/// The state carried from one sample to the next.
+#[derive(Debug)]
+pub struct Sampler {
+    groups: Vec<Group>,
+    host: Option<(Host, HostSettings)>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Sampler {
+    pub fn new(plan: ResourcePlan) -> Sampler {
+        let mut groups: Vec<Group> = plan.selectors.into_iter().map(Group::new).collect();
+        groups.push(Group::new(Selector::myself()));
+        let cgroup = plan
+            .cgroup
+            .and_then(|path| Layout::discover(path.as_deref()))
+            .map(Cgroup::new);
+        match &cgroup {
+            Some(c) => tracing::debug!(layout = ?c.layout, "sampling the cgroup"),
+            None => tracing::info!("no cgroup found to sample"),
+        }
+        Sampler {
+            groups,
+            host: plan.host.map(|s| (Host::default(), s)),
+            cgroup,
+        }
+    }
+
+    pub fn sample(&mut self, m: &ResourceMetrics) {
+        let t = Instant::now();
+        let selectors: Vec<&Selector> = self.groups.iter().map(|g| &g.selector).collect();
+        let scan = Scan::take(&selectors);
+        let now = process::uptime_ticks();
+        for g in &mut self.groups {
+            g.sample(&scan, now, &m.process);
+        }
+        if let Some((host, settings)) = &mut self.host {
+            host.sample(settings, &m.host);
+        }
+        if let Some(c) = &mut self.cgroup {
+            c.sample(&m.cgroup);
+        }
+        m.samples.inc();
+        m.sample_seconds.set(t.elapsed().as_secs_f64());
+    }
+}
+
+/// A running sampler task.
+#[derive(Debug)]
+pub struct Resources {
+    pub labels: Vec<String>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Resources {
+    pub fn start(plan: ResourcePlan, metrics: Arc<ResourceMetrics>) -> Resources {
+        let labels = plan.labels();
+        let interval = plan.interval;
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(Sampler::new(plan), interval, metrics, cancel.clone()));
+        Resources {
+            labels,
+            cancel,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    sampler: Sampler,
+    interval: Duration,
+    m: Arc<ResourceMetrics>,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut sampler = Some(sampler);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let mut s = sampler
+            .take()
+            .expect("sampler is returned after each sample");
+        let metrics = m.clone();
+        match tokio::task::spawn_blocking(move || {
+            s.sample(&metrics);
+            s
+        })
+        .await
+        {
+            Ok(s) => sampler = Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "resource sampling stopped");
+                return;
+            }
+        }
+    }
+}

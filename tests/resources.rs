@@ -1,0 +1,325 @@
+//! Resource sampling against real processes and the real cgroup files:
+//! RSS of a child that touches memory, CPU of a burner, a restart moving `up`
+//! and the start time, selectors by comm and cmdline, and cgroup values.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sample;
+use prometheus_client::registry::Registry;
+use sidewatch::resources::{ResourceMetrics, Sampler};
+use sidewatch::telemetry::encode_prometheus;
+
+struct Kid(Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Python child running `code`, its pid written to `pid_file`.
+fn python(code: &str, pid_file: &Path) -> Kid {
+    let child = Command::new("python3")
+        .args(["-c", code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::fs::write(pid_file, child.id().to_string()).unwrap();
+    Kid(child)
+}
+
+/// Waits for the child to print a line (it does once it is set up).
+fn ready(kid: &mut Kid) {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(kid.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+}
+
+struct Harness {
+    registry: Registry,
+    metrics: ResourceMetrics,
+    sampler: Sampler,
+}
+
+impl Harness {
+    fn new(yaml: &str) -> Harness {
+        let mut registry = Registry::default();
+        let metrics = ResourceMetrics::register(&mut registry);
+        let plan = common::plan(yaml);
+        Harness {
+            registry,
+            metrics,
+            sampler: Sampler::new(plan.resources),
+        }
+    }
+
+    fn sample(&mut self) -> String {
+        self.sampler.sample(&self.metrics);
+        encode_prometheus(&self.registry)
+    }
+}
+
+fn vm_rss(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024.0
+}
+
+fn selector_config(label: &str, selector: &str) -> String {
+    format!(
+        "service:\n  processes:\n    - {{label: {label}, {selector}}}\nresources: {{host: false, cgroup: {{enabled: false}}}}\n"
+    )
+}
+
+#[test]
+fn rss_of_a_child_that_touches_memory_matches_proc_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("app.pid");
+    let mut kid = python(
+        "import time\nbuf = bytearray(b'\\x01') * (120 << 20)\nprint('ready', flush=True)\ntime.sleep(60)",
+        &pid_file,
+    );
+    ready(&mut kid);
+    let mut h = Harness::new(&selector_config(
+        "app",
+        &format!("pid_file: '{}'", pid_file.display()),
+    ));
+    let text = h.sample();
+    let expected = vm_rss(kid.0.id());
+    let got = sample(
+        &text,
+        "sidewatch_process_resident_memory_bytes",
+        &[("process", "app")],
+    )
+    .unwrap();
+    assert!(got > 120.0 * 1024.0 * 1024.0, "rss {got}");
+    assert!(
+        (got - expected).abs() / expected < 0.05,
+        "sampled {got}, VmRSS {expected}"
+    );
+    assert_eq!(
+        sample(&text, "sidewatch_process_up", &[("process", "app")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "sidewatch_process_num_procs", &[("process", "app")]),
+        Some(1.0)
+    );
+    assert!(sample(&text, "sidewatch_process_threads", &[("process", "app")]).unwrap() >= 1.0);
+    assert!(sample(&text, "sidewatch_process_open_fds", &[("process", "app")]).unwrap() >= 3.0);
+    // sidewatch's own group is always there.
+    assert_eq!(
+        sample(&text, "sidewatch_process_up", &[("process", "sidewatch")]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_cpu_burner_shows_about_one_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("burn.pid");
+    let mut kid = python("print('ready', flush=True)\nwhile True: pass", &pid_file);
+    ready(&mut kid);
+    let mut h = Harness::new(&selector_config(
+        "burn",
+        &format!("pid_file: '{}'", pid_file.display()),
+    ));
+    let cpu = |t: &str| {
+        sample(
+            t,
+            "sidewatch_process_cpu_seconds_total",
+            &[("process", "burn"), ("mode", "user")],
+        )
+        .unwrap()
+            + sample(
+                t,
+                "sidewatch_process_cpu_seconds_total",
+                &[("process", "burn"), ("mode", "system")],
+            )
+            .unwrap()
+    };
+    let t0 = Instant::now();
+    let a = cpu(&h.sample());
+    std::thread::sleep(Duration::from_secs(3));
+    let b = cpu(&h.sample());
+    let rate = (b - a) / t0.elapsed().as_secs_f64();
+    assert!((0.7..=1.1).contains(&rate), "CPU rate {rate} cores");
+}
+
+#[test]
+fn a_restart_moves_up_and_the_start_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("svc.pid");
+    let code = "import time\nprint('ready', flush=True)\ntime.sleep(60)";
+    let mut first = python(code, &pid_file);
+    ready(&mut first);
+    let mut h = Harness::new(&selector_config(
+        "svc",
+        &format!("pid_file: '{}'", pid_file.display()),
+    ));
+    let text = h.sample();
+    assert_eq!(
+        sample(&text, "sidewatch_process_up", &[("process", "svc")]),
+        Some(1.0)
+    );
+    let started = sample(
+        &text,
+        "sidewatch_process_start_time_seconds",
+        &[("process", "svc")],
+    )
+    .unwrap();
+    drop(first);
+    let text = h.sample();
+    assert_eq!(
+        sample(&text, "sidewatch_process_up", &[("process", "svc")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "sidewatch_process_resident_memory_bytes",
+            &[("process", "svc")]
+        ),
+        None
+    );
+    // Start times have a resolution of one clock tick.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut second = python(code, &pid_file);
+    ready(&mut second);
+    let text = h.sample();
+    assert_eq!(
+        sample(&text, "sidewatch_process_up", &[("process", "svc")]),
+        Some(1.0)
+    );
+    let restarted = sample(
+        &text,
+        "sidewatch_process_start_time_seconds",
+        &[("process", "svc")],
+    )
+    .unwrap();
+    assert!(restarted > started, "start time {started} -> {restarted}");
+}
+
+#[test]
+fn comm_and_cmdline_selectors_follow_the_process_table() {
+    let marker = format!("sidewatch-selector-test-{}", std::process::id());
+    let kids: Vec<Kid> = (0..2)
+        .map(|_| Kid(Command::new("sleep").arg("30").spawn().unwrap()))
+        .chain(std::iter::once(Kid(Command::new("python3")
+            .args(["-c", "import time,sys; time.sleep(30)", &marker])
+            .spawn()
+            .unwrap())))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let yaml = format!(
+        "service:\n  processes:\n    - {{label: sleepers, comm: sleep}}\n    - {{label: marked, cmdline: '{marker}$'}}\n    - {{label: none, comm: no-such-proc}}\nresources: {{host: false, cgroup: {{enabled: false}}}}\n"
+    );
+    let mut h = Harness::new(&yaml);
+    let text = h.sample();
+    assert!(
+        sample(
+            &text,
+            "sidewatch_process_num_procs",
+            &[("process", "sleepers")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "sidewatch_process_num_procs",
+            &[("process", "marked")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "sidewatch_process_up", &[("process", "none")]),
+        Some(0.0)
+    );
+    drop(kids);
+}
+
+fn read_number(path: &Path) -> Option<f64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn cgroup_values_match_the_files_under_sys_fs_cgroup() {
+    let mut h = Harness::new("resources: {host: false}\n");
+    let text = h.sample();
+    let usage =
+        sample(&text, "sidewatch_cgroup_memory_usage_bytes", &[]).expect("a cgroup is sampled");
+    let limit = sample(&text, "sidewatch_cgroup_memory_limit_bytes", &[]).unwrap();
+    // Read the files ourselves: v2 where its memory controller is enabled, else v1.
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let v2 = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|rel| Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/')));
+    let (file_usage, file_limit) = match v2.filter(|d| d.join("memory.current").exists()) {
+        Some(d) => (
+            read_number(&d.join("memory.current")).unwrap(),
+            read_number(&d.join("memory.max")).unwrap_or(f64::INFINITY),
+        ),
+        None => {
+            let d = Path::new("/sys/fs/cgroup/memory");
+            let l = read_number(&d.join("memory.limit_in_bytes")).unwrap();
+            (
+                read_number(&d.join("memory.usage_in_bytes")).unwrap(),
+                if l >= (1u64 << 62) as f64 {
+                    f64::INFINITY
+                } else {
+                    l
+                },
+            )
+        }
+    };
+    assert!(
+        (usage - file_usage).abs() / file_usage < 0.10,
+        "usage {usage} vs file {file_usage}"
+    );
+    assert_eq!(limit, file_limit);
+    let cpu1 = sample(&text, "sidewatch_cgroup_cpu_usage_seconds_total", &[]).unwrap();
+    let cpu2 = sample(&h.sample(), "sidewatch_cgroup_cpu_usage_seconds_total", &[]).unwrap();
+    assert!(cpu1 > 0.0 && cpu2 >= cpu1);
+}
+
+#[test]
+fn host_series_are_present_and_sane() {
+    let mut h = Harness::new("resources: {cgroup: {enabled: false}}\n");
+    h.sample();
+    std::thread::sleep(Duration::from_millis(200));
+    let text = h.sample();
+    let ratio = sample(&text, "sidewatch_host_cpu_utilization_ratio", &[]).unwrap();
+    assert!((0.0..=1.0).contains(&ratio));
+    let total = sample(&text, "sidewatch_host_memory_total_bytes", &[]).unwrap();
+    let avail = sample(&text, "sidewatch_host_memory_available_bytes", &[]).unwrap();
+    assert!(total > 0.0 && avail <= total);
+    let size = sample(
+        &text,
+        "sidewatch_host_filesystem_size_bytes",
+        &[("mountpoint", "/")],
+    )
+    .unwrap();
+    assert!(size > 0.0);
+    assert!(
+        !text.contains("interface=\"lo\""),
+        "lo is excluded by default"
+    );
+}
