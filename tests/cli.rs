@@ -307,6 +307,14 @@ fn secrets_never_reach_logs_metrics_or_probe_output() {
     http:
       url: 'http://admin:{PASSWORD}@{status_401}/private'
       headers: {{X-Api-Key: '${{SIDEWATCH_TEST_API_KEY}}'}}
+  - name: db
+    interval: 300ms
+    timeout: 200ms
+    postgres: {{dsn: 'host=127.0.0.1 port={port} user=app password={PASSWORD} dbname=app'}}
+  - name: bus
+    interval: 1s
+    timeout: 300ms
+    kafka: {{brokers: '127.0.0.1:{port}', security_protocol: sasl_plaintext, sasl_mechanism: PLAIN, sasl_username: u, sasl_password: '{PASSWORD}'}}
 "
     );
     let f = write(dir.path(), "secret.yaml", &cfg);

@@ -74,6 +74,9 @@ fn friendly(ty: &str) -> String {
         "u16" | "u32" | "u64" | "usize" => "integer".into(),
         "BTreeMap<String, String>" => "map of string to string".into(),
         "OtlpProtocol" => "`http/protobuf` or `grpc`".into(),
+        "PostgresMode" => "`fresh` or `pooled`".into(),
+        "PostgresTlsMode" => "`disable`, `require` or `verify-full`".into(),
+        "i32" => "integer".into(),
         other => format!("[`{other}`](#{})", other.to_ascii_lowercase()),
     }
 }
@@ -122,24 +125,31 @@ fn documented_families() -> BTreeSet<String> {
 async fn metrics_doc_names_exactly_the_exported_families() {
     let dir = tempfile::tempdir().unwrap();
     let (tls, ca) = tls_server(sidewatch::demo::certs::Validity::Current, dir.path()).await;
+    let pg = Postgres::start();
+    let broker = Broker::start();
     let yaml = format!(
-        "resources: {{interval: 100ms}}\notlp: {{endpoint: 'http://127.0.0.1:{}', interval: 100ms, timeout: 200ms}}\nprobes:\n  - {{name: h, interval: 200ms, timeout: 150ms, http: {{url: '{}/health'}}}}\n  - {{name: s, interval: 200ms, timeout: 150ms, http: {{url: 'https://localhost:{}/', tls: {{ca_file: '{}'}}}}}}\n  - {{name: t, interval: 200ms, timeout: 150ms, tcp: {{address: '127.0.0.1:{}'}}}}\n",
-        closed_port(),
-        nginx(),
-        tls.port(),
-        ca.display(),
-        closed_port()
+        "{}  - {{name: pg, interval: 300ms, timeout: 250ms, postgres: {{dsn: '{}', query: 'SELECT 1 AS one', values: {{columns: [one]}}}}}}\n  - {{name: k, interval: 1s, timeout: 900ms, kafka: {{brokers: '{}'}}}}\n",
+        base_config(tls, &ca),
+        pg.dsn(&pg.password),
+        broker.brokers()
     );
     let sidecar = Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = sidecar.addr;
     let mut text = String::new();
-    for _ in 0..40 {
+    for _ in 0..100 {
         text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics", None).unwrap().1)
             .await
             .unwrap();
-        if text.contains("sidewatch_probe_tls_cert_expiry_timestamp_seconds{")
+        let ready = [
+            "sidewatch_probe_tls_cert_expiry_timestamp_seconds{",
+            "sidewatch_query_value{",
+            "sidewatch_kafka_consumer_lag{",
+        ]
+        .iter()
+        .all(|s| text.contains(s));
+        if ready
             && sample(
                 &text,
                 "sidewatch_otlp_export_failures_total",
@@ -163,4 +173,17 @@ async fn metrics_doc_names_exactly_the_exported_families() {
         "in docs/metrics.md but not exported: {not_exported:?}"
     );
     sidecar.shutdown().await;
+}
+
+/// Resources, OTLP (to a closed port, so failures are counted) and HTTP,
+/// HTTPS and TCP probes.
+fn base_config(tls: std::net::SocketAddr, ca: &std::path::Path) -> String {
+    format!(
+        "resources: {{interval: 100ms}}\notlp: {{endpoint: 'http://127.0.0.1:{}', interval: 100ms, timeout: 200ms}}\nprobes:\n  - {{name: h, interval: 200ms, timeout: 150ms, http: {{url: '{}/health'}}}}\n  - {{name: s, interval: 200ms, timeout: 150ms, http: {{url: 'https://localhost:{}/', tls: {{ca_file: '{}'}}}}}}\n  - {{name: t, interval: 200ms, timeout: 150ms, tcp: {{address: '127.0.0.1:{}'}}}}\n",
+        closed_port(),
+        nginx(),
+        tls.port(),
+        ca.display(),
+        closed_port()
+    )
 }

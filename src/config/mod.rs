@@ -73,7 +73,7 @@ fn default_interval() -> Dur {
     Dur::secs(15)
 }
 
-/// One probe. Exactly one of `http` or `tcp` must be set.
+/// One probe. Exactly one of `http`, `tcp`, `postgres` or `kafka` must be set.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
@@ -89,6 +89,10 @@ pub struct ProbeConfig {
     pub http: Option<HttpConfig>,
     /// A TCP connect, with an optional exchange.
     pub tcp: Option<TcpConfig>,
+    /// A PostgreSQL connection and query.
+    pub postgres: Option<PostgresConfig>,
+    /// A Kafka produce and consume round trip.
+    pub kafka: Option<KafkaConfig>,
 }
 
 /// An HTTP(S) probe.
@@ -370,6 +374,151 @@ pub enum OtlpProtocol {
     /// gRPC (HTTP/2).
     #[serde(rename = "grpc")]
     Grpc,
+}
+
+/// A PostgreSQL probe: connect (timed as `connect`: TCP, startup, TLS and
+/// auth), run `query` (timed as `query`), check the result.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// libpq connection string, as `key=value` pairs
+    /// (`host=127.0.0.1 user=app password=${PGPASSWORD} dbname=app`) or a
+    /// `postgres://` URL. The password is a secret.
+    pub dsn: String,
+    /// SQL to run, as a simple query. Default `SELECT 1`.
+    #[serde(default = "default_pg_query")]
+    pub query: String,
+    /// `fresh` (default): connect on every run, so connection cost is seen;
+    /// `pooled`: keep one connection, reconnecting after any error.
+    #[serde(default)]
+    pub mode: PostgresMode,
+    /// TLS to the server.
+    #[serde(default)]
+    pub tls: PostgresTls,
+    /// What the result must look like.
+    #[serde(default)]
+    pub expect: PostgresExpect,
+    /// Numeric result columns to export as `sidewatch_query_value` gauges.
+    pub values: Option<PostgresValues>,
+}
+
+fn default_pg_query() -> String {
+    "SELECT 1".into()
+}
+
+/// How a PostgreSQL probe connects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostgresMode {
+    /// A new connection on every run.
+    #[default]
+    Fresh,
+    /// One kept connection.
+    Pooled,
+}
+
+/// TLS for a PostgreSQL probe.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresTls {
+    /// `disable` (default), `require` (encrypt without verifying the
+    /// certificate) or `verify-full` (verify against the bundled roots and `ca_file`).
+    #[serde(default)]
+    pub mode: PostgresTlsMode,
+    /// PEM file of CA certificates to trust, for `verify-full`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// PostgreSQL TLS modes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum PostgresTlsMode {
+    #[default]
+    #[serde(rename = "disable")]
+    Disable,
+    #[serde(rename = "require")]
+    Require,
+    #[serde(rename = "verify-full")]
+    VerifyFull,
+}
+
+/// Expectations on a PostgreSQL result (reason `assertion`, or `latency`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresExpect {
+    /// Exact number of rows.
+    pub rows: Option<u64>,
+    /// The first column of the first row, as text, must equal this.
+    pub value: Option<String>,
+    /// The first column of the first row, as text, must match this regex.
+    pub value_regex: Option<String>,
+    /// Longest acceptable total time.
+    pub max_latency: Option<Dur>,
+}
+
+/// Result columns exported as gauges:
+/// `sidewatch_query_value{probe, column, row}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresValues {
+    /// Numeric columns to export, by name.
+    pub columns: Vec<String>,
+    /// A column whose text becomes the `row` label (e.g. a query id or a
+    /// state). Default: the row's position, `0`, `1`, ...
+    pub label: Option<String>,
+    /// At most this many rows are exported, to bound the series. Default 20,
+    /// at most 100. Label texts are cut at 64 characters.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+}
+
+fn default_max_rows() -> usize {
+    20
+}
+
+/// A Kafka probe: produce a small message with a sequence number to each
+/// partition of `topic` in turn, and consume it back with a separate client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// The probe topic. Created if missing. Default `sidewatch-probe`.
+    #[serde(default = "default_kafka_topic")]
+    pub topic: String,
+    /// Partitions for a topic the probe creates. Default 1.
+    #[serde(default = "default_one")]
+    pub partitions: i32,
+    /// Replication factor for a topic the probe creates. Default 1.
+    #[serde(default = "default_one")]
+    pub replication_factor: i32,
+    /// Producer acks: `all` (default), `1` or `0`.
+    #[serde(default = "default_acks")]
+    pub acks: String,
+    /// SASL/TLS: `plaintext` (default), `sasl_plaintext`, `ssl`, `sasl_ssl`.
+    /// `ssl` and `sasl_ssl` need a build with `--features kafka-tls`.
+    #[serde(default = "default_security")]
+    pub security_protocol: String,
+    /// SASL mechanism, e.g. `PLAIN` or `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    pub sasl_username: Option<String>,
+    /// SASL password (a secret; use `${ENV}`).
+    pub sasl_password: Option<String>,
+    /// PEM CA file for `ssl` and `sasl_ssl`.
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_kafka_topic() -> String {
+    "sidewatch-probe".into()
+}
+fn default_one() -> i32 {
+    1
+}
+fn default_acks() -> String {
+    "all".into()
+}
+fn default_security() -> String {
+    "plaintext".into()
 }
 
 /// One configuration error, located in the file.

@@ -60,6 +60,18 @@ pub fn io_reason(e: &io::Error) -> Reason {
     }
 }
 
+/// The first I/O error in an error's source chain.
+pub fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cur = err.source();
+    }
+    None
+}
+
 /// Splits `host:port` or `[v6]:port`.
 pub fn split_host_port(address: &str) -> Result<(String, u16), String> {
     let (host, port) = address

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use url::{Position, Url};
 
 use super::assert::{regex, JsonCheck, StatusSet};
-use super::dial::{dial, io_reason};
+use super::dial::{dial, io_reason, io_source};
 use super::{tls, Failure, Phase, Reason, Recorder};
 use crate::config::{HttpConfig, HttpExpect, Path, Problems};
 use crate::redact::{is_secret_header, mask_url, Redactor};
@@ -426,7 +426,7 @@ async fn read_body(mut body: Incoming, max: u64) -> Result<Bytes, Failure> {
 fn hyper_failure(e: hyper::Error) -> Failure {
     let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
         Reason::Protocol
-    } else if let Some(io) = find_io_error(&e) {
+    } else if let Some(io) = io_source(&e) {
         io_reason(io)
     } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
         Reason::Reset
@@ -436,17 +436,6 @@ fn hyper_failure(e: hyper::Error) -> Failure {
         Reason::Protocol
     };
     Failure::new(reason, format!("http: {e}"))
-}
-
-fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        cur = err.source();
-    }
-    None
 }
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}

@@ -1,6 +1,8 @@
 //! The probe metric families, registered by the probes component itself.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -56,7 +58,36 @@ struct PhaseLabels {
     phase: Phase,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ValueLabels {
+    probe: String,
+    column: String,
+    row: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    probe: String,
+    partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    probe: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Kafka stream-health families.
+#[derive(Debug, Default)]
+struct KafkaFamilies {
+    lost: Family<NameLabels, Counter>,
+    duplicated: Family<NameLabels, Counter>,
+    out_of_order: Family<NameLabels, Counter>,
+    lag: Family<PartitionLabels, Gauge>,
+    /// Partitions with a lag series, per probe, to remove with the probe.
+    lag_series: Mutex<HashMap<String, Vec<PartitionLabels>>>,
+}
 
 #[derive(Debug)]
 pub struct ProbeMetrics {
@@ -68,6 +99,10 @@ pub struct ProbeMetrics {
     tls_expiry: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
     http_status: Family<ProbeLabels, Gauge>,
     last_run: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
+    values: Family<ValueLabels, Gauge<f64, AtomicU64>>,
+    /// The (column, row) pairs each probe exported last, to drop rows that vanish.
+    value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
+    kafka: KafkaFamilies,
 }
 
 impl ProbeMetrics {
@@ -81,6 +116,9 @@ impl ProbeMetrics {
             tls_expiry: Family::default(),
             http_status: Family::default(),
             last_run: Family::default(),
+            values: Family::default(),
+            value_rows: Mutex::default(),
+            kafka: KafkaFamilies::default(),
         };
         registry.register(
             "sidewatch_probe_success",
@@ -122,6 +160,32 @@ impl ProbeMetrics {
             "Unix time at which the last run of the probe started",
             m.last_run.clone(),
         );
+        registry.register(
+            "sidewatch_query_value",
+            "A numeric result column of a PostgreSQL probe's value query, by column and row",
+            m.values.clone(),
+        );
+        let k = &m.kafka;
+        registry.register(
+            "sidewatch_kafka_messages_lost",
+            "Probe messages produced but not consumed back within the probe's timeout",
+            k.lost.clone(),
+        );
+        registry.register(
+            "sidewatch_kafka_messages_duplicated",
+            "Probe messages consumed more than once",
+            k.duplicated.clone(),
+        );
+        registry.register(
+            "sidewatch_kafka_messages_out_of_order",
+            "Probe messages consumed after one with a higher sequence number",
+            k.out_of_order.clone(),
+        );
+        registry.register(
+            "sidewatch_kafka_consumer_lag",
+            "Messages between the probe consumer's position and the partition's high watermark",
+            k.lag.clone(),
+        );
         m
     }
 
@@ -132,6 +196,75 @@ impl ProbeMetrics {
         }
         for &reason in probe.kind.reasons() {
             let _ = self.failures.get_or_create(&failure_labels(probe, reason));
+        }
+        if probe.kind == Kind::Kafka {
+            let l = NameLabels {
+                probe: probe.name.clone(),
+            };
+            for f in [
+                &self.kafka.lost,
+                &self.kafka.duplicated,
+                &self.kafka.out_of_order,
+            ] {
+                let _ = f.get_or_create(&l);
+            }
+        }
+    }
+
+    fn record_values(&self, probe: &Probe, outcome: &Outcome) {
+        if probe.kind != Kind::Postgres || outcome.result.is_err() {
+            return;
+        }
+        let now: Vec<ValueLabels> = outcome
+            .recorder
+            .values
+            .iter()
+            .map(|v| {
+                let l = ValueLabels {
+                    probe: probe.name.clone(),
+                    column: v.column.clone(),
+                    row: v.row.clone(),
+                };
+                self.values.get_or_create(&l).set(v.value);
+                l
+            })
+            .collect();
+        let mut rows = self.value_rows.lock().expect("value rows lock");
+        for gone in rows
+            .get(&probe.name)
+            .into_iter()
+            .flatten()
+            .filter(|l| !now.contains(l))
+        {
+            self.values.remove(gone);
+        }
+        rows.insert(probe.name.clone(), now);
+    }
+
+    fn record_kafka(&self, probe: &Probe, outcome: &Outcome) {
+        let Some(k) = &outcome.recorder.kafka else {
+            return;
+        };
+        let l = NameLabels {
+            probe: probe.name.clone(),
+        };
+        self.kafka.lost.get_or_create(&l).inc_by(k.lost);
+        self.kafka.duplicated.get_or_create(&l).inc_by(k.duplicates);
+        self.kafka
+            .out_of_order
+            .get_or_create(&l)
+            .inc_by(k.out_of_order);
+        if let Some((partition, lag)) = k.lag {
+            let pl = PartitionLabels {
+                probe: probe.name.clone(),
+                partition: partition.to_string(),
+            };
+            self.kafka.lag.get_or_create(&pl).set(lag);
+            let mut owned = self.kafka.lag_series.lock().expect("lag series lock");
+            let list = owned.entry(probe.name.clone()).or_default();
+            if !list.contains(&pl) {
+                list.push(pl);
+            }
         }
     }
 
@@ -169,6 +302,8 @@ impl ProbeMetrics {
         self.last_run
             .get_or_create(&labels)
             .set(unix_seconds(outcome.started));
+        self.record_values(probe, outcome);
+        self.record_kafka(probe, outcome);
     }
 
     /// Drops every series of a probe that is no longer configured.
@@ -204,6 +339,35 @@ impl ProbeMetrics {
                 kind,
                 phase,
             });
+        }
+        for v in self
+            .value_rows
+            .lock()
+            .expect("value rows lock")
+            .remove(name)
+            .into_iter()
+            .flatten()
+        {
+            self.values.remove(&v);
+        }
+        let n = NameLabels {
+            probe: name.to_string(),
+        };
+        for f in [
+            &self.kafka.lost,
+            &self.kafka.duplicated,
+            &self.kafka.out_of_order,
+        ] {
+            f.remove(&n);
+        }
+        let lag = self
+            .kafka
+            .lag_series
+            .lock()
+            .expect("lag series lock")
+            .remove(name);
+        for l in lag.into_iter().flatten() {
+            self.kafka.lag.remove(&l);
         }
     }
 }

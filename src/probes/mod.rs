@@ -9,7 +9,9 @@
 pub mod assert;
 pub mod dial;
 pub mod http;
+pub mod kafka;
 pub mod metrics;
+pub mod postgres;
 pub mod tcp;
 pub mod tls;
 
@@ -48,10 +50,20 @@ pub enum Reason {
     Latency,
     /// Any other I/O error.
     Io,
+    /// The server rejected the credentials (PostgreSQL, Kafka SASL).
+    Auth,
+    /// The server rejected the query (PostgreSQL).
+    QueryError,
+    /// No broker could be reached (Kafka).
+    BrokerDown,
+    /// The probe topic is missing and could not be created, or is unusable (Kafka).
+    TopicError,
+    /// A produced message was not consumed back within the timeout (Kafka).
+    Lost,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::Refused,
@@ -63,6 +75,11 @@ impl Reason {
         Reason::Assertion,
         Reason::Latency,
         Reason::Io,
+        Reason::Auth,
+        Reason::QueryError,
+        Reason::BrokerDown,
+        Reason::TopicError,
+        Reason::Lost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +95,11 @@ impl Reason {
             Reason::Assertion => "assertion",
             Reason::Latency => "latency",
             Reason::Io => "io",
+            Reason::Auth => "auth",
+            Reason::QueryError => "query_error",
+            Reason::BrokerDown => "broker_down",
+            Reason::TopicError => "topic_error",
+            Reason::Lost => "lost",
         }
     }
 }
@@ -100,6 +122,8 @@ impl EncodeLabelValue for Reason {
 pub enum Kind {
     Http,
     Tcp,
+    Postgres,
+    Kafka,
 }
 
 impl Kind {
@@ -107,13 +131,15 @@ impl Kind {
         match self {
             Kind::Http => "http",
             Kind::Tcp => "tcp",
+            Kind::Postgres => "postgres",
+            Kind::Kafka => "kafka",
         }
     }
 
     /// The reasons a run of this kind can fail with; their counters start at 0.
     pub fn reasons(self) -> &'static [Reason] {
         match self {
-            Kind::Http => &Reason::ALL,
+            Kind::Http => &Reason::ALL[..11],
             Kind::Tcp => &[
                 Reason::Timeout,
                 Reason::Dns,
@@ -122,6 +148,26 @@ impl Kind {
                 Reason::Reset,
                 Reason::Assertion,
                 Reason::Io,
+            ],
+            Kind::Postgres => &[
+                Reason::Timeout,
+                Reason::Dns,
+                Reason::Refused,
+                Reason::Unreachable,
+                Reason::Reset,
+                Reason::Tls,
+                Reason::Auth,
+                Reason::QueryError,
+                Reason::Assertion,
+                Reason::Latency,
+                Reason::Protocol,
+            ],
+            Kind::Kafka => &[
+                Reason::BrokerDown,
+                Reason::Timeout,
+                Reason::Auth,
+                Reason::TopicError,
+                Reason::Lost,
             ],
         }
     }
@@ -137,6 +183,8 @@ impl Kind {
                 Phase::Transfer,
             ],
             Kind::Tcp => &[Phase::Dns, Phase::Connect, Phase::FirstByte],
+            Kind::Postgres => &[Phase::Connect, Phase::Query],
+            Kind::Kafka => &[Phase::Produce, Phase::EndToEnd],
         }
     }
 }
@@ -167,10 +215,16 @@ pub enum Phase {
     FirstByte,
     /// From the first response byte to the end of the body.
     Transfer,
+    /// Running the query (PostgreSQL).
+    Query,
+    /// From the produce call to the broker's acknowledgement (Kafka).
+    Produce,
+    /// From the produce call to the message arriving at the consumer (Kafka).
+    EndToEnd,
 }
 
 impl Phase {
-    const COUNT: usize = 5;
+    const COUNT: usize = 8;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -179,6 +233,9 @@ impl Phase {
             Phase::Tls => "tls",
             Phase::FirstByte => "first_byte",
             Phase::Transfer => "transfer",
+            Phase::Query => "query",
+            Phase::Produce => "produce",
+            Phase::EndToEnd => "end_to_end",
         }
     }
 
@@ -209,6 +266,27 @@ impl Failure {
     }
 }
 
+/// A numeric result column of a PostgreSQL value query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryValue {
+    pub column: String,
+    pub row: String,
+    pub value: f64,
+}
+
+/// What a Kafka run saw of the probe's message stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KafkaStats {
+    /// Messages given up on (this run's, if it was not consumed in time).
+    pub lost: u64,
+    /// Messages consumed more than once.
+    pub duplicates: u64,
+    /// Messages consumed after one with a higher sequence number.
+    pub out_of_order: u64,
+    /// Consumer lag of the probe's consumer on the partition just probed.
+    pub lag: Option<(i32, i64)>,
+}
+
 /// What a run measured while it went. Phases add up over redirects.
 #[derive(Debug)]
 pub struct Recorder {
@@ -216,6 +294,8 @@ pub struct Recorder {
     phases: [Option<Duration>; Phase::COUNT],
     pub tls_not_after: Option<SystemTime>,
     pub http_status: Option<u16>,
+    pub values: Vec<QueryValue>,
+    pub kafka: Option<KafkaStats>,
 }
 
 impl Default for Recorder {
@@ -225,6 +305,8 @@ impl Default for Recorder {
             phases: [None; Phase::COUNT],
             tls_not_after: None,
             http_status: None,
+            values: Vec::new(),
+            kafka: None,
         }
     }
 }
@@ -271,6 +353,8 @@ impl Outcome {
 enum Target {
     Http(Box<http::HttpProbe>),
     Tcp(tcp::TcpProbe),
+    Postgres(Box<postgres::PostgresProbe>),
+    Kafka(Box<kafka::KafkaProbe>),
 }
 
 /// A compiled probe, ready to run.
@@ -321,19 +405,45 @@ impl Probe {
         if timeout.is_zero() {
             problems.push(&path.key("timeout"), "must be greater than zero");
         }
-        let (kind, target, inner) = match (&cfg.http, &cfg.tcp) {
-            (Some(h), None) => {
-                let p = http::HttpProbe::build(h, &path.key("http"), problems, redactor)?;
-                (Kind::Http, p.target(), Target::Http(Box::new(p)))
-            }
-            (None, Some(t)) => {
-                let p = tcp::TcpProbe::build(t, &path.key("tcp"), problems)?;
-                (Kind::Tcp, p.target(), Target::Tcp(p))
-            }
-            _ => {
-                problems.push(path, "set exactly one of `http` or `tcp`");
-                return None;
-            }
+        let set = [
+            cfg.http.is_some(),
+            cfg.tcp.is_some(),
+            cfg.postgres.is_some(),
+            cfg.kafka.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
+            problems.push(
+                path,
+                "set exactly one of `http`, `tcp`, `postgres` or `kafka`",
+            );
+            return None;
+        }
+        let (kind, target, inner) = if let Some(h) = &cfg.http {
+            let p = http::HttpProbe::build(h, &path.key("http"), problems, redactor)?;
+            (Kind::Http, p.target(), Target::Http(Box::new(p)))
+        } else if let Some(t) = &cfg.tcp {
+            let p = tcp::TcpProbe::build(t, &path.key("tcp"), problems)?;
+            (Kind::Tcp, p.target(), Target::Tcp(p))
+        } else if let Some(pg) = &cfg.postgres {
+            let p = postgres::PostgresProbe::build(
+                pg,
+                timeout,
+                &path.key("postgres"),
+                problems,
+                redactor,
+            )?;
+            (Kind::Postgres, p.target(), Target::Postgres(Box::new(p)))
+        } else {
+            let k = cfg.kafka.as_ref().expect("exactly one kind is set");
+            let p = kafka::KafkaProbe::build(
+                k,
+                &cfg.name,
+                timeout,
+                &path.key("kafka"),
+                problems,
+                redactor,
+            )?;
+            (Kind::Kafka, p.target(), Target::Kafka(Box::new(p)))
         };
         Some(Probe {
             name: cfg.name.clone(),
@@ -353,6 +463,8 @@ impl Probe {
             match &self.inner {
                 Target::Http(p) => p.run(&mut rec).await,
                 Target::Tcp(p) => p.run(&mut rec).await,
+                Target::Postgres(p) => p.run(&mut rec).await,
+                Target::Kafka(p) => p.run(&mut rec).await,
             }
         };
         let result = match tokio::time::timeout(self.timeout, run).await {

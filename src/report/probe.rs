@@ -10,12 +10,15 @@ use crate::plan::Plan;
 use crate::probes::{Kind, Outcome, Phase, Probe, Reason};
 use crate::redact::Redactor;
 
-const PHASES: [Phase; 5] = [
+const PHASES: [Phase; 8] = [
     Phase::Dns,
     Phase::Connect,
     Phase::Tls,
     Phase::FirstByte,
     Phase::Transfer,
+    Phase::Query,
+    Phase::Produce,
+    Phase::EndToEnd,
 ];
 
 /// One result, as printed with `--json`.
@@ -104,12 +107,17 @@ pub async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
     }
 }
 
+/// One column per phase that any probe in the table has.
 fn table(results: &[ProbeResult]) -> String {
     let ms = |s: Option<&f64>| {
         s.map_or("-".to_string(), |s| {
             human_duration(Duration::from_secs_f64(*s))
         })
     };
+    let phases: Vec<Phase> = PHASES
+        .into_iter()
+        .filter(|ph| results.iter().any(|r| r.kind.phases().contains(ph)))
+        .collect();
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -122,29 +130,20 @@ fn table(results: &[ProbeResult]) -> String {
                 ms(Some(&r.total_seconds)),
             ];
             row.extend(
-                PHASES
+                phases
                     .iter()
                     .map(|ph| ms(r.phases_seconds.get(ph.as_str()))),
             );
             row
         })
         .collect();
-    let mut out = crate::report::table::render(
-        &[
-            "PROBE",
-            "KIND",
-            "RESULT",
-            "REASON",
-            "STATUS",
-            "TOTAL",
-            "DNS",
-            "CONNECT",
-            "TLS",
-            "FIRST_BYTE",
-            "TRANSFER",
-        ],
-        &rows,
-    );
+    let names: Vec<String> = phases
+        .iter()
+        .map(|p| p.as_str().to_ascii_uppercase())
+        .collect();
+    let mut header = vec!["PROBE", "KIND", "RESULT", "REASON", "STATUS", "TOTAL"];
+    header.extend(names.iter().map(String::as_str));
+    let mut out = crate::report::table::render(&header, &rows);
     for r in results {
         if let Some(detail) = &r.detail {
             out.push_str(&format!("{}: {} ({})\n", r.probe, detail, r.target));

@@ -186,3 +186,206 @@ fn dechunk(body: &str) -> String {
 
 #[allow(unused_imports)]
 pub use sidewatch::telemetry::find_sample as sample;
+
+/// Where PostgreSQL's server binaries are (`SIDEWATCH_PG_BIN`, set by
+/// `./scripts/test`, or Debian's layout).
+fn pg_bin(tool: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("SIDEWATCH_PG_BIN") {
+        return PathBuf::from(dir).join(tool);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server packages (./scripts/install-deps)")
+        .flatten()
+        .map(|e| e.path().join("bin").join(tool))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().expect("a PostgreSQL bin directory")
+}
+
+/// A private PostgreSQL server on a loopback port, in a temporary directory,
+/// run as the `postgres` user (initdb refuses root). Password auth
+/// (scram-sha-256) for user `sidewatch`.
+pub struct Postgres {
+    pub port: u16,
+    pub password: String,
+    dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        use std::os::unix::fs::chown;
+        let dir = tempfile::tempdir().unwrap();
+        let (uid, gid) = postgres_ids();
+        chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        let password = "pg-test-pw-7731".to_string();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, &password).unwrap();
+        chown(&pwfile, Some(uid), Some(gid)).unwrap();
+        let data = dir.path().join("data");
+        let ok = as_postgres(&pg_bin("initdb"))
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "sidewatch",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+            ])
+            .args([
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "initdb failed");
+        let pg = Postgres {
+            port: closed_port(),
+            password,
+            dir,
+        };
+        pg.resume();
+        pg
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        as_postgres(&pg_bin("pg_ctl"))
+            .args([
+                "-D",
+                self.dir.path().join("data").to_str().unwrap(),
+                "-w",
+                "-t",
+                "20",
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// Starts (or restarts) the server on its port.
+    pub fn resume(&self) {
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=40",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        assert!(
+            self.ctl(&["-l", log.to_str().unwrap(), "-o", &opts, "start"]),
+            "pg_ctl start"
+        );
+    }
+
+    pub fn stop(&self) {
+        assert!(self.ctl(&["-m", "immediate", "stop"]), "pg_ctl stop");
+    }
+
+    pub fn dsn(&self, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=sidewatch password={password} dbname=postgres",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.ctl(&["-m", "immediate", "stop"]);
+    }
+}
+
+fn postgres_ids() -> (u32, u32) {
+    let out = std::process::Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
+    let uid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a postgres user");
+    let out = std::process::Command::new("id")
+        .args(["-g", "postgres"])
+        .output()
+        .unwrap();
+    (
+        uid,
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(),
+    )
+}
+
+fn as_postgres(tool: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new("runuser");
+    c.args(["-u", "postgres", "--"]).arg(tool);
+    c
+}
+
+/// A private tansu (Kafka-protocol) broker with in-memory storage.
+pub struct Broker {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let mut b = Broker {
+            port: closed_port(),
+            child: None,
+        };
+        b.resume();
+        b
+    }
+
+    pub fn resume(&mut self) {
+        let bin = std::env::var("SIDEWATCH_TANSU").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/sidewatch/tansu/bin/tansu")
+        });
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = std::process::Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("tansu at {bin}: {e} (./scripts/test installs it)"));
+        self.child = Some(child);
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < end, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,165 @@
+//! The PostgreSQL probe against a real server (initdb + pg_ctl, loopback,
+//! temporary directory): success, wrong password, server stopped and
+//! restarted, a slow query bounded by the timeout, and value queries.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sidewatch::probes::{Outcome, Phase, Reason};
+
+fn config(dsn: &str, extra: &str) -> String {
+    format!("probes:\n  - name: db\n    interval: 5s\n    timeout: 1s\n    postgres:\n      dsn: \"{dsn}\"\n{extra}")
+}
+
+async fn run(probe: &sidewatch::probes::Probe) -> Outcome {
+    let t = Instant::now();
+    let o = probe.run().await;
+    assert!(
+        t.elapsed() <= probe.timeout + Duration::from_millis(200),
+        "run took {:?}",
+        t.elapsed()
+    );
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_measures_connect_and_query() {
+    let pg = Postgres::start();
+    let p = plan(&config(
+        &pg.dsn(&pg.password),
+        "      query: SELECT 41 + 1\n      expect: {rows: 1, value: '42'}\n",
+    ));
+    let o = run(&p.probes[0]).await;
+    assert!(o.success(), "{:?}", o.result);
+    assert!(o.recorder.phase(Phase::Connect).is_some());
+    assert!(o.recorder.phase(Phase::Query).is_some());
+    let p = plan(&config(
+        &pg.dsn(&pg.password),
+        "      query: SELECT 1\n      expect: {value: '2'}\n",
+    ));
+    assert_eq!(run(&p.probes[0]).await.reason(), Some(Reason::Assertion));
+    let p = plan(&config(
+        &pg.dsn(&pg.password),
+        "      query: SELECT * FROM no_such_table\n",
+    ));
+    assert_eq!(run(&p.probes[0]).await.reason(), Some(Reason::QueryError));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_auth() {
+    let pg = Postgres::start();
+    let p = plan(&config(&pg.dsn("not-the-password"), ""));
+    let o = run(&p.probes[0]).await;
+    assert_eq!(o.reason(), Some(Reason::Auth), "{:?}", o.result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_query_times_out_on_time() {
+    let pg = Postgres::start();
+    for mode in ["fresh", "pooled"] {
+        let p = plan(&config(
+            &pg.dsn(&pg.password),
+            &format!("      mode: {mode}\n      query: SELECT pg_sleep(5)\n"),
+        ));
+        let t = Instant::now();
+        let o = run(&p.probes[0]).await;
+        assert_eq!(o.reason(), Some(Reason::Timeout), "{mode}: {:?}", o.result);
+        assert!(t.elapsed() >= Duration::from_millis(900));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_server_is_refused_then_recovers() {
+    let pg = Postgres::start();
+    for mode in ["fresh", "pooled"] {
+        let p = plan(&config(
+            &pg.dsn(&pg.password),
+            &format!("      mode: {mode}\n"),
+        ));
+        let probe = &p.probes[0];
+        assert!(run(probe).await.success(), "{mode}: first run");
+        pg.stop();
+        let o = run(probe).await;
+        // A pooled connection sees its socket reset first, then refusals.
+        let o = if o.reason() == Some(Reason::Reset) {
+            run(probe).await
+        } else {
+            o
+        };
+        assert_eq!(o.reason(), Some(Reason::Refused), "{mode}: {:?}", o.result);
+        pg.resume();
+        let o = run(probe).await;
+        assert!(o.success(), "{mode}: recovery {:?}", o.result);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_mode_reuses_its_connection() {
+    let pg = Postgres::start();
+    let p = plan(&config(
+        &pg.dsn(&pg.password),
+        "      mode: pooled\n      query: SELECT pg_backend_pid()\n",
+    ));
+    let probe = &p.probes[0];
+    let first = run(probe).await;
+    assert!(first.recorder.phase(Phase::Connect).is_some());
+    let second = run(probe).await;
+    assert!(second.success());
+    assert!(
+        second.recorder.phase(Phase::Connect).is_none(),
+        "the second run reused the connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_queries_become_gauges() {
+    let pg = Postgres::start();
+    let query = "SELECT count(*) * 100.0 / current_setting('max_connections')::int AS pct FROM pg_stat_activity";
+    let yaml = config(
+        &pg.dsn(&pg.password),
+        &format!("      query: \"{query}\"\n      values: {{columns: [pct]}}\n"),
+    );
+    let sidecar = sidewatch::app::Sidecar::start(
+        plan(&yaml.replace("interval: 5s", "interval: 1s")),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = sidecar.addr;
+    let mut value = None;
+    for _ in 0..50 {
+        let text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics", None).unwrap().1)
+            .await
+            .unwrap();
+        value = sample(
+            &text,
+            "sidewatch_query_value",
+            &[("probe", "db"), ("column", "pct"), ("row", "0")],
+        );
+        if value.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // At least our own connection, of max_connections = 40.
+    let pct = value.expect("sidewatch_query_value exported");
+    assert!((2.5..=100.0).contains(&pct), "connections {pct}%");
+    sidecar.shutdown().await;
+
+    // Rows beyond max_rows are not exported; label text comes from a column.
+    let yaml = config(
+        &pg.dsn(&pg.password),
+        "      query: \"SELECT 'r' || g AS name, g AS n FROM generate_series(1, 10) g\"\n      values: {columns: [n], label: name, max_rows: 3}\n",
+    );
+    let p = plan(&yaml);
+    let o = run(&p.probes[0]).await;
+    let rows: Vec<(&str, f64)> = o
+        .recorder
+        .values
+        .iter()
+        .map(|v| (v.row.as_str(), v.value))
+        .collect();
+    assert_eq!(rows, vec![("r1", 1.0), ("r2", 2.0), ("r3", 3.0)]);
+}
