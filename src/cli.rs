@@ -27,8 +27,11 @@ Examples:
   sidewatch probe --config sidewatch.yaml        # run each probe once, print a table
   sidewatch probe --config sidewatch.yaml api --json
   sidewatch run --config sidewatch.yaml --listen 0.0.0.0:9479
+  sidewatch load --url http://127.0.0.1:8080/api --rate 2000/s --duration 1m \
+      --threshold 'p95 < 50ms' --abort 'error_rate > 5% for 10s'
 
-Exit codes: 0 ok, 1 a probe failed or a runtime error, 2 usage or config error.
+Exit codes: 0 ok, 1 a probe or threshold failed or a runtime error, 2 usage or
+config error, 3 a load run aborted (abort rule or Ctrl-C).
 Docs: docs/config.md (every field), docs/metrics.md (every series).";
 
 /// sidewatch: a sidecar that probes the service next to it and exports
@@ -74,6 +77,22 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Validate a config file; print FILE:LINE:COL: field: message per error.
     CheckConfig(CheckArgs),
+    /// Drive load: open model (--rate) or closed model (--concurrency).
+    ///
+    /// Latency is measured from each request's intended start time, so a
+    /// stalled target shows up in the percentiles instead of slowing the
+    /// schedule (no coordinated omission); service time from the actual send
+    /// is reported beside it. Exit codes: 0 pass, 1 a threshold failed, 2
+    /// usage or config error, 3 aborted by a rule or Ctrl-C.
+    ///
+    /// Examples:
+    ///   sidewatch load --url http://127.0.0.1:8080/api --rate 2000/s --duration 1m
+    ///   sidewatch load --url http://127.0.0.1:8080/api --concurrency 50 --duration 30s
+    ///   sidewatch load --url http://127.0.0.1:8080/api --rate 100/s --stages 1m:100/s,30s:1000/s,1m:100/s
+    ///       --threshold 'p95 < 50ms' --threshold 'error_rate < 1%' --abort 'error_rate > 5% for 10s'
+    ///   sidewatch load --config sidewatch.yaml nightly-soak --json result.json
+    #[command(verbatim_doc_comment)]
+    Load(Box<crate::load::command::LoadArgs>),
     /// The demo's target service, run by `demo` as its own process.
     #[command(hide = true)]
     DemoTarget {
@@ -121,7 +140,7 @@ pub struct CheckArgs {
     pub file: PathBuf,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s)
 }
 
@@ -167,6 +186,7 @@ async fn dispatch(command: Command) -> u8 {
             };
             crate::report::probe::run_once(plan, args.name.as_deref(), args.json).await
         }
+        Command::Load(args) => crate::load::command::run(*args).await,
         Command::CheckConfig(args) => match load(&args.file) {
             Some(plan) => {
                 println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod fsutil;
+pub mod load;
 pub mod plan;
 pub mod probes;
 pub mod redact;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{ConfigErrors, Document, Path, Problems};
 use crate::export::otlp::OtlpPlan;
+use crate::load::{Guardrails, LoadPlan};
 use crate::probes::Probe;
 use crate::redact::Redactor;
 use crate::resources::ResourcePlan;
@@ -19,7 +20,15 @@ pub struct Plan {
     pub probes: Vec<Arc<Probe>>,
     pub resources: ResourcePlan,
     pub otlp: Option<OtlpPlan>,
+    pub checks: Vec<CheckPlan>,
     pub redactor: Redactor,
+}
+
+/// A named check, compiled.
+#[derive(Debug)]
+pub struct CheckPlan {
+    pub name: String,
+    pub load: LoadPlan,
 }
 
 impl Plan {
@@ -27,7 +36,21 @@ impl Plan {
         Plan::from_document(Document::load(path)?)
     }
 
+    /// Loads a config whose load runs are this sidewatch's share `i/n`.
+    pub fn load_sharded(path: &FsPath, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
+        Plan::build(Document::load(path)?, shard)
+    }
+
     pub fn from_document(doc: Document) -> Result<Plan, ConfigErrors> {
+        Plan::build(doc, (0, 1))
+    }
+
+    /// Compiles a parsed document for load share `shard`.
+    pub fn build_document(doc: Document, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
+        Plan::build(doc, shard)
+    }
+
+    fn build(doc: Document, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
         let mut problems = Problems::default();
         let mut redactor = Redactor::default();
         for sub in doc.substitutions.iter().filter(|s| s.looks_secret()) {
@@ -50,6 +73,7 @@ impl Plan {
                 probes.push(Arc::new(probe));
             }
         }
+        let checks = build_checks(cfg, &probes, shard, &mut problems, &mut redactor);
         let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut problems);
         let otlp = cfg.otlp.as_ref().and_then(|o| {
             OtlpPlan::build(
@@ -65,11 +89,61 @@ impl Plan {
                 probes,
                 resources,
                 otlp,
+                checks,
                 redactor,
             }),
             _ => Err(doc.locate(problems)),
         }
     }
+}
+
+fn build_checks(
+    cfg: &crate::config::Config,
+    probes: &[Arc<Probe>],
+    shard: (u32, u32),
+    problems: &mut Problems,
+    redactor: &mut Redactor,
+) -> Vec<CheckPlan> {
+    let root = Path::default().key("limits");
+    let max_rate = crate::load::arrival::parse_rate(&cfg.limits.max_rate)
+        .map_err(|e| problems.push(&root.key("max_rate"), e))
+        .unwrap_or(0.0);
+    // By default load may only go where the probes already go.
+    let mut allow: std::collections::HashSet<String> =
+        cfg.limits.allow_hosts.iter().cloned().collect();
+    allow.extend(probes.iter().filter_map(|p| p.host()));
+    let rails = Guardrails {
+        max_rate,
+        allow_hosts: allow,
+        shard,
+    };
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, c) in cfg.checks.iter().enumerate() {
+        let path = Path::default().key("checks").index(i);
+        if seen.insert(&c.name, i).is_some() {
+            problems.push(
+                &path.key("name"),
+                format!("duplicate check name `{}`", c.name),
+            );
+        }
+        crate::probes::check_name(&c.name, &path.key("name"), problems);
+        let load = LoadPlan::build(
+            &c.name,
+            &c.load,
+            &c.thresholds,
+            &c.abort,
+            &rails,
+            &path,
+            problems,
+            redactor,
+        );
+        out.extend(load.map(|load| CheckPlan {
+            name: c.name.clone(),
+            load,
+        }));
+    }
+    out
 }
 
 #[cfg(test)]

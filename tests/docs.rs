@@ -137,6 +137,7 @@ async fn metrics_doc_names_exactly_the_exported_families() {
         .await
         .unwrap();
     let addr = sidecar.addr;
+    let load_text = load_exposition().await;
     let mut text = String::new();
     for _ in 0..100 {
         text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics", None).unwrap().1)
@@ -160,7 +161,8 @@ async fn metrics_doc_names_exactly_the_exported_families() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let exported = exported_families(&text);
+    let mut exported = exported_families(&text);
+    exported.extend(exported_families(&load_text));
     let documented = documented_families();
     let undocumented: Vec<_> = exported.difference(&documented).collect();
     let not_exported: Vec<_> = documented.difference(&exported).collect();
@@ -173,6 +175,26 @@ async fn metrics_doc_names_exactly_the_exported_families() {
         "in docs/metrics.md but not exported: {not_exported:?}"
     );
     sidecar.shutdown().await;
+}
+
+/// The load families, after a short run that has errors and drops.
+async fn load_exposition() -> String {
+    let yaml = format!(
+        "checks:\n  - name: l\n    load: {{rate: 200/s, duration: 1s, max_connections: 1, timeout: 20ms, mix: [{{http: {{url: '{}/teapot'}}}}]}}\n",
+        nginx()
+    );
+    let p = plan(&yaml);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = sidewatch::load::metrics::LoadMetrics::register(&mut registry);
+    let mut quiet = sidewatch::report::progress::Quiet;
+    sidewatch::load::run(
+        &p.checks[0].load,
+        Some(&metrics),
+        &mut quiet,
+        Default::default(),
+    )
+    .await;
+    sidewatch::telemetry::encode_prometheus(&registry)
 }
 
 /// Resources, OTLP (to a closed port, so failures are counted) and HTTP,

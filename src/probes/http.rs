@@ -101,6 +101,22 @@ impl HttpProbe {
         })
     }
 
+    /// This probe's request, rendered for the load engine.
+    pub fn load_request(&self) -> Result<crate::load::client::Request, String> {
+        crate::load::client::Request::render(
+            &self.url,
+            self.method.as_str(),
+            &self.headers,
+            &self.body,
+            self.expect.status.clone(),
+            Some(self.tls.clone()),
+        )
+    }
+
+    pub fn host(&self) -> String {
+        self.url.host_str().unwrap_or_default().to_string()
+    }
+
     /// The URL with any password masked.
     pub fn target(&self) -> String {
         mask_url(&self.url)

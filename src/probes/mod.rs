@@ -455,6 +455,15 @@ impl Probe {
         })
     }
 
+    /// The host the probe talks to, for the load allowlist.
+    pub fn host(&self) -> Option<String> {
+        match &self.inner {
+            Target::Http(p) => Some(p.host()),
+            Target::Tcp(p) => Some(p.host()),
+            Target::Postgres(_) | Target::Kafka(_) => None,
+        }
+    }
+
     /// Runs once, bounded by the timeout.
     pub async fn run(&self) -> Outcome {
         let started = SystemTime::now();
@@ -483,7 +492,7 @@ impl Probe {
     }
 }
 
-fn check_name(name: &str, path: &Path, problems: &mut Problems) {
+pub fn check_name(name: &str, path: &Path, problems: &mut Problems) {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));

@@ -47,6 +47,13 @@ impl TcpProbe {
         })
     }
 
+    pub fn host(&self) -> String {
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    }
+
     pub fn target(&self) -> String {
         format!("tcp://{}:{}", self.host, self.port)
     }

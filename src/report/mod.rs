@@ -1,4 +1,6 @@
 //! What sidewatch prints for people: terminal tables and one-shot results.
 
 pub mod probe;
+pub mod progress;
+pub mod summary;
 pub mod table;

@@ -389,3 +389,38 @@ impl Drop for Broker {
         self.kill();
     }
 }
+
+/// An HTTP server that answers 200 for `ok_for` after its first request,
+/// then 500, on keep-alive connections.
+pub async fn turning_server(
+    ok_for: Duration,
+) -> (SocketAddr, Arc<std::sync::OnceLock<std::time::Instant>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let first = Arc::new(std::sync::OnceLock::new());
+    let f = first.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let start = *f.get_or_init(std::time::Instant::now);
+                    let reply: &[u8] = if start.elapsed() < ok_for {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                    } else {
+                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 3\r\n\r\nbad"
+                    };
+                    if s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, first)
+}

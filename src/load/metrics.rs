@@ -1,0 +1,170 @@
+//! Live load-run series, registered by the load component, updated once a
+//! second by the coordinator (never from the send path).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::engine::EntryStats;
+use crate::probes::Reason;
+use crate::telemetry::latency_histogram;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EntryLabels {
+    check: String,
+    entry: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    check: String,
+    entry: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    check: String,
+    entry: String,
+    reason: Reason,
+}
+
+type Hists = Family<EntryLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Debug)]
+pub struct LoadMetrics {
+    requests: Family<ResultLabels, Counter>,
+    errors: Family<ReasonLabels, Counter>,
+    latency: Hists,
+    service: Hists,
+    dropped: Family<CheckLabels, Counter>,
+    target: Family<CheckLabels, Gauge<f64, AtomicU64>>,
+    active: Family<CheckLabels, Gauge>,
+    users: Family<CheckLabels, Gauge>,
+}
+
+impl LoadMetrics {
+    pub fn register(r: &mut Registry) -> LoadMetrics {
+        let m = LoadMetrics {
+            requests: Family::default(),
+            errors: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            service: Family::new_with_constructor(latency_histogram),
+            dropped: Family::default(),
+            target: Family::default(),
+            active: Family::default(),
+            users: Family::default(),
+        };
+        r.register(
+            "sidewatch_load_requests",
+            "Load requests completed, by mix entry and result",
+            m.requests.clone(),
+        );
+        r.register(
+            "sidewatch_load_errors",
+            "Failed load requests, by mix entry and bounded reason",
+            m.errors.clone(),
+        );
+        r.register("sidewatch_load_latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)", m.latency.clone());
+        r.register(
+            "sidewatch_load_service_time_seconds",
+            "Load request latency from the actual send",
+            m.service.clone(),
+        );
+        r.register(
+            "sidewatch_load_dropped",
+            "Requests the engine could not start on time because the connection cap was reached",
+            m.dropped.clone(),
+        );
+        r.register("sidewatch_load_target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now", m.target.clone());
+        r.register(
+            "sidewatch_load_active",
+            "1 while a load run of the check is in progress",
+            m.active.clone(),
+        );
+        r.register(
+            "sidewatch_load_in_flight",
+            "Requests in flight in the load run",
+            m.users.clone(),
+        );
+        m
+    }
+
+    pub fn start(&self, check: &str) {
+        let l = CheckLabels {
+            check: check.into(),
+        };
+        self.active.get_or_create(&l).set(1);
+        let _ = self.dropped.get_or_create(&l);
+    }
+
+    pub fn finish(&self, check: &str) {
+        let l = CheckLabels {
+            check: check.into(),
+        };
+        self.active.get_or_create(&l).set(0);
+        self.target.get_or_create(&l).set(0.0);
+        self.users.get_or_create(&l).set(0);
+    }
+
+    /// Adds one second of counts.
+    pub fn second(
+        &self,
+        check: &str,
+        names: &[String],
+        entries: &[EntryStats],
+        target: f64,
+        in_flight: usize,
+    ) {
+        let cl = CheckLabels {
+            check: check.into(),
+        };
+        self.target.get_or_create(&cl).set(target);
+        self.users.get_or_create(&cl).set(in_flight as i64);
+        for (name, e) in names.iter().zip(entries) {
+            let el = EntryLabels {
+                check: check.into(),
+                entry: name.clone(),
+            };
+            let errors = e.errors();
+            let res = |result| ResultLabels {
+                check: check.into(),
+                entry: name.clone(),
+                result,
+            };
+            self.requests
+                .get_or_create(&res("success"))
+                .inc_by(e.requests - errors);
+            self.requests.get_or_create(&res("failure")).inc_by(errors);
+            for (i, n) in e.errors.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let l = ReasonLabels {
+                    check: check.into(),
+                    entry: name.clone(),
+                    reason: Reason::ALL[i],
+                };
+                self.errors.get_or_create(&l).inc_by(*n);
+            }
+            self.dropped.get_or_create(&cl).inc_by(e.dropped);
+            observe(&self.latency.get_or_create(&el), e.latency.recorded());
+            observe(&self.service.get_or_create(&el), e.service.recorded());
+        }
+    }
+}
+
+fn observe(h: &Histogram, values: impl Iterator<Item = (f64, u64)>) {
+    for (v, n) in values {
+        for _ in 0..n {
+            h.observe(v);
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The load engine: open- and closed-model executors on one pacing loop
+//! ([`engine`]), exact arrival schedules ([`arrival`]), latency corrected for
+//! coordinated omission in HdrHistograms ([`histogram`]), thresholds and abort
+//! rules ([`thresholds`]), and the coordinator here that merges the shards'
+//! per-second reports, evaluates rules, and builds the result.
+
+pub mod arrival;
+pub mod client;
+pub mod command;
+pub mod engine;
+pub mod histogram;
+pub mod metrics;
+pub mod thresholds;
+mod timer;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{LoadConfig, Path, Problems};
+use crate::probes::http::HttpProbe;
+use crate::probes::Reason;
+use crate::redact::Redactor;
+use arrival::{parse_rate, parse_stages, Profile};
+use engine::{Entry, EntryStats, Model, Report, ShardPlan};
+use histogram::Summary;
+use metrics::LoadMetrics;
+use thresholds::{Abort, Rule, Stats, Tracker, Verdict};
+
+/// A validated load run, ready to start.
+#[derive(Debug)]
+pub struct LoadPlan {
+    pub check: String,
+    pub model: Model,
+    pub profile: Profile,
+    pub entries: Arc<Vec<Entry>>,
+    pub max_connections: usize,
+    pub request_timeout: Duration,
+    pub threads: usize,
+    pub thresholds: Vec<Rule>,
+    pub aborts: Vec<Rule>,
+}
+
+/// Where load may go, and how hard.
+#[derive(Debug, Clone)]
+pub struct Guardrails {
+    pub max_rate: f64,
+    pub allow_hosts: HashSet<String>,
+    /// This sidewatch's share of a run split over N (`--shard I/N`).
+    pub shard: (u32, u32),
+}
+
+impl Guardrails {
+    fn allows(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = bare == "localhost"
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        loopback || self.allow_hosts.contains(bare)
+    }
+}
+
+impl LoadPlan {
+    /// Compiles a check's load section; `path` is the check's own path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        check: &str,
+        cfg: &LoadConfig,
+        thresholds: &[String],
+        aborts: &[String],
+        rails: &Guardrails,
+        path: &Path,
+        problems: &mut Problems,
+        redactor: &mut Redactor,
+    ) -> Option<LoadPlan> {
+        let before = problems.0.len();
+        let check_path = path;
+        let path = &check_path.key("load");
+        let (model, profile) = profile(cfg, path, problems)?;
+        let scale = 1.0 / f64::from(rails.shard.1.max(1));
+        let profile = profile.scaled(if model == Model::Rate { scale } else { 1.0 });
+        if model == Model::Rate && profile.peak() > rails.max_rate {
+            problems.push(
+                path,
+                format!(
+                    "peak rate {:.0}/s exceeds the limit of {:.0}/s (limits.max_rate)",
+                    profile.peak(),
+                    rails.max_rate
+                ),
+            );
+        }
+        let entries = entries(cfg, rails, path, problems, redactor);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let rules = |list: &[String], key: &str, problems: &mut Problems| -> Vec<Rule> {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, expr)| match Rule::parse(expr) {
+                    Ok(r) if r.entry.as_deref().is_some_and(|e| !names.contains(&e)) => {
+                        problems.push(
+                            &check_path.key(key).index(i),
+                            format!("no mix entry named `{}`", r.entry.unwrap()),
+                        );
+                        None
+                    }
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        problems.push(&check_path.key(key).index(i), e);
+                        None
+                    }
+                })
+                .collect()
+        };
+        let thresholds = rules(thresholds, "thresholds", problems);
+        let aborts = rules(aborts, "abort", problems);
+        if cfg.threads == 0 || cfg.threads > 64 {
+            problems.push(&path.key("threads"), "must be 1 to 64");
+        }
+        if cfg.max_connections == 0 {
+            problems.push(&path.key("max_connections"), "must be at least 1");
+        }
+        (problems.0.len() == before).then(|| LoadPlan {
+            check: check.to_string(),
+            model,
+            profile,
+            entries: Arc::new(entries),
+            max_connections: cfg.max_connections,
+            request_timeout: cfg.timeout.0,
+            threads: cfg.threads,
+            thresholds,
+            aborts,
+        })
+    }
+
+    /// The longest sliding window any threshold uses.
+    fn window(&self) -> usize {
+        self.thresholds
+            .iter()
+            .filter_map(|r| r.over)
+            .map(|d| d.as_secs() as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A one-line description: `constant-rate 2000/s for 1m`.
+    pub fn describe(&self) -> String {
+        let p = &self.profile;
+        let constant = p.stages.len() == 1 && p.start == p.stages[0].target;
+        let dur = crate::config::human_duration(p.duration());
+        match (self.model, constant) {
+            (Model::Rate, true) => format!("constant-rate {:.0}/s for {dur}", p.start),
+            (Model::Rate, false) => format!(
+                "ramping-rate, {} stages, peak {:.0}/s, {dur}",
+                p.stages.len(),
+                p.peak()
+            ),
+            (Model::Users, true) => format!("constant-concurrency {:.0} users for {dur}", p.start),
+            (Model::Users, false) => format!(
+                "ramping-concurrency, {} stages, peak {:.0} users, {dur}",
+                p.stages.len(),
+                p.peak()
+            ),
+        }
+    }
+}
+
+fn profile(cfg: &LoadConfig, path: &Path, problems: &mut Problems) -> Option<(Model, Profile)> {
+    let model = match (&cfg.rate, cfg.concurrency) {
+        (Some(_), None) => Model::Rate,
+        (None, Some(_)) => Model::Users,
+        _ => {
+            problems.push(
+                path,
+                "set exactly one of `rate` (open model) or `concurrency` (closed model)",
+            );
+            return None;
+        }
+    };
+    let start = match (&cfg.rate, cfg.concurrency) {
+        (Some(r), _) => parse_rate(r)
+            .map_err(|e| problems.push(&path.key("rate"), e))
+            .ok()?,
+        (_, Some(n)) => f64::from(n),
+        _ => unreachable!("checked above"),
+    };
+    let profile = match (&cfg.stages, cfg.duration) {
+        (Some(s), None) => Profile {
+            start,
+            stages: parse_stages(s, model == Model::Rate)
+                .map_err(|e| problems.push(&path.key("stages"), e))
+                .ok()?,
+        },
+        (None, Some(d)) => Profile::constant(start, d.0),
+        _ => {
+            problems.push(
+                path,
+                "set `duration` for a constant load, or `stages` for a ramp",
+            );
+            return None;
+        }
+    };
+    if profile.duration().is_zero() {
+        problems.push(path, "the load lasts no time");
+        return None;
+    }
+    Some((model, profile))
+}
+
+fn entries(
+    cfg: &LoadConfig,
+    rails: &Guardrails,
+    path: &Path,
+    problems: &mut Problems,
+    redactor: &mut Redactor,
+) -> Vec<Entry> {
+    if cfg.mix.is_empty() {
+        problems.push(&path.key("mix"), "add at least one request");
+    }
+    let mut out = Vec::new();
+    for (i, m) in cfg.mix.iter().enumerate() {
+        let p = path.key("mix").index(i);
+        let name = m.name.clone().unwrap_or_else(|| format!("entry{i}"));
+        if m.weight == 0 {
+            problems.push(&p.key("weight"), "must be at least 1");
+        }
+        let Some(probe) = HttpProbe::build(&m.http, &p.key("http"), problems, redactor) else {
+            continue;
+        };
+        if !rails.allows(&probe.host()) {
+            problems.push(
+                &p.key("http").key("url"),
+                format!(
+                    "host `{}` is not an allowed load target (loopback, hosts the config's probes use, limits.allow_hosts, --allow-host)",
+                    probe.host()
+                ),
+            );
+            continue;
+        }
+        match probe.load_request() {
+            Ok(request) => out.push(Entry {
+                name,
+                weight: m.weight,
+                request,
+            }),
+            Err(e) => problems.push(&p.key("http"), e),
+        }
+    }
+    out
+}
+
+/// One second of the run, as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    pub second: u32,
+    pub requests: u64,
+    pub rate: f64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub p95_seconds: f64,
+    pub target: f64,
+}
+
+/// Per-entry results.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryResult {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub latency_seconds: Summary,
+    pub service_time_seconds: Summary,
+}
+
+/// The result of a run; `--json` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadResult {
+    pub check: String,
+    pub executor: String,
+    pub target_rate: Option<f64>,
+    pub achieved_rate: f64,
+    pub duration_seconds: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub errors_by_reason: BTreeMap<&'static str, u64>,
+    pub dropped: u64,
+    pub latency_seconds: Summary,
+    pub service_time_seconds: Summary,
+    pub entries: Vec<EntryResult>,
+    pub thresholds: Vec<Verdict>,
+    pub verdict: &'static str,
+    pub aborted_by: Option<String>,
+    pub timeseries: Vec<Point>,
+}
+
+/// Live progress, once a second.
+pub trait Progress {
+    fn second(&mut self, elapsed: u32, total: u32, point: &Point);
+    fn finish(&mut self);
+}
+
+/// Merges the shards' per-second reports.
+struct Aggregator {
+    threads: usize,
+    pending: BTreeMap<u32, (usize, Vec<EntryStats>, usize)>,
+    window: VecDeque<Vec<EntryStats>>,
+    window_len: usize,
+    timeseries: Vec<Point>,
+    total: Vec<EntryStats>,
+}
+
+fn merge_all(entries: &[EntryStats], precise: bool) -> EntryStats {
+    let mut all = EntryStats::new(precise);
+    for e in entries {
+        all.add(e);
+    }
+    all
+}
+
+fn stats<'a>(e: &'a EntryStats, seconds: f64) -> Stats<'a> {
+    Stats {
+        requests: e.requests,
+        errors: e.errors(),
+        dropped: e.dropped,
+        seconds,
+        latency: &e.latency,
+    }
+}
+
+/// The entry a rule is about, or all entries merged.
+fn select(rule: &Rule, names: &[String], entries: &[EntryStats], precise: bool) -> EntryStats {
+    match &rule.entry {
+        Some(name) => {
+            let i = names
+                .iter()
+                .position(|n| n == name)
+                .expect("validated entry name");
+            entries[i].clone()
+        }
+        None => merge_all(entries, precise),
+    }
+}
+
+/// Runs a plan to its end, an abort rule, or `cancel` (SIGINT).
+pub async fn run(
+    plan: &LoadPlan,
+    metrics: Option<&LoadMetrics>,
+    progress: &mut dyn Progress,
+    cancel: CancellationToken,
+) -> LoadResult {
+    let names: Vec<String> = plan.entries.iter().map(|e| e.name.clone()).collect();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let share = 1.0 / plan.threads as f64;
+    for i in 0..plan.threads {
+        let shard = ShardPlan {
+            model: plan.model,
+            profile: match plan.model {
+                Model::Rate => plan.profile.scaled(share),
+                Model::Users => split_users(&plan.profile, plan.threads, i),
+            },
+            entries: plan.entries.clone(),
+            max_connections: plan.max_connections.div_ceil(plan.threads),
+            request_timeout: plan.request_timeout,
+            seed: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        };
+        let (tx, stop) = (tx.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(format!("sidewatch-load-{i}"))
+            .spawn(move || engine::run(shard, tx, stop))
+            .expect("spawn a load thread");
+    }
+    drop(tx);
+    if let Some(m) = metrics {
+        m.start(&plan.check);
+    }
+    let mut trackers: Vec<Tracker> = plan.thresholds.iter().cloned().map(Tracker::new).collect();
+    let mut aborts: Vec<Abort> = plan.aborts.iter().cloned().map(Abort::new).collect();
+    let mut agg = Aggregator {
+        threads: plan.threads,
+        pending: BTreeMap::new(),
+        window: VecDeque::new(),
+        window_len: plan.window(),
+        timeseries: Vec::new(),
+        total: vec![EntryStats::new(true); names.len()],
+    };
+    let total_secs = plan.profile.duration().as_secs_f64().ceil() as u32;
+    let mut aborted_by = None;
+    let mut interrupted = false;
+    loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled(), if !interrupted => {
+                interrupted = true;
+                stop.store(true, Ordering::Relaxed);
+                continue;
+            }
+            msg = rx.recv() => msg,
+        };
+        let Some(msg) = msg else { break };
+        let (index, entries, active) = match msg {
+            Report::Done { entries } => {
+                for (t, e) in agg.total.iter_mut().zip(&entries) {
+                    t.add(e);
+                }
+                continue;
+            }
+            Report::Second {
+                index,
+                entries,
+                active,
+            } => (index, entries, active),
+        };
+        let Some((entries, active)) = agg.collect(index, entries, active) else {
+            continue;
+        };
+        // The closing report of a run that ended on a second boundary is empty.
+        if index >= total_secs && entries.iter().all(|e| e.requests == 0 && e.dropped == 0) {
+            continue;
+        }
+        let target = plan.profile.at(f64::from(index) + 0.5);
+        let point = agg.point(index, &entries, target);
+        if let Some(m) = metrics {
+            m.second(&plan.check, &names, &entries, target, active);
+        }
+        agg.push_window(entries.clone());
+        for t in trackers.iter_mut() {
+            // A window is judged once it is full.
+            let Some(secs) = t.rule.over.map(|d| d.as_secs().max(1) as usize) else {
+                continue;
+            };
+            if agg.window.len() >= secs {
+                let recent = agg.window_merged_last(names.len(), secs);
+                let e = select(&t.rule, &names, &recent, false);
+                t.window(&stats(&e, secs as f64));
+            }
+        }
+        if aborted_by.is_none() {
+            for a in aborts.iter_mut() {
+                let e = select(&a.rule, &names, &entries, false);
+                if a.second(&stats(&e, 1.0)) {
+                    aborted_by = Some(a.rule.expr.clone());
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        progress.second(index + 1, total_secs, &point);
+    }
+    progress.finish();
+    if let Some(m) = metrics {
+        m.finish(&plan.check);
+    }
+    // A run that went the distance is measured over its schedule; the drain
+    // after the last start is not sending time.
+    let stopped_early = aborted_by.is_some() || interrupted;
+    let elapsed = if stopped_early {
+        started.elapsed().as_secs_f64()
+    } else {
+        plan.profile.duration().as_secs_f64()
+    };
+    result(
+        plan,
+        &names,
+        agg,
+        &trackers,
+        elapsed,
+        aborted_by,
+        interrupted,
+    )
+}
+
+/// Users of a closed-model profile split over threads, remainders first.
+fn split_users(p: &Profile, threads: usize, i: usize) -> Profile {
+    let part = |n: f64| {
+        let base = (n / threads as f64).floor();
+        let extra = if (i as f64) < n - base * threads as f64 {
+            1.0
+        } else {
+            0.0
+        };
+        base + extra
+    };
+    Profile {
+        start: part(p.start.round()),
+        stages: p
+            .stages
+            .iter()
+            .map(|s| arrival::Stage {
+                duration: s.duration,
+                target: part(s.target.round()),
+            })
+            .collect(),
+    }
+}
+
+impl Aggregator {
+    /// Adds a shard's second; returns the merged second once every shard
+    /// has reported it.
+    fn collect(
+        &mut self,
+        index: u32,
+        entries: Vec<EntryStats>,
+        active: usize,
+    ) -> Option<(Vec<EntryStats>, usize)> {
+        let slot = self
+            .pending
+            .entry(index)
+            .or_insert_with(|| (0, vec![EntryStats::new(false); entries.len()], 0));
+        slot.0 += 1;
+        slot.2 += active;
+        for (a, b) in slot.1.iter_mut().zip(&entries) {
+            a.add(b);
+        }
+        if slot.0 < self.threads {
+            return None;
+        }
+        self.pending.remove(&index).map(|(_, e, a)| (e, a))
+    }
+
+    fn point(&mut self, index: u32, entries: &[EntryStats], target: f64) -> Point {
+        let all = merge_all(entries, false);
+        let p = Point {
+            second: index + 1,
+            requests: all.requests,
+            rate: all.requests as f64,
+            errors: all.errors(),
+            dropped: all.dropped,
+            p95_seconds: all.latency.quantile(0.95),
+            target,
+        };
+        self.timeseries.push(p.clone());
+        p
+    }
+
+    fn push_window(&mut self, entries: Vec<EntryStats>) {
+        if self.window_len == 0 {
+            return;
+        }
+        self.window.push_back(entries);
+        while self.window.len() > self.window_len {
+            self.window.pop_front();
+        }
+    }
+
+    fn window_merged_last(&self, n: usize, secs: usize) -> Vec<EntryStats> {
+        let mut out = vec![EntryStats::new(false); n];
+        for second in self.window.iter().rev().take(secs) {
+            for (a, b) in out.iter_mut().zip(second) {
+                a.add(b);
+            }
+        }
+        out
+    }
+}
+
+fn result(
+    plan: &LoadPlan,
+    names: &[String],
+    agg: Aggregator,
+    trackers: &[Tracker],
+    elapsed: f64,
+    aborted_by: Option<String>,
+    interrupted: bool,
+) -> LoadResult {
+    let all = merge_all(&agg.total, true);
+    let thresholds: Vec<Verdict> = trackers
+        .iter()
+        .map(|t| {
+            let e = select(&t.rule, names, &agg.total, true);
+            t.finish(&stats(&e, elapsed))
+        })
+        .collect();
+    let verdict = if aborted_by.is_some() || interrupted {
+        "aborted"
+    } else if thresholds.iter().all(|t| t.passed) {
+        "pass"
+    } else {
+        "fail"
+    };
+    let errors_by_reason = Reason::ALL
+        .iter()
+        .zip(all.errors)
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| (r.as_str(), n))
+        .collect();
+    let entries = names
+        .iter()
+        .zip(&agg.total)
+        .map(|(name, e)| EntryResult {
+            name: name.clone(),
+            requests: e.requests,
+            errors: e.errors(),
+            dropped: e.dropped,
+            latency_seconds: e.latency.summary(),
+            service_time_seconds: e.service.summary(),
+        })
+        .collect();
+    LoadResult {
+        check: plan.check.clone(),
+        executor: plan.describe(),
+        target_rate: (plan.model == Model::Rate)
+            .then(|| plan.profile.total() / plan.profile.duration().as_secs_f64()),
+        achieved_rate: if elapsed > 0.0 {
+            all.requests as f64 / elapsed
+        } else {
+            0.0
+        },
+        duration_seconds: elapsed,
+        requests: all.requests,
+        errors: all.errors(),
+        errors_by_reason,
+        dropped: all.dropped,
+        latency_seconds: all.latency.summary(),
+        service_time_seconds: all.service.summary(),
+        entries,
+        thresholds,
+        verdict,
+        aborted_by: aborted_by.or_else(|| interrupted.then(|| "interrupted (SIGINT)".to_string())),
+        timeseries: agg.timeseries,
+    }
+}

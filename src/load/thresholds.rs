@@ -1,0 +1,354 @@
+//! Thresholds and abort rules.
+//!
+//! ```text
+//! rule    := metric [ "[" entry "]" ] op value [ "over" DURATION ] [ "for" DURATION ]
+//! metric  := p50 | p90 | p95 | p99 | p999 | max | mean   (value: a duration, 50ms)
+//!          | error_rate | dropped                         (value: 1% or 0.01)
+//!          | rate                                        (value: 5000/s)
+//! op      := < | <= | > | >=
+//! ```
+//!
+//! A threshold states what must hold: `p95 < 50ms` over the whole run, and
+//! with `over 30s` also over every sliding 30 s window during the run. An
+//! abort rule states what must not go on: `error_rate > 5% for 10s` fires when
+//! the per-second value has met the condition for 10 consecutive seconds
+//! (without `for`, at the first such second).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::histogram::Hist;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metric {
+    Quantile(f64),
+    Max,
+    Mean,
+    ErrorRate,
+    Dropped,
+    Rate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+        }
+    }
+}
+
+/// A parsed rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub expr: String,
+    pub metric: Metric,
+    pub entry: Option<String>,
+    pub op: Op,
+    /// Seconds, a ratio, or requests per second, by metric.
+    pub value: f64,
+    pub over: Option<Duration>,
+    pub hold: Option<Duration>,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expr)
+    }
+}
+
+/// What a rule is evaluated on: a whole run, a window, or one second.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats<'a> {
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub seconds: f64,
+    pub latency: &'a Hist,
+}
+
+impl Metric {
+    fn parse(s: &str) -> Result<Metric, String> {
+        Ok(match s {
+            "p50" => Metric::Quantile(0.50),
+            "p90" => Metric::Quantile(0.90),
+            "p95" => Metric::Quantile(0.95),
+            "p99" => Metric::Quantile(0.99),
+            "p999" => Metric::Quantile(0.999),
+            "max" => Metric::Max,
+            "mean" | "avg" => Metric::Mean,
+            "error_rate" => Metric::ErrorRate,
+            "dropped" => Metric::Dropped,
+            "rate" => Metric::Rate,
+            other => return Err(format!(
+                "unknown metric `{other}` (p50 p90 p95 p99 p999 max mean error_rate dropped rate)"
+            )),
+        })
+    }
+
+    fn value(self, s: &Stats) -> f64 {
+        let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        match self {
+            Metric::Quantile(q) => s.latency.quantile(q),
+            Metric::Max => s.latency.max(),
+            Metric::Mean => s.latency.mean(),
+            Metric::ErrorRate => ratio(s.errors, s.requests),
+            Metric::Dropped => ratio(s.dropped, s.requests + s.dropped),
+            Metric::Rate if s.seconds > 0.0 => s.requests as f64 / s.seconds,
+            Metric::Rate => 0.0,
+        }
+    }
+
+    fn is_latency(self) -> bool {
+        matches!(self, Metric::Quantile(_) | Metric::Max | Metric::Mean)
+    }
+
+    /// Renders an observed value in the rule's own units.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            m if m.is_latency() => {
+                crate::config::human_duration(Duration::from_secs_f64(v.max(0.0)))
+            }
+            Metric::Rate => format!("{v:.1}/s"),
+            _ => format!("{:.3}%", v * 100.0),
+        }
+    }
+}
+
+impl Rule {
+    pub fn parse(expr: &str) -> Result<Rule, String> {
+        let words: Vec<&str> = expr.split_whitespace().collect();
+        let [lhs, op, value, rest @ ..] = words.as_slice() else {
+            return Err(format!(
+                "`{expr}`: expected METRIC OP VALUE, e.g. `p95 < 50ms`"
+            ));
+        };
+        let (name, entry) = match lhs.split_once('[') {
+            Some((m, e)) => (
+                m,
+                Some(e.strip_suffix(']').ok_or("unclosed `[`")?.to_string()),
+            ),
+            None => (*lhs, None),
+        };
+        let metric = Metric::parse(name)?;
+        let op = match *op {
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            other => return Err(format!("`{other}` is not a comparison (<, <=, >, >=)")),
+        };
+        let value = parse_value(metric, value)?;
+        let (mut over, mut hold) = (None, None);
+        let mut it = rest.iter();
+        while let Some(word) = it.next() {
+            let d = it
+                .next()
+                .ok_or_else(|| format!("`{word}` needs a duration"))?;
+            let d = crate::config::parse_duration(d)?;
+            match *word {
+                "over" => over = Some(d),
+                "for" => hold = Some(d),
+                other => {
+                    return Err(format!(
+                        "unexpected `{other}` (use `over 30s` or `for 10s`)"
+                    ))
+                }
+            }
+        }
+        Ok(Rule {
+            expr: expr.trim().to_string(),
+            metric,
+            entry,
+            op,
+            value,
+            over,
+            hold,
+        })
+    }
+
+    /// The observed value and whether the condition holds.
+    pub fn check(&self, s: &Stats) -> (bool, f64) {
+        let v = self.metric.value(s);
+        (self.op.holds(v, self.value), v)
+    }
+}
+
+fn parse_value(metric: Metric, s: &str) -> Result<f64, String> {
+    match metric {
+        m if m.is_latency() => crate::config::parse_duration(s).map(|d| d.as_secs_f64()),
+        Metric::Rate => super::arrival::parse_rate(s),
+        _ => match s.strip_suffix('%') {
+            Some(p) => p
+                .parse::<f64>()
+                .map(|v| v / 100.0)
+                .map_err(|_| format!("`{s}` is not a percentage")),
+            None => s
+                .parse::<f64>()
+                .map_err(|_| format!("`{s}` is not a ratio (use 1% or 0.01)")),
+        },
+    }
+}
+
+/// A threshold's verdict, as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    pub expr: String,
+    pub passed: bool,
+    /// The whole-run value, or for a windowed threshold the worst window.
+    pub observed: f64,
+    pub observed_text: String,
+}
+
+/// Tracks a threshold across the run: every window evaluation and the end.
+#[derive(Debug)]
+pub struct Tracker {
+    pub rule: Rule,
+    failed_window: Option<f64>,
+}
+
+impl Tracker {
+    pub fn new(rule: Rule) -> Tracker {
+        Tracker {
+            rule,
+            failed_window: None,
+        }
+    }
+
+    /// A window evaluation during the run.
+    pub fn window(&mut self, s: &Stats) {
+        let (ok, v) = self.rule.check(s);
+        if !ok && self.failed_window.is_none() {
+            self.failed_window = Some(v);
+        }
+    }
+
+    pub fn finish(&self, whole: &Stats) -> Verdict {
+        let (ok, v) = self.rule.check(whole);
+        let observed = self.failed_window.unwrap_or(v);
+        Verdict {
+            expr: self.rule.expr.clone(),
+            passed: ok && self.failed_window.is_none(),
+            observed,
+            observed_text: self.rule.metric.show(observed),
+        }
+    }
+}
+
+/// Tracks an abort rule second by second.
+#[derive(Debug)]
+pub struct Abort {
+    pub rule: Rule,
+    streak: u32,
+}
+
+impl Abort {
+    pub fn new(rule: Rule) -> Abort {
+        Abort { rule, streak: 0 }
+    }
+
+    /// Feeds one second; true when the rule fires.
+    pub fn second(&mut self, s: &Stats) -> bool {
+        if s.requests == 0 && s.dropped == 0 {
+            return false;
+        }
+        let (met, _) = self.rule.check(s);
+        self.streak = if met { self.streak + 1 } else { 0 };
+        let need = self.rule.hold.map_or(1, |d| d.as_secs().max(1) as u32);
+        self.streak >= need
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(h: &Hist, requests: u64, errors: u64, dropped: u64) -> Stats<'_> {
+        Stats {
+            requests,
+            errors,
+            dropped,
+            seconds: 10.0,
+            latency: h,
+        }
+    }
+
+    #[test]
+    fn parses_the_grammar() {
+        let r = Rule::parse("p95[api] < 50ms over 30s").unwrap();
+        assert_eq!(r.metric, Metric::Quantile(0.95));
+        assert_eq!(r.entry.as_deref(), Some("api"));
+        assert_eq!(r.value, 0.05);
+        assert_eq!(r.over, Some(Duration::from_secs(30)));
+        let r = Rule::parse("error_rate > 5% for 10s").unwrap();
+        assert_eq!(
+            (r.op, r.value, r.hold),
+            (Op::Gt, 0.05, Some(Duration::from_secs(10)))
+        );
+        assert_eq!(Rule::parse("rate >= 5000/s").unwrap().value, 5000.0);
+        assert_eq!(Rule::parse("dropped < 0.001").unwrap().value, 0.001);
+        for bad in [
+            "p95 50ms",
+            "p42 < 1s",
+            "p95 ~ 1s",
+            "p95 < 50",
+            "rate > 5",
+            "p95 < 1s during 5s",
+            "p95[x < 1s",
+        ] {
+            assert!(Rule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn thresholds_pass_and_fail() {
+        let mut h = Hist::precise();
+        for ms in 1..=100u64 {
+            h.record(ms * 1000);
+        }
+        let s = stats(&h, 1000, 5, 1);
+        assert!(Rule::parse("p95 < 100ms").unwrap().check(&s).0);
+        assert!(!Rule::parse("p95 < 90ms").unwrap().check(&s).0);
+        assert!(Rule::parse("error_rate < 1%").unwrap().check(&s).0);
+        assert!(!Rule::parse("error_rate < 0.4%").unwrap().check(&s).0);
+        assert!(Rule::parse("rate >= 100/s").unwrap().check(&s).0);
+        assert!(!Rule::parse("rate >= 101/s").unwrap().check(&s).0);
+        assert!(Rule::parse("dropped < 0.1%").unwrap().check(&s).0);
+    }
+
+    #[test]
+    fn a_failed_window_fails_the_threshold_even_if_the_run_passes() {
+        let h = Hist::precise();
+        let mut t = Tracker::new(Rule::parse("error_rate < 1% over 10s").unwrap());
+        t.window(&stats(&h, 100, 50, 0));
+        let v = t.finish(&stats(&h, 100_000, 50, 0));
+        assert!(!v.passed);
+        assert_eq!(v.observed, 0.5);
+    }
+
+    #[test]
+    fn abort_needs_the_condition_for_the_whole_hold() {
+        let h = Hist::precise();
+        let mut a = Abort::new(Rule::parse("error_rate > 5% for 3s").unwrap());
+        let bad = stats(&h, 100, 10, 0);
+        let good = stats(&h, 100, 0, 0);
+        assert!(!a.second(&bad));
+        assert!(!a.second(&bad));
+        assert!(!a.second(&good));
+        assert!(!a.second(&bad));
+        assert!(!a.second(&bad));
+        assert!(a.second(&bad));
+    }
+}
