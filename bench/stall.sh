@@ -46,7 +46,7 @@ print(f"200 req/s for 60 s; server stalls 1 s every 6 s ({sw['requests']} reques
 print(f"  truth                 p90 {truth['p90']:.3f} s   p99 {truth['p99']:.3f} s")
 def err(v, t): return f"{(v - t) / t * 100:+.1f}%"
 print(f"  sidewatch corrected   p90 {lat['p90']:.3f} s ({err(lat['p90'], truth['p90'])})   p99 {lat['p99']:.3f} s ({err(lat['p99'], truth['p99'])})")
-print(f"  sidewatch service     p90 {svc['p90']:.3f} s   p99 {svc['p99']:.3f} s   (what a CO-prone tool would report)")
+print(f"  sidewatch service     p90 {svc['p90']:.3f} s   p99 {svc['p99']:.3f} s   (equal when no request waited for a connection)")
 if os.path.exists(sys.argv[2]):
     k = json.load(open(sys.argv[2]))["metrics"]["http_req_duration"]
     p90, p99 = k["p(90)"] / 1000, k["p(99)"] / 1000

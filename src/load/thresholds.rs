@@ -92,9 +92,11 @@ impl Metric {
             "error_rate" => Metric::ErrorRate,
             "dropped" => Metric::Dropped,
             "rate" => Metric::Rate,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown metric `{other}` (p50 p90 p95 p99 p999 max mean error_rate dropped rate)"
-            )),
+            ))
+            }
         })
     }
 
