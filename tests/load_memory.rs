@@ -7,19 +7,6 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn memory_is_flat_over_a_two_minute_5k_per_second_run() {
     let url = format!("{}/health", common::nginx());
@@ -40,9 +27,9 @@ fn memory_is_flat_over_a_two_minute_5k_per_second_run() {
         .unwrap();
     let pid = child.id();
     std::thread::sleep(Duration::from_secs(30));
-    let at_30 = rss_kb(pid);
+    let at_30 = common::vm_rss_kb(pid);
     std::thread::sleep(Duration::from_secs(90));
-    let at_120 = rss_kb(pid);
+    let at_120 = common::vm_rss_kb(pid);
     let out = child.wait().unwrap();
     assert!(out.success() || out.code() == Some(1), "{out:?}");
     eprintln!("RSS at 30 s: {at_30} kB, at 120 s: {at_120} kB");

@@ -217,19 +217,6 @@ fn exports_over_grpc() {
     export_round_trip("grpc", "grpc", true);
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn a_dead_receiver_leaves_sidewatch_healthy_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,9 +236,9 @@ fn a_dead_receiver_leaves_sidewatch_healthy_with_bounded_memory() {
     drop(rx);
 
     std::thread::sleep(Duration::from_secs(2));
-    let before = rss_kb(sw.0.id());
+    let before = common::vm_rss_kb(sw.0.id());
     std::thread::sleep(Duration::from_secs(5));
-    let after = rss_kb(sw.0.id());
+    let after = common::vm_rss_kb(sw.0.id());
     let (status, m) = http_get(listen, "/metrics", None).unwrap();
     assert_eq!(status, 200);
     assert_eq!(http_get(listen, "/healthz", None).unwrap().0, 200);

@@ -67,17 +67,7 @@ impl Harness {
 }
 
 fn vm_rss(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kb * 1024.0
+    common::vm_rss_kb(pid) as f64 * 1024.0
 }
 
 fn selector_config(label: &str, selector: &str) -> String {

@@ -15,10 +15,8 @@ pub mod postgres;
 pub mod tcp;
 pub mod tls;
 
-use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
-use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use serde::Serialize;
 
 use crate::config::{human_duration, Path, ProbeConfig, ProbeDefaults, Problems};
@@ -104,18 +102,6 @@ impl Reason {
     }
 }
 
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl EncodeLabelValue for Reason {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), e)
-    }
-}
-
 /// The probe kinds; the `kind` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,18 +175,6 @@ impl Kind {
     }
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl EncodeLabelValue for Kind {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), e)
-    }
-}
-
 /// A timed step of a run; the `phase` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -244,11 +218,7 @@ impl Phase {
     }
 }
 
-impl EncodeLabelValue for Phase {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), e)
-    }
-}
+crate::telemetry::str_label!(Reason, Kind, Phase);
 
 /// A failed run: a bounded reason, and detail for logs only.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,6 +13,27 @@ use prometheus_client::registry::Registry;
 
 pub use text::{encode_openmetrics, encode_prometheus, find_sample};
 
+/// Implements `Display` and prometheus-client's `EncodeLabelValue` for enums
+/// with an `as_str`, so label values come from one match per enum.
+macro_rules! str_label {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl prometheus_client::encoding::EncodeLabelValue for $t {
+            fn encode(
+                &self,
+                e: &mut prometheus_client::encoding::LabelValueEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                prometheus_client::encoding::EncodeLabelValue::encode(&self.as_str(), e)
+            }
+        }
+    )+};
+}
+pub(crate) use str_label;
+
 /// Latency buckets from 100µs to 30s on a 1-2-5 series, so the seeds'
 /// thresholds (20, 50, 100, 200, 500 ms, 1 s, 2 s) fall on bucket edges and
 /// `histogram_quantile` needs no interpolation across them.

@@ -424,3 +424,17 @@ pub async fn turning_server(
     });
     (addr, first)
 }
+
+/// A process's resident set size in kB, from /proc/PID/status.
+pub fn vm_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap()
+}

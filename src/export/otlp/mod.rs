@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -170,11 +170,7 @@ struct ReasonLabels {
     reason: Failure,
 }
 
-impl EncodeLabelValue for Failure {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), e)
-    }
-}
+crate::telemetry::str_label!(Failure);
 
 /// The exporter's own families.
 #[derive(Debug, Default)]
