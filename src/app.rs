@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::export::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::export::server::{serve, ServerMetrics, ServerState};
+use crate::load::metrics::LoadMetrics;
 use crate::plan::Plan;
 use crate::probes::metrics::{unix_seconds, ProbeMetrics};
 use crate::resources::{ResourceMetrics, Resources};
@@ -66,6 +67,8 @@ pub struct Sidecar {
     /// The address the HTTP server actually listens on.
     pub addr: SocketAddr,
     pub recorder: Arc<Recorder>,
+    /// The load families, for checks run inside the sidecar.
+    pub load_metrics: Arc<LoadMetrics>,
     state: Arc<ServerState>,
     metrics: AppMetrics,
     probes: Option<ProbeSet>,
@@ -86,6 +89,7 @@ impl Sidecar {
         let metrics = AppMetrics::register(&mut registry);
         let resource_metrics = Arc::new(ResourceMetrics::register(&mut registry));
         let otlp_metrics = Arc::new(OtlpMetrics::register(&mut registry));
+        let load_metrics = Arc::new(LoadMetrics::register(&mut registry));
         let server_metrics = ServerMetrics::register(&mut registry);
 
         let listener = TcpListener::bind(listen).await?;
@@ -107,6 +111,7 @@ impl Sidecar {
         Ok(Sidecar {
             addr,
             recorder,
+            load_metrics,
             state,
             metrics,
             probes: Some(probes),
