@@ -343,7 +343,7 @@ fn report(shard: &Shard, tx: &mpsc::UnboundedSender<Report>, index: u32) {
     let mut st = shard.state.borrow_mut();
     let fresh = vec![EntryStats::new(false); st.second.len()];
     let entries = std::mem::replace(&mut st.second, fresh);
-    let active = st.live - st.idle.len() - st.retire.min(st.live);
+    let active = st.live.saturating_sub(st.idle.len() + st.retire);
     let _ = tx.send(Report::Second {
         index,
         entries,
