@@ -2,8 +2,10 @@
 //! sees as Prometheus series.
 //!
 //! Data flow: [`config`] parses and locates → [`plan`] compiles (no sockets) →
-//! [`app`] wires [`scheduler`] (probe loops over [`probes`]) to
-//! [`export`] (the HTTP server) through the families in [`telemetry`].
+//! [`app`] wires [`scheduler`] (probe loops over [`probes`]) and
+//! [`resources`] (the sampler) to [`export`] (the HTTP server and OTLP push)
+//! through the families in [`telemetry`]. [`load`] is the load engine behind
+//! `sidewatch load`; [`report`] renders tables, summaries and progress.
 
 pub mod app;
 pub mod cli;
