@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -16,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use crate::app::Sidecar;
 use crate::cli::exit;
 use crate::config::human_duration;
+use crate::load::metrics::LoadMetrics;
 use crate::plan::Plan;
 use crate::scheduler::Status;
 use crate::telemetry::find_sample;
@@ -45,15 +47,58 @@ async fn demo_in(dir: &Path, listen: SocketAddr, duration: Option<Duration>) -> 
     let config = dir.join("demo.yaml");
     std::fs::write(&config, demo_config(&addrs, dir, closed_port()?)).map_err(|e| e.to_string())?;
     // The generated file goes through the same loader as a user's.
-    let plan = Plan::load(&config).map_err(|e| format!("demo config: {e}"))?;
+    let mut plan = Plan::load(&config).map_err(|e| format!("demo config: {e}"))?;
+    let check = plan.checks.pop().ok_or("the demo config has a check")?.load;
     let sidecar = Sidecar::start(plan, listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)"))?;
     banner(&addrs, &config, pid, sidecar.addr);
-    watch(&sidecar, duration).await;
+    let load_line = Arc::new(Mutex::new(format!(
+        "▪ load         {} starts in 3s",
+        check.describe()
+    )));
+    let load = tokio::spawn(demo_load(
+        check,
+        sidecar.load_metrics.clone(),
+        load_line.clone(),
+    ));
+    watch(&sidecar, duration, &load_line).await;
+    load.abort();
     sidecar.shutdown().await;
     let _ = child.kill().await;
     Ok(())
+}
+
+/// Runs the demo's load check once, a few seconds in, and keeps a one-line
+/// result for the status display; its series are on the demo's /metrics.
+async fn demo_load(
+    plan: crate::load::LoadPlan,
+    metrics: Arc<LoadMetrics>,
+    line: Arc<Mutex<String>>,
+) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    *line.lock().expect("line lock") = format!("▪ load         {} running", plan.describe());
+    let mut quiet = crate::report::progress::Quiet;
+    let r = crate::load::run(&plan, Some(&metrics), &mut quiet, Default::default()).await;
+    let failed: Vec<&str> = r
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| t.expr.as_str())
+        .collect();
+    *line.lock().expect("line lock") = format!(
+        "▪ load         {}  {:.0}/s  p95 {}  errors {}  dropped {}{}",
+        r.verdict.to_uppercase(),
+        r.achieved_rate,
+        human_duration(Duration::from_secs_f64(r.latency_seconds.p95)),
+        r.errors,
+        r.dropped,
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!("  failed: {}", failed.join(", "))
+        }
+    );
 }
 
 /// Addresses of the demo target's servers.
@@ -163,6 +208,15 @@ probes:
   - name: demo-down
     interval: 5s
     tcp: {{ address: "127.0.0.1:{closed}" }}
+checks:
+  - name: demo-load
+    load:
+      rate: 200/s
+      duration: 10s
+      mix:
+        - {{ name: price, weight: 80, http: {{ url: "http://{http}/api/price?symbol=AAPL" }} }}
+        - {{ name: health, weight: 20, http: {{ url: "http://{http}/health" }} }}
+    thresholds: ["p95 < 50ms", "error_rate < 1%"]
 "#,
         http = t.http,
         https_port = t.https.port(),
@@ -187,7 +241,7 @@ fn banner(t: &Addrs, config: &Path, pid: u32, addr: SocketAddr) {
     println!("Ctrl-C to stop.\n");
 }
 
-async fn watch(sidecar: &Sidecar, duration: Option<Duration>) {
+async fn watch(sidecar: &Sidecar, duration: Option<Duration>, load_line: &Mutex<String>) {
     let tty = std::io::stdout().is_terminal();
     let every = if tty {
         Duration::from_secs(1)
@@ -212,6 +266,7 @@ async fn watch(sidecar: &Sidecar, duration: Option<Duration>) {
         let mut lines = status_lines(&sidecar.recorder.board.snapshot());
         let text = sidecar.metrics_text();
         lines.extend(["demo-target", "sidewatch"].map(|p| resource_line(&text, p, &mut cpu)));
+        lines.push(load_line.lock().expect("line lock").clone());
         let mut out = std::io::stdout().lock();
         if tty && drawn > 0 {
             let _ = write!(out, "\x1b[{drawn}A");

@@ -298,7 +298,7 @@ pub struct LoadResult {
 }
 
 /// Live progress, once a second.
-pub trait Progress {
+pub trait Progress: Send {
     fn second(&mut self, elapsed: u32, total: u32, point: &Point);
     fn finish(&mut self);
 }
