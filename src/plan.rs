@@ -38,19 +38,15 @@ impl Plan {
 
     /// Loads a config whose load runs are this sidewatch's share `i/n`.
     pub fn load_sharded(path: &FsPath, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
-        Plan::build(Document::load(path)?, shard)
+        Plan::build_document(Document::load(path)?, shard)
     }
 
     pub fn from_document(doc: Document) -> Result<Plan, ConfigErrors> {
-        Plan::build(doc, (0, 1))
+        Plan::build_document(doc, (0, 1))
     }
 
     /// Compiles a parsed document for load share `shard`.
     pub fn build_document(doc: Document, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
-        Plan::build(doc, shard)
-    }
-
-    fn build(doc: Document, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
         let mut problems = Problems::default();
         let mut redactor = Redactor::default();
         for sub in doc.substitutions.iter().filter(|s| s.looks_secret()) {

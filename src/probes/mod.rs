@@ -125,7 +125,19 @@ impl Kind {
     /// The reasons a run of this kind can fail with; their counters start at 0.
     pub fn reasons(self) -> &'static [Reason] {
         match self {
-            Kind::Http => &Reason::ALL[..11],
+            Kind::Http => &[
+                Reason::Timeout,
+                Reason::Dns,
+                Reason::Refused,
+                Reason::Unreachable,
+                Reason::Reset,
+                Reason::Tls,
+                Reason::Protocol,
+                Reason::Status,
+                Reason::Assertion,
+                Reason::Latency,
+                Reason::Io,
+            ],
             Kind::Tcp => &[
                 Reason::Timeout,
                 Reason::Dns,
