@@ -8,6 +8,8 @@
 //! `sidewatch load`; [`report`] renders tables, summaries and progress.
 
 pub mod app;
+pub mod baseline;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -18,6 +20,8 @@ pub mod plan;
 pub mod probes;
 pub mod redact;
 pub mod report;
+pub mod scenarios;
 pub mod resources;
 pub mod scheduler;
+pub mod stats;
 pub mod telemetry;

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
+use crate::checks::{CheckPlan, Context};
 use crate::config::{ConfigErrors, Document, Path, Problems};
 use crate::export::otlp::OtlpPlan;
-use crate::load::{Guardrails, LoadPlan};
+use crate::load::Guardrails;
 use crate::probes::Probe;
 use crate::redact::Redactor;
 use crate::resources::ResourcePlan;
@@ -21,14 +22,29 @@ pub struct Plan {
     pub resources: ResourcePlan,
     pub otlp: Option<OtlpPlan>,
     pub checks: Vec<CheckPlan>,
+    /// The result store: directory and runs kept per check.
+    pub store: Option<(std::path::PathBuf, usize)>,
+    /// The control API's bearer token (the API is off without one).
+    pub api_token: Option<String>,
     pub redactor: Redactor,
 }
 
-/// A named check, compiled.
-#[derive(Debug)]
-pub struct CheckPlan {
-    pub name: String,
-    pub load: LoadPlan,
+/// How load runs are adjusted from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// This sidewatch's share `i/n` of every load (`--shard`).
+    pub shard: (u32, u32),
+    /// Multiplies every check duration (`--time-scale`).
+    pub time_scale: f64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            shard: (0, 1),
+            time_scale: 1.0,
+        }
+    }
 }
 
 impl Plan {
@@ -36,17 +52,17 @@ impl Plan {
         Plan::from_document(Document::load(path)?)
     }
 
-    /// Loads a config whose load runs are this sidewatch's share `i/n`.
-    pub fn load_sharded(path: &FsPath, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
-        Plan::build_document(Document::load(path)?, shard)
+    /// Loads a config with its load runs adjusted by `tuning`.
+    pub fn load_tuned(path: &FsPath, tuning: Tuning) -> Result<Plan, ConfigErrors> {
+        Plan::build_document(Document::load(path)?, tuning)
     }
 
     pub fn from_document(doc: Document) -> Result<Plan, ConfigErrors> {
-        Plan::build_document(doc, (0, 1))
+        Plan::build_document(doc, Tuning::default())
     }
 
-    /// Compiles a parsed document for load share `shard`.
-    pub fn build_document(doc: Document, shard: (u32, u32)) -> Result<Plan, ConfigErrors> {
+    /// Compiles a parsed document.
+    pub fn build_document(doc: Document, tuning: Tuning) -> Result<Plan, ConfigErrors> {
         let mut problems = Problems::default();
         let mut redactor = Redactor::default();
         for sub in doc.substitutions.iter().filter(|s| s.looks_secret()) {
@@ -69,8 +85,12 @@ impl Plan {
                 probes.push(Arc::new(probe));
             }
         }
-        let checks = build_checks(cfg, &probes, shard, &mut problems, &mut redactor);
         let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut problems);
+        let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
+        let checks = build_checks(cfg, &probes, selectors, tuning, &mut problems, &mut redactor);
+        if let Some(api) = &cfg.api {
+            redactor.add(&api.token);
+        }
         let otlp = cfg.otlp.as_ref().and_then(|o| {
             OtlpPlan::build(
                 o,
@@ -86,6 +106,8 @@ impl Plan {
                 resources,
                 otlp,
                 checks,
+                store: cfg.store.as_ref().map(|s| (s.dir.clone(), s.keep)),
+                api_token: cfg.api.as_ref().map(|a| a.token.clone()).filter(|t| !t.is_empty()),
                 redactor,
             }),
             _ => Err(doc.locate(problems)),
@@ -96,7 +118,8 @@ impl Plan {
 fn build_checks(
     cfg: &crate::config::Config,
     probes: &[Arc<Probe>],
-    shard: (u32, u32),
+    selectors: &[crate::resources::process::Selector],
+    tuning: Tuning,
     problems: &mut Problems,
     redactor: &mut Redactor,
 ) -> Vec<CheckPlan> {
@@ -111,7 +134,13 @@ fn build_checks(
     let rails = Guardrails {
         max_rate,
         allow_hosts: allow,
-        shard,
+        shard: tuning.shard,
+        time_scale: tuning.time_scale,
+    };
+    let cx = Context {
+        rails: &rails,
+        selectors,
+        has_store: cfg.store.is_some(),
     };
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::new();
@@ -123,21 +152,7 @@ fn build_checks(
                 format!("duplicate check name `{}`", c.name),
             );
         }
-        crate::probes::check_name(&c.name, &path.key("name"), problems);
-        let load = LoadPlan::build(
-            &c.name,
-            &c.load,
-            &c.thresholds,
-            &c.abort,
-            &rails,
-            &path,
-            problems,
-            redactor,
-        );
-        out.extend(load.map(|load| CheckPlan {
-            name: c.name.clone(),
-            load,
-        }));
+        out.extend(CheckPlan::build(c, &cx, &path, problems, redactor));
     }
     out
 }

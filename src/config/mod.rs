@@ -6,6 +6,7 @@
 //! regexes, certificate files) happen where the values are compiled, in
 //! [`crate::plan`], and report through [`Problems`].
 
+mod checks;
 mod duration;
 mod env;
 pub mod yaml;
@@ -17,6 +18,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use serde::Deserialize;
 
+pub use checks::*;
 pub use duration::{human as human_duration, parse as parse_duration, Dur};
 pub use env::Substitution;
 pub use yaml::{Path, Pos};
@@ -43,9 +45,14 @@ pub struct Config {
     pub resources: ResourcesConfig,
     /// Push every metric family to an OpenTelemetry (OTLP) endpoint.
     pub otlp: Option<OtlpConfig>,
-    /// Named checks: a load profile with thresholds and abort rules.
+    /// Named checks: a scenario (soak, spike, breakpoint, curve, leak) or a
+    /// plain load profile, with thresholds, a schedule and a baseline.
     #[serde(default)]
     pub checks: Vec<CheckConfig>,
+    /// Where check results and baselines are kept.
+    pub store: Option<StoreConfig>,
+    /// The control API on the `listen` address (off unless a token is set).
+    pub api: Option<ApiConfig>,
     /// Guardrails every load run obeys.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -554,37 +561,22 @@ fn default_max_rate() -> String {
     "20000/s".into()
 }
 
-/// A named check.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckConfig {
-    /// Unique name, the `check` label.
-    pub name: String,
-    /// The load to drive.
-    pub load: LoadConfig,
-    /// Conditions the run must meet, e.g. `p95 < 50ms`, `error_rate < 1% over 30s`
-    /// (grammar in docs/load.md).
-    #[serde(default)]
-    pub thresholds: Vec<String>,
-    /// Conditions that stop the run early, e.g. `error_rate > 5% for 10s`.
-    #[serde(default)]
-    pub abort: Vec<String>,
-}
-
 /// A load profile. Set `rate` (open model: requests start on schedule
 /// whatever the target does) or `concurrency` (closed model: N users, each
 /// sending its next request when the last one ends).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadConfig {
-    /// Constant arrival rate, e.g. `200/s`; with `stages`, the start rate.
+    /// Constant arrival rate, e.g. `200/s`; with `stages`, the start rate;
+    /// with a scenario, its base rate.
     pub rate: Option<String>,
     /// Constant number of users; with `stages`, the start count.
     pub concurrency: Option<u32>,
     /// Stages, each ramping linearly from the previous target:
     /// `1m:100/s,30s:1000/s,1m:100/s` (open) or `30s:50,5m:50` (closed).
     pub stages: Option<String>,
-    /// Length of a constant run. Not used with `stages`.
+    /// Length of a constant run. Not used with `stages` or a scenario
+    /// (the scenario sets the timeline).
     pub duration: Option<Dur>,
     /// Most connections (open model); a request that finds none free is
     /// counted as dropped. Default 1000.

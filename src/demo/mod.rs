@@ -48,7 +48,11 @@ async fn demo_in(dir: &Path, listen: SocketAddr, duration: Option<Duration>) -> 
     std::fs::write(&config, demo_config(&addrs, dir, closed_port()?)).map_err(|e| e.to_string())?;
     // The generated file goes through the same loader as a user's.
     let mut plan = Plan::load(&config).map_err(|e| format!("demo config: {e}"))?;
-    let check = plan.checks.pop().ok_or("the demo config has a check")?.load;
+    let check = plan
+        .checks
+        .pop()
+        .and_then(|c| c.load)
+        .ok_or("the demo config has a load check")?;
     let sidecar = Sidecar::start(plan, listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)"))?;

@@ -73,6 +73,21 @@ impl Profile {
         }
     }
 
+    /// Multiplies every stage's length by `factor` (`--time-scale`).
+    pub fn stretched(&self, factor: f64) -> Profile {
+        Profile {
+            start: self.start,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| Stage {
+                    duration: s.duration.mul_f64(factor),
+                    target: s.target,
+                })
+                .collect(),
+        }
+    }
+
     /// Expected arrivals over the whole profile (the integral of the rate).
     pub fn total(&self) -> f64 {
         let mut from = self.start;

@@ -20,7 +20,7 @@ use super::LoadPlan;
 use crate::cli::exit;
 use crate::config::{ConfigErrors, Document};
 use crate::export::server::{serve, ServerMetrics, ServerState};
-use crate::plan::Plan;
+use crate::plan::{Plan, Tuning};
 use crate::probes::metrics::ProbeMetrics;
 use crate::report::progress::Live;
 use crate::scheduler::Recorder;
@@ -173,7 +173,14 @@ fn plan(args: &LoadArgs) -> Result<LoadPlan, String> {
     let (plan, name) =
         match (&args.config, &args.check, &args.url) {
             (Some(file), Some(check), None) => (
-                Plan::load_sharded(file, shard).map_err(|e| e.to_string())?,
+                Plan::load_tuned(
+                    file,
+                    Tuning {
+                        shard,
+                        ..Tuning::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?,
                 check.clone(),
             ),
             (None, None, Some(_)) => (adhoc(args, shard)?, args.name.clone()),
@@ -183,16 +190,22 @@ fn plan(args: &LoadArgs) -> Result<LoadPlan, String> {
             ),
         };
     let names: Vec<String> = plan.checks.iter().map(|c| c.name.clone()).collect();
-    plan.checks
+    let check = plan
+        .checks
         .into_iter()
         .find(|c| c.name == name)
-        .map(|c| c.load)
         .ok_or_else(|| {
             format!(
                 "error: no check named `{name}` (checks: {})",
                 names.join(", ")
             )
-        })
+        })?;
+    match (check.kind(), check.load) {
+        ("load", Some(load)) => Ok(load),
+        (kind, _) => Err(format!(
+            "error: `{name}` is a {kind} check; run it with `sidewatch check --config FILE {name}`"
+        )),
+    }
 }
 
 /// Flags as a config document, compiled like a configured check.
@@ -233,7 +246,11 @@ fn adhoc(a: &LoadArgs, shard: (u32, u32)) -> Result<Plan, String> {
     // JSON is YAML; `${VAR}` in flags is deliberately not special here.
     let text = doc.to_string().replace("${", "$${");
     let document = Document::parse("<flags>", &text, &|_| None).map_err(|e| flags(&e))?;
-    Plan::build_document(document, shard).map_err(|e| flags(&e))
+    let tuning = Tuning {
+        shard,
+        ..Tuning::default()
+    };
+    Plan::build_document(document, tuning).map_err(|e| flags(&e))
 }
 
 /// Names the flag behind each error of an ad hoc run.

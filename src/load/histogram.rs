@@ -3,7 +3,7 @@
 //! for per-second windows.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const LOWEST_US: u64 = 1;
 const HIGHEST_US: u64 = 3_600_000_000;
@@ -81,7 +81,7 @@ impl Hist {
 }
 
 /// Latency percentiles in seconds, as the JSON result reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub p50: f64,
     pub p90: f64,

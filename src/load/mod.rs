@@ -33,7 +33,7 @@ use metrics::LoadMetrics;
 use thresholds::{Abort, Rule, Stats, Tracker, Verdict};
 
 /// A validated load run, ready to start.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LoadPlan {
     pub check: String,
     pub model: Model,
@@ -53,9 +53,17 @@ pub struct Guardrails {
     pub allow_hosts: HashSet<String>,
     /// This sidewatch's share of a run split over N (`--shard I/N`).
     pub shard: (u32, u32),
+    /// Every duration of a check is multiplied by this (`--time-scale`),
+    /// to rehearse a long plan quickly. Default 1.
+    pub time_scale: f64,
 }
 
 impl Guardrails {
+    /// Rates are multiplied by this: this shard's share.
+    pub fn rate_scale(&self) -> f64 {
+        1.0 / f64::from(self.shard.1.max(1))
+    }
+
     fn allows(&self, host: &str) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let loopback = bare == "localhost"
@@ -75,6 +83,7 @@ impl LoadPlan {
         thresholds: &[String],
         aborts: &[String],
         rails: &Guardrails,
+        base_only: bool,
         path: &Path,
         problems: &mut Problems,
         redactor: &mut Redactor,
@@ -82,9 +91,11 @@ impl LoadPlan {
         let before = problems.0.len();
         let check_path = path;
         let path = &check_path.key("load");
-        let (model, profile) = profile(cfg, path, problems)?;
-        let scale = 1.0 / f64::from(rails.shard.1.max(1));
-        let profile = profile.scaled(if model == Model::Rate { scale } else { 1.0 });
+        let (model, profile) = profile(cfg, base_only, path, problems)?;
+        let scale = rails.rate_scale();
+        let profile = profile
+            .scaled(if model == Model::Rate { scale } else { 1.0 })
+            .stretched(rails.time_scale);
         if model == Model::Rate && profile.peak() > rails.max_rate {
             problems.push(
                 path,
@@ -100,7 +111,7 @@ impl LoadPlan {
         let rules = |list: &[String], key: &str, problems: &mut Problems| -> Vec<Rule> {
             list.iter()
                 .enumerate()
-                .filter_map(|(i, expr)| match Rule::parse(expr) {
+                .filter_map(|(i, expr)| match Rule::parse(expr).map(|r| r.stretched(rails.time_scale)) {
                     Ok(r) if r.entry.as_deref().is_some_and(|e| !names.contains(&e)) => {
                         problems.push(
                             &check_path.key(key).index(i),
@@ -169,7 +180,14 @@ impl LoadPlan {
     }
 }
 
-fn profile(cfg: &LoadConfig, path: &Path, problems: &mut Problems) -> Option<(Model, Profile)> {
+/// The configured profile; with `base_only` (a scenario sets the
+/// timeline) just the start, held for a placeholder second.
+fn profile(
+    cfg: &LoadConfig,
+    base_only: bool,
+    path: &Path,
+    problems: &mut Problems,
+) -> Option<(Model, Profile)> {
     let model = match (&cfg.rate, cfg.concurrency) {
         (Some(_), None) => Model::Rate,
         (None, Some(_)) => Model::Users,
@@ -188,6 +206,9 @@ fn profile(cfg: &LoadConfig, path: &Path, problems: &mut Problems) -> Option<(Mo
         (_, Some(n)) => f64::from(n),
         _ => unreachable!("checked above"),
     };
+    if base_only {
+        return Some((model, Profile::constant(start, Duration::from_secs(1))));
+    }
     let profile = match (&cfg.stages, cfg.duration) {
         (Some(s), None) => Profile {
             start,
@@ -297,6 +318,20 @@ pub struct LoadResult {
     pub timeseries: Vec<Point>,
 }
 
+/// Sees every merged second of a run; scenarios cut them into windows
+/// and segments, and may end the run early (a breakpoint that broke).
+pub trait Observer: Send {
+    /// Second `index` (from 0) with its target and all entries merged.
+    /// Returns true to end the run; that is not an abort.
+    fn second(&mut self, index: u32, target: f64, all: &EntryStats) -> bool;
+}
+
+impl Observer for () {
+    fn second(&mut self, _: u32, _: f64, _: &EntryStats) -> bool {
+        false
+    }
+}
+
 /// Live progress, once a second.
 pub trait Progress: Send {
     fn second(&mut self, elapsed: u32, total: u32, point: &Point);
@@ -352,6 +387,17 @@ pub async fn run(
     progress: &mut dyn Progress,
     cancel: CancellationToken,
 ) -> LoadResult {
+    run_observed(plan, metrics, progress, cancel, &mut ()).await
+}
+
+/// [`run`], showing every second to `observer`.
+pub async fn run_observed(
+    plan: &LoadPlan,
+    metrics: Option<&LoadMetrics>,
+    progress: &mut dyn Progress,
+    cancel: CancellationToken,
+    observer: &mut dyn Observer,
+) -> LoadResult {
     let names: Vec<String> = plan.entries.iter().map(|e| e.name.clone()).collect();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -392,6 +438,7 @@ pub async fn run(
     let total_secs = plan.profile.duration().as_secs_f64().ceil() as u32;
     let mut aborted_by = None;
     let mut interrupted = false;
+    let mut ended = false;
     loop {
         let msg = tokio::select! {
             _ = cancel.cancelled(), if !interrupted => {
@@ -424,6 +471,10 @@ pub async fn run(
         }
         let target = plan.profile.at(f64::from(index) + 0.5);
         let point = agg.point(index, &entries, target);
+        if !ended && observer.second(index, target, &merge_all(&entries, false)) {
+            ended = true;
+            stop.store(true, Ordering::Relaxed);
+        }
         if let Some(m) = metrics {
             m.second(&plan.check, &names, &entries, target, active);
         }
@@ -457,7 +508,7 @@ pub async fn run(
     }
     // A run that went the distance is measured over its schedule; the drain
     // after the last start is not sending time.
-    let stopped_early = aborted_by.is_some() || interrupted;
+    let stopped_early = aborted_by.is_some() || interrupted || ended;
     let elapsed = if stopped_early {
         started.elapsed().as_secs_f64()
     } else {

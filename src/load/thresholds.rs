@@ -181,6 +181,15 @@ impl Rule {
         })
     }
 
+    /// Multiplies `over` and `for` by `factor` (`--time-scale`), to at
+    /// least a second.
+    pub fn stretched(mut self, factor: f64) -> Rule {
+        let f = |d: Duration| d.mul_f64(factor).max(Duration::from_secs(1));
+        self.over = self.over.map(f);
+        self.hold = self.hold.map(f);
+        self
+    }
+
     /// The observed value and whether the condition holds.
     pub fn check(&self, s: &Stats) -> (bool, f64) {
         let v = self.metric.value(s);
@@ -205,7 +214,7 @@ fn parse_value(metric: Metric, s: &str) -> Result<f64, String> {
 }
 
 /// A threshold's verdict, as reported.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Verdict {
     pub expr: String,
     pub passed: bool,

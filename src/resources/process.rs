@@ -24,7 +24,7 @@ use crate::config::{Path, Problems, ProcessSelector};
 /// The `process` label of sidewatch's own group.
 pub const SELF_LABEL: &str = "sidewatch";
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum How {
     PidFile(PathBuf),
     Comm(String),
@@ -34,7 +34,7 @@ enum How {
 }
 
 /// A compiled selector.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Selector {
     pub label: String,
     how: How,
@@ -108,9 +108,36 @@ impl Selector {
         }
     }
 
+    /// The group's total RSS and CPU seconds, its newest start time and its
+    /// size, read now; for checks, which watch one group closely.
+    pub fn totals(&self) -> Totals {
+        let scan = Scan::take(&[self]);
+        let mut t = Totals::default();
+        for r in scan.select(&self.how).into_iter().filter_map(|pid| {
+            let stat = scan.stat(pid)?;
+            Reading::read_with(pid, stat, &mut None)
+        }) {
+            t.rss += r.rss;
+            t.cpu_seconds += r.user_seconds + r.system_seconds;
+            t.newest_start = t.newest_start.max(r.start_ticks);
+            t.processes += 1;
+        }
+        t
+    }
+
     fn needs_scan(&self) -> bool {
         matches!(self.how, How::Comm(_) | How::Cmdline(_) | How::AllInPod)
     }
+}
+
+/// A group's totals at one instant.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Totals {
+    pub rss: u64,
+    pub cpu_seconds: f64,
+    /// Start time (clock ticks after boot) of the newest member.
+    pub newest_start: u64,
+    pub processes: u32,
 }
 
 /// The processes present at one sample, read once for every selector; their

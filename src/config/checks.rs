@@ -1,0 +1,298 @@
+//! Checks: scenarios, schedules, baselines, the result store and the
+//! control API. Compiled in [`crate::checks`].
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Dur, LoadConfig};
+
+/// A named check. Give at most one scenario (`soak`, `spike`, `breakpoint`,
+/// `curve`, `leak`); without one, the check runs `load` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Unique name, the `check` label.
+    pub name: String,
+    /// Cron schedule in UTC, 5 fields (`0 2 * * *`) or 6 with seconds. Without
+    /// one, the check runs only on request (API or `sidewatch check`).
+    pub schedule: Option<String>,
+    /// Hard bound on one run; the run is cancelled (verdict `aborted`) after
+    /// it. Default: the scenario's own length plus 10 minutes.
+    pub max_duration: Option<Dur>,
+    /// When the schedule fires while another check runs: `skip` (default;
+    /// counted in `sidewatch_check_skipped_total`) or `queue` (wait).
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// The load to drive. With a scenario, `rate` (or `concurrency`) is the
+    /// base and the scenario sets the timeline. A `leak` check may omit it
+    /// and only observe.
+    pub load: Option<LoadConfig>,
+    /// Constant load for a long time, judged window by window for drift.
+    pub soak: Option<SoakConfig>,
+    /// Base rate, a burst of `factor` times it, then the base again.
+    pub spike: Option<SpikeConfig>,
+    /// Rate stepped up until a break rule holds.
+    pub breakpoint: Option<BreakpointConfig>,
+    /// A list of rate levels, each measured on its own.
+    pub curve: Option<CurveConfig>,
+    /// Watch the service's memory for a sustained upward trend.
+    pub leak: Option<LeakConfig>,
+    /// Conditions the run must meet. Load rules as in docs/load.md
+    /// (`p95 < 50ms`, `error_rate < 1% over 30s`) and, when the service's
+    /// processes are sampled, memory rules: `rss_growth < 10MB/min`,
+    /// `rss_increase < 500MB`, `rss_max < 4000MB`.
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+    /// Conditions that stop the run early, e.g. `error_rate > 5% for 10s`.
+    #[serde(default)]
+    pub abort: Vec<String>,
+    /// Compare each run with the accepted baseline (needs `store`).
+    pub baseline: Option<BaselineConfig>,
+}
+
+/// What a scheduled check does when another check is running.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    #[default]
+    Skip,
+    Queue,
+}
+
+/// A soak: the base load for `duration`, cut into windows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakConfig {
+    /// How long to hold the load, e.g. `1h`, `24h`.
+    pub duration: Dur,
+    /// Window length for drift and per-window error rates. Default `1m`.
+    #[serde(default = "default_minute")]
+    pub window: Dur,
+    /// p95 in the last windows may exceed p95 in the first windows by at
+    /// most this much (and only a statistically significant excess counts).
+    /// Default `10%`.
+    #[serde(default = "default_ten_percent")]
+    pub drift: String,
+    /// Windows at each end compared for drift. Default: a quarter of the
+    /// windows, at least 3.
+    pub compare: Option<u32>,
+    /// Every window's error rate must stay below this. Default `1%`.
+    #[serde(default = "default_one_percent")]
+    pub max_window_error_rate: String,
+}
+
+/// A spike: `before` at the base rate, `hold` at `factor` × base, then
+/// `after` at the base rate again, watching recovery.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeConfig {
+    /// Multiplier of the base rate during the spike, e.g. `10`.
+    pub factor: f64,
+    /// Time at the base rate before the spike. Default `1m`.
+    #[serde(default = "default_minute")]
+    pub before: Dur,
+    /// Length of the spike. Default `1m`.
+    #[serde(default = "default_minute")]
+    pub hold: Dur,
+    /// Time at the base rate after the spike. Default `5m`.
+    #[serde(default = "default_five_minutes")]
+    pub after: Dur,
+    /// Window for recovery tracking. Default `10s`.
+    #[serde(default = "default_ten_seconds")]
+    pub window: Dur,
+    /// Error rate during the spike must stay below this. Default `10%`.
+    #[serde(default = "default_ten_percent")]
+    pub max_error_rate: String,
+    /// p95 during the spike must stay below this, if set.
+    pub max_p95: Option<Dur>,
+    /// Recovered means a window's p95 is within this of the pre-spike p95
+    /// (and its error rate within 1 point). Default `20%`.
+    #[serde(default = "default_twenty_percent")]
+    pub tolerance: String,
+    /// Recovery must take less than this. Default `300s`.
+    #[serde(default = "default_five_minutes")]
+    pub max_recovery: Dur,
+}
+
+/// A breakpoint (stress) search: rate steps until a break rule holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakpointConfig {
+    /// Explicit rate steps, e.g. `[500/s, 1000/s, 2000/s]`. Without them the
+    /// steps are geometric from the load's `rate` by `factor` up to `max`.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Geometric step factor. Default `2` (doubling).
+    #[serde(default = "default_factor")]
+    pub factor: f64,
+    /// Highest rate to try (geometric steps). Default: `limits.max_rate`.
+    pub max: Option<String>,
+    /// Time at each step. Default `1m`.
+    #[serde(default = "default_minute")]
+    pub step: Dur,
+    /// A step breaks when any of these holds over the step, e.g.
+    /// `error_rate > 5%`, `p95 > 500ms`, `dropped > 1%`. Default
+    /// `error_rate > 5%` and `dropped > 1%`.
+    #[serde(default, rename = "break")]
+    pub break_on: Vec<String>,
+    /// After the break, the load drops to the first step's rate for at
+    /// most this long to time the recovery. Default `5m`.
+    #[serde(default = "default_five_minutes")]
+    pub recovery: Dur,
+    /// Window for recovery tracking. Default `10s`.
+    #[serde(default = "default_ten_seconds")]
+    pub window: Dur,
+    /// Recovered means a window's p95 is within this of the first step's
+    /// p95 and its error rate within 1 point. Default `20%`.
+    #[serde(default = "default_twenty_percent")]
+    pub tolerance: String,
+}
+
+/// A load curve: each level held for `step`, measured on its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurveConfig {
+    /// Rate levels, e.g. `[1000/s, 2500/s, 5000/s, 7500/s, 10000/s]`.
+    pub levels: Vec<String>,
+    /// Time at each level. Default `1m`.
+    #[serde(default = "default_minute")]
+    pub step: Dur,
+    /// The start of each level left out of its figures, so the change of
+    /// rate does not colour them. Default `5s`.
+    #[serde(default = "default_five_seconds")]
+    pub settle: Dur,
+}
+
+/// A memory-leak check on the service's resident memory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakConfig {
+    /// How long to watch (and drive `load`, if given).
+    pub duration: Dur,
+    /// Samples from the start (and after a restart) left out. Default `5m`.
+    #[serde(default = "default_five_minutes")]
+    pub warmup: Dur,
+    /// The trend is fitted to each window's minimum RSS, which removes
+    /// garbage-collector sawtooth. Default `30s`.
+    #[serde(default = "default_thirty_seconds")]
+    pub window: Dur,
+    /// Time between RSS samples. Default `1s`.
+    #[serde(default = "default_second")]
+    pub sample_interval: Dur,
+    /// The `service.processes` label to watch. Default: the first.
+    pub process: Option<String>,
+    /// Practical floor: a significant slope below this is not a leak.
+    /// Default `10MB/min` (sizes: B, kB, MB, GB decimal; KiB, MiB, GiB).
+    #[serde(default = "default_min_slope")]
+    pub min_slope: String,
+    /// One-time jumps larger than this are level shifts, not growth.
+    /// Default `16MiB`.
+    #[serde(default = "default_min_step")]
+    pub min_step: String,
+    /// Significance level of the Mann–Kendall test. Default `0.05`.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+/// Regression tolerances against the accepted baseline. A metric regresses
+/// only when it is worse by more than its tolerance **and** a Mann–Whitney
+/// test over the per-window values says the difference is significant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// p95 latency may rise by this much. Default `+10%`.
+    #[serde(default = "default_latency_tolerance")]
+    pub latency: String,
+    /// Achieved throughput may fall by this much. Default `-5%`.
+    #[serde(default = "default_throughput_tolerance")]
+    pub throughput: String,
+    /// The service's peak RSS may rise by this much. Default `+20%`.
+    #[serde(default = "default_memory_tolerance")]
+    pub memory: String,
+    /// Error rate may rise by this many points. Default `+1%`.
+    #[serde(default = "default_one_percent_up")]
+    pub error_rate: String,
+    /// Significance level of the per-window test. Default `0.05`.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Accept a passing run as the new baseline automatically. Default false.
+    #[serde(default)]
+    pub auto_accept: bool,
+}
+
+/// Where results and baselines live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory for run results and the index; created if missing.
+    pub dir: PathBuf,
+    /// Runs kept per check (accepted baselines are always kept). Default 50.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+/// The control API: `GET /api/v1/checks`, `POST /api/v1/checks/NAME/run`,
+/// `POST /api/v1/checks/NAME/cancel`, all with `Authorization: Bearer TOKEN`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The bearer token; use `${SIDEWATCH_API_TOKEN}`. The API is off when
+    /// the token is empty.
+    pub token: String,
+}
+
+fn default_second() -> Dur {
+    Dur::secs(1)
+}
+fn default_five_seconds() -> Dur {
+    Dur::secs(5)
+}
+fn default_ten_seconds() -> Dur {
+    Dur::secs(10)
+}
+fn default_thirty_seconds() -> Dur {
+    Dur::secs(30)
+}
+fn default_minute() -> Dur {
+    Dur::secs(60)
+}
+fn default_five_minutes() -> Dur {
+    Dur::secs(300)
+}
+fn default_one_percent() -> String {
+    "1%".into()
+}
+fn default_ten_percent() -> String {
+    "10%".into()
+}
+fn default_twenty_percent() -> String {
+    "20%".into()
+}
+fn default_factor() -> f64 {
+    2.0
+}
+fn default_min_slope() -> String {
+    "10MB/min".into()
+}
+fn default_min_step() -> String {
+    "16MiB".into()
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+fn default_latency_tolerance() -> String {
+    "+10%".into()
+}
+fn default_throughput_tolerance() -> String {
+    "-5%".into()
+}
+fn default_memory_tolerance() -> String {
+    "+20%".into()
+}
+fn default_one_percent_up() -> String {
+    "+1%".into()
+}
+fn default_keep() -> usize {
+    50
+}
