@@ -16,6 +16,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::baseline::store::Store;
+use crate::checks::metrics::CheckMetrics;
+use crate::checks::runner::Checks;
 use crate::export::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::export::server::{serve, ServerMetrics, ServerState};
 use crate::load::metrics::LoadMetrics;
@@ -69,6 +72,8 @@ pub struct Sidecar {
     pub recorder: Arc<Recorder>,
     /// The load families, for checks run inside the sidecar.
     pub load_metrics: Arc<LoadMetrics>,
+    /// Scheduled and requested checks.
+    pub checks: Arc<Checks>,
     state: Arc<ServerState>,
     metrics: AppMetrics,
     probes: Option<ProbeSet>,
@@ -90,6 +95,8 @@ impl Sidecar {
         let resource_metrics = Arc::new(ResourceMetrics::register(&mut registry));
         let otlp_metrics = Arc::new(OtlpMetrics::register(&mut registry));
         let load_metrics = Arc::new(LoadMetrics::register(&mut registry));
+        let check_metrics = Arc::new(CheckMetrics::register(&mut registry));
+        let checks = Arc::new(Checks::new(check_metrics, load_metrics.clone()));
         let server_metrics = ServerMetrics::register(&mut registry);
 
         let listener = TcpListener::bind(listen).await?;
@@ -98,6 +105,7 @@ impl Sidecar {
             registry: Arc::new(registry),
             metrics: server_metrics,
             probes: recorder.clone(),
+            checks: Some(checks.clone()),
             ready: Default::default(),
         });
         let server_stop = CancellationToken::new();
@@ -106,12 +114,14 @@ impl Sidecar {
         metrics.loaded(plan.probes.len());
         let resources = Resources::start(plan.resources, resource_metrics.clone());
         let otlp = start_otlp(plan.otlp, &state, &otlp_metrics);
+        configure_checks(&checks, plan.checks, plan.store.as_ref(), plan.api_token);
         let probes = ProbeSet::start(plan.probes, &recorder, plan.redactor);
         state.ready.store(true, Ordering::Relaxed);
         Ok(Sidecar {
             addr,
             recorder,
             load_metrics,
+            checks,
             state,
             metrics,
             probes: Some(probes),
@@ -132,6 +142,12 @@ impl Sidecar {
             old.stop().await;
         }
         self.otlp = start_otlp(plan.otlp, &self.state, &self.otlp_metrics);
+        configure_checks(
+            &self.checks,
+            plan.checks,
+            plan.store.as_ref(),
+            plan.api_token,
+        );
         let keep: HashSet<_> = plan
             .probes
             .iter()
@@ -181,6 +197,7 @@ impl Sidecar {
     /// Marks not-ready, waits for runs in flight, then stops the server.
     pub async fn shutdown(mut self) {
         self.state.ready.store(false, Ordering::Relaxed);
+        self.checks.shutdown().await;
         if let Some(probes) = self.probes.take() {
             probes.stop().await;
         }
@@ -194,6 +211,22 @@ impl Sidecar {
         self.server_stop.cancel();
         let _ = self.server.await;
     }
+}
+
+fn configure_checks(
+    checks: &Checks,
+    plans: Vec<crate::checks::CheckPlan>,
+    store: Option<&(PathBuf, usize)>,
+    token: Option<String>,
+) {
+    let store = store.and_then(|(dir, keep)| match Store::open(dir, *keep) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "result store unavailable; checks run without baselines");
+            None
+        }
+    });
+    checks.configure(plans, store, token);
 }
 
 fn start_otlp(

@@ -93,6 +93,33 @@ pub enum Command {
     ///   sidewatch load --config sidewatch.yaml nightly-soak --json result.json
     #[command(verbatim_doc_comment)]
     Load(Box<crate::load::command::LoadArgs>),
+    /// Run one check in the foreground: progress, a summary, reports.
+    ///
+    /// Runs the named check's scenario (soak, spike, breakpoint, curve, leak,
+    /// or plain load), watches the service's memory, compares the result with
+    /// the check's accepted baseline and stores it (see `store` and
+    /// `baseline` in the config). This is what a CronJob or CI step runs.
+    /// Exit codes: 0 pass, 1 a threshold or finding failed or a metric
+    /// regressed, 2 config error, 3 aborted (abort rule, max_duration, Ctrl-C).
+    ///
+    /// Examples:
+    ///   sidewatch check --config sidewatch.yaml nightly-soak --html soak.html
+    ///   sidewatch check --config sidewatch.yaml nightly-soak --time-scale 0.01
+    ///   sidewatch check --config sidewatch.yaml big-spike --shard 2/8
+    #[command(verbatim_doc_comment)]
+    Check(Box<crate::checks::command::CheckRunArgs>),
+    /// List stored check runs and manage each check's baseline.
+    Baseline(crate::checks::command::BaselineArgs),
+    /// Render a stored (or saved JSON) check result as HTML or Markdown.
+    Report(crate::checks::command::ReportArgs),
+    /// The store's crash-test writer.
+    #[command(hide = true)]
+    StoreWriter {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        count: u32,
+    },
     /// The demo's target service, run by `demo` as its own process.
     #[command(hide = true)]
     DemoTarget {
@@ -187,6 +214,10 @@ async fn dispatch(command: Command) -> u8 {
             crate::report::probe::run_once(plan, args.name.as_deref(), args.json).await
         }
         Command::Load(args) => crate::load::command::run(*args).await,
+        Command::Check(args) => crate::checks::command::run(*args).await,
+        Command::Baseline(args) => crate::checks::command::baseline(args),
+        Command::Report(args) => crate::checks::command::report(args),
+        Command::StoreWriter { dir, count } => crate::checks::command::store_writer(&dir, count),
         Command::CheckConfig(args) => match load(&args.file) {
             Some(plan) => {
                 println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());

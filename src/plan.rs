@@ -87,7 +87,14 @@ impl Plan {
         }
         let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut problems);
         let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
-        let checks = build_checks(cfg, &probes, selectors, tuning, &mut problems, &mut redactor);
+        let checks = build_checks(
+            cfg,
+            &probes,
+            selectors,
+            tuning,
+            &mut problems,
+            &mut redactor,
+        );
         if let Some(api) = &cfg.api {
             redactor.add(&api.token);
         }
@@ -107,7 +114,11 @@ impl Plan {
                 otlp,
                 checks,
                 store: cfg.store.as_ref().map(|s| (s.dir.clone(), s.keep)),
-                api_token: cfg.api.as_ref().map(|a| a.token.clone()).filter(|t| !t.is_empty()),
+                api_token: cfg
+                    .api
+                    .as_ref()
+                    .map(|a| a.token.clone())
+                    .filter(|t| !t.is_empty()),
                 redactor,
             }),
             _ => Err(doc.locate(problems)),

@@ -229,7 +229,12 @@ mod tests {
 
     #[test]
     fn normal_cdf_matches_tables() {
-        for (z, p) in [(0.0, 0.5), (1.0, 0.841_344_7), (1.959_964, 0.975), (-2.326_348, 0.01)] {
+        for (z, p) in [
+            (0.0, 0.5),
+            (1.0, 0.841_344_7),
+            (1.959_964, 0.975),
+            (-2.326_348, 0.01),
+        ] {
             assert!((normal_cdf(z) - p).abs() < 1e-6, "{z}: {}", normal_cdf(z));
         }
     }
@@ -291,7 +296,9 @@ mod tests {
     #[test]
     fn level_shifts_are_removed_but_drift_stays() {
         // Flat, one step of +50 at index 10, flat again.
-        let step: Vec<f64> = (0..20).map(|i| if i < 10 { 100.0 } else { 150.0 } + f64::from(i % 3)).collect();
+        let step: Vec<f64> = (0..20)
+            .map(|i| if i < 10 { 100.0 } else { 150.0 } + f64::from(i % 3))
+            .collect();
         let (adj, shifts) = remove_level_shifts(&step, 10.0);
         assert_eq!(shifts, vec![9]);
         assert!(mann_kendall(&adj).p > 0.05, "{adj:?}");
@@ -302,7 +309,13 @@ mod tests {
         assert_eq!(adj, climb);
         // A climb with a restart (drop) keeps its slope.
         let restart: Vec<f64> = (0..20)
-            .map(|i| if i < 12 { 100.0 + 2.0 * f64::from(i) } else { 40.0 + 2.0 * f64::from(i) })
+            .map(|i| {
+                if i < 12 {
+                    100.0 + 2.0 * f64::from(i)
+                } else {
+                    40.0 + 2.0 * f64::from(i)
+                }
+            })
             .collect();
         let (adj, shifts) = remove_level_shifts(&restart, 10.0);
         assert_eq!(shifts, vec![11]);

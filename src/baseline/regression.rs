@@ -15,6 +15,8 @@ use crate::stats::mann_whitney_greater;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tolerances {
     pub latency: f64,
+    /// Seconds: a p95 rise smaller than this is never a regression.
+    pub latency_min: f64,
     pub throughput: f64,
     pub memory: f64,
     pub error_rate: f64,
@@ -31,6 +33,7 @@ impl Tolerances {
         };
         let t = Tolerances {
             latency: p(&c.latency, "latency")?,
+            latency_min: c.latency_min.0.as_secs_f64(),
             throughput: p(&c.throughput, "throughput")?,
             memory: p(&c.memory, "memory")?,
             error_rate: p(&c.error_rate, "error_rate")?,
@@ -49,6 +52,7 @@ impl Default for Tolerances {
     fn default() -> Self {
         Tolerances {
             latency: 0.10,
+            latency_min: 0.001,
             throughput: 0.05,
             memory: 0.20,
             error_rate: 0.01,
@@ -83,7 +87,12 @@ struct Side {
 
 fn latency(r: &CheckResult) -> Option<Side> {
     let whole = r.main_phase()?.latency_seconds.p95;
-    let windows = r.windows.iter().filter(|w| w.requests > 0).map(|w| w.p95).collect();
+    let windows = r
+        .windows
+        .iter()
+        .filter(|w| w.requests > 0)
+        .map(|w| w.p95)
+        .collect();
     Some(Side { whole, windows })
 }
 
@@ -95,7 +104,12 @@ fn throughput(r: &CheckResult) -> Option<Side> {
 
 fn errors(r: &CheckResult) -> Option<Side> {
     let whole = r.main_phase()?.error_rate;
-    let windows = r.windows.iter().filter(|w| w.requests > 0).map(|w| w.error_rate).collect();
+    let windows = r
+        .windows
+        .iter()
+        .filter(|w| w.requests > 0)
+        .map(|w| w.error_rate)
+        .collect();
     Some(Side { whole, windows })
 }
 
@@ -103,7 +117,11 @@ fn memory(r: &CheckResult) -> Option<Side> {
     let whole = r.peak_rss()?;
     // The first fifth is warm-up, not the service's steady footprint.
     let n = r.memory.len();
-    let windows = r.memory[n / 5..].iter().filter(|p| p.processes > 0).map(|p| p.rss).collect();
+    let windows = r.memory[n / 5..]
+        .iter()
+        .filter(|p| p.processes > 0)
+        .map(|p| p.rss)
+        .collect();
     Some(Side { whole, windows })
 }
 
@@ -122,7 +140,11 @@ pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec
         .iter()
         .filter_map(|(name, get, higher_worse, tol, relative)| {
             let (b, c) = (get(base)?, get(current)?);
-            let delta = if *higher_worse { c.whole - b.whole } else { b.whole - c.whole };
+            let delta = if *higher_worse {
+                c.whole - b.whole
+            } else {
+                b.whole - c.whole
+            };
             let worse_by = match (*relative, b.whole) {
                 (false, _) => delta,
                 (true, w) if w > 0.0 => delta / w,
@@ -133,6 +155,8 @@ pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec
             } else {
                 mann_whitney_greater(&c.windows, &b.windows)
             };
+            // Sub-millisecond p95 changes are jitter, not regressions.
+            let material = *name != METRICS[0] || delta > t.latency_min;
             Some(Comparison {
                 metric: name.to_string(),
                 baseline: b.whole,
@@ -140,7 +164,7 @@ pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec
                 worse_by,
                 tolerance: *tol,
                 p_value,
-                regressed: worse_by > *tol && p_value < t.alpha,
+                regressed: material && worse_by > *tol && p_value < t.alpha,
             })
         })
         .collect()
@@ -192,23 +216,53 @@ mod tests {
 
     #[test]
     fn both_the_delta_and_the_test_must_agree() {
-        let base = result(&[0.040, 0.042, 0.041, 0.043, 0.040, 0.044, 0.041, 0.042], 100.0);
+        let base = result(
+            &[0.040, 0.042, 0.041, 0.043, 0.040, 0.044, 0.041, 0.042],
+            100.0,
+        );
+        let tiny = result(
+            &[
+                0.0004, 0.0004, 0.0004, 0.0004, 0.0004, 0.0004, 0.0004, 0.0004,
+            ],
+            100.0,
+        );
+        let tiny_slow = result(&[0.0006; 8], 100.0);
+        assert!(
+            !compare(&tiny_slow, &tiny, &Tolerances::default())[0].regressed,
+            "+0.2ms is jitter"
+        );
         // Every window 30% slower: a regression.
-        let slow = result(&[0.053, 0.055, 0.054, 0.056, 0.052, 0.057, 0.053, 0.055], 100.0);
+        let slow = result(
+            &[0.053, 0.055, 0.054, 0.056, 0.052, 0.057, 0.053, 0.055],
+            100.0,
+        );
         let c = compare(&slow, &base, &Tolerances::default());
         assert!(c[0].regressed, "{c:?}");
         assert!(!c[1].regressed, "throughput is unchanged");
         // One outlier window lifts the whole-run p95 by 30% but the windows
         // as a set are no slower: not a regression.
-        let noisy = result(&[0.040, 0.041, 0.042, 0.040, 0.043, 0.041, 0.040, 0.057], 100.0);
+        let noisy = result(
+            &[0.040, 0.041, 0.042, 0.040, 0.043, 0.041, 0.040, 0.057],
+            100.0,
+        );
         let c = compare(&noisy, &base, &Tolerances::default());
         assert!(c[0].worse_by > 0.1, "{c:?}");
         assert!(!c[0].regressed, "{c:?}");
         // Significantly but only 2% slower: within tolerance.
-        let bit = result(&base.windows.iter().map(|w| w.p95 * 1.02).collect::<Vec<_>>(), 100.0);
+        let bit = result(
+            &base
+                .windows
+                .iter()
+                .map(|w| w.p95 * 1.02)
+                .collect::<Vec<_>>(),
+            100.0,
+        );
         assert!(!compare(&bit, &base, &Tolerances::default())[0].regressed);
         // Throughput down 10% in every window.
-        let fewer = result(&[0.040, 0.042, 0.041, 0.043, 0.040, 0.044, 0.041, 0.042], 90.0);
+        let fewer = result(
+            &[0.040, 0.042, 0.041, 0.043, 0.040, 0.044, 0.041, 0.042],
+            90.0,
+        );
         let c = compare(&fewer, &base, &Tolerances::default());
         assert!(c[1].regressed, "{c:?}");
     }

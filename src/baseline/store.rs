@@ -100,25 +100,34 @@ impl Store {
 
     fn write_index(&self, index: &Index) -> Result<(), String> {
         let body = serde_json::to_vec_pretty(index).expect("serializable");
-        write_atomic(&self.index_path(), &body).map_err(|e| io("cannot write", &self.index_path(), e))
+        write_atomic(&self.index_path(), &body)
+            .map_err(|e| io("cannot write", &self.index_path(), e))
     }
 
     /// Drops index entries without a file, adds files without an entry,
     /// and removes leftover temp files.
     fn reconcile(&self, index: &mut Index) -> Result<(), String> {
         index.version = 1;
-        index.runs.retain(|e| self.run_path(&e.check, &e.id).exists());
+        index
+            .runs
+            .retain(|e| self.run_path(&e.check, &e.id).exists());
         let runs = self.dir.join("runs");
         let checks = std::fs::read_dir(&runs).map_err(|e| io("cannot read", &runs, e))?;
         for check in checks.flatten().filter(|d| d.path().is_dir()) {
-            for f in std::fs::read_dir(check.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(check.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let p = f.path();
                 let name = f.file_name().to_string_lossy().to_string();
                 if name.starts_with('.') && name.contains(".tmp.") {
                     let _ = std::fs::remove_file(&p);
                     continue;
                 }
-                let Some(id) = name.strip_suffix(".json") else { continue };
+                let Some(id) = name.strip_suffix(".json") else {
+                    continue;
+                };
                 if index.runs.iter().any(|e| e.id == id) {
                     continue;
                 }
@@ -133,7 +142,11 @@ impl Store {
                 let _ = std::fs::remove_file(f.path());
             }
         }
-        index.runs.sort_by(|a, b| a.started_unix.total_cmp(&b.started_unix).then(a.id.cmp(&b.id)));
+        index.runs.sort_by(|a, b| {
+            a.started_unix
+                .total_cmp(&b.started_unix)
+                .then(a.id.cmp(&b.id))
+        });
         index
             .baselines
             .retain(|_, id| index.runs.iter().any(|e| &e.id == id));
@@ -281,7 +294,10 @@ mod tests {
         s.save(&sample("b", 1), false).unwrap();
         let ids: Vec<String> = s.list(Some("a")).into_iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), 3, "{ids:?}");
-        assert!(ids[0].starts_with("20260101"), "the baseline stays: {ids:?}");
+        assert!(
+            ids[0].starts_with("20260101"),
+            "the baseline stays: {ids:?}"
+        );
         assert_eq!(s.baseline("a").unwrap().id, ids[0]);
         assert_eq!(s.list(None).len(), 4);
         assert_eq!(s.accept(&ids[2]).unwrap(), "a");
@@ -299,7 +315,11 @@ mod tests {
         // A run file whose index update never happened, and a torn temp file.
         let r = sample("a", 2);
         let dir = d.path().join("runs/a");
-        std::fs::write(dir.join(format!("{}.json", r.id)), serde_json::to_vec(&r).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.json", r.id)),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.join(".x.json.tmp.123"), b"{\"half").unwrap();
         std::fs::write(d.path().join(".index.json.tmp.9"), b"{").unwrap();
         let s = Store::open(d.path(), 5).unwrap();

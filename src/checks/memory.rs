@@ -51,7 +51,11 @@ impl MemRule {
         let inclusive = match *op {
             "<" => false,
             "<=" => true,
-            other => return Err(format!("`{other}`: memory thresholds are upper bounds (< or <=)")),
+            other => {
+                return Err(format!(
+                    "`{other}`: memory thresholds are upper bounds (< or <=)"
+                ))
+            }
         };
         let limit = match metric {
             MemMetric::Growth => slope(value)?,

@@ -142,7 +142,9 @@ impl CheckMetrics {
     }
 
     pub fn running(&self, check: &str, on: bool) {
-        self.running.get_or_create(&Self::key(check)).set(i64::from(on));
+        self.running
+            .get_or_create(&Self::key(check))
+            .set(i64::from(on));
     }
 
     pub fn skipped(&self, check: &str) {
@@ -166,7 +168,9 @@ impl CheckMetrics {
         self.last_run
             .get_or_create(&k)
             .set(r.started_unix + r.duration_seconds);
-        self.last_passed.get_or_create(&k).set(i64::from(r.passed()));
+        self.last_passed
+            .get_or_create(&k)
+            .set(i64::from(r.passed()));
         self.last_duration.get_or_create(&k).set(r.duration_seconds);
         self.runs
             .get_or_create(&VerdictLabels {
@@ -211,7 +215,9 @@ impl CheckMetrics {
     fn details(&self, r: &CheckResult, k: &CheckLabels) {
         let leak = match &r.details {
             Details::Spike(s) => {
-                self.recovery.get_or_create(k).set(s.recovery_seconds.unwrap_or(f64::INFINITY));
+                self.recovery
+                    .get_or_create(k)
+                    .set(s.recovery_seconds.unwrap_or(f64::INFINITY));
                 None
             }
             Details::Breakpoint(b) => {
@@ -231,8 +237,12 @@ impl CheckMetrics {
             let p = ProcessLabels {
                 process: l.process.clone(),
             };
-            self.leak_slope.get_or_create(&p).set(l.slope_bytes_per_second);
-            self.leak_suspected.get_or_create(&p).set(i64::from(l.suspected));
+            self.leak_slope
+                .get_or_create(&p)
+                .set(l.slope_bytes_per_second);
+            self.leak_suspected
+                .get_or_create(&p)
+                .set(i64::from(l.suspected));
         }
     }
 }

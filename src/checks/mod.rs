@@ -3,6 +3,7 @@
 //! watching the service, and returns a [`CheckResult`] that the baseline
 //! comparison, the store and the reports take from there.
 
+pub mod command;
 pub mod memory;
 pub mod metrics;
 pub mod runner;
@@ -177,7 +178,10 @@ impl CheckPlan {
         if label.is_some() && found.is_none() {
             problems.push(
                 &path.key("leak").key("process"),
-                format!("no `service.processes` entry labelled `{}`", label.unwrap_or("")),
+                format!(
+                    "no `service.processes` entry labelled `{}`",
+                    label.unwrap_or("")
+                ),
             );
         }
         found.map(|s| (s.clone(), interval))
@@ -296,7 +300,10 @@ impl CheckResult {
 
 /// A run id: UTC time to the millisecond, then the check name.
 pub fn run_id(check: &str, at: SystemTime) -> String {
-    let ms = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
     let (days, rem) = (ms / 86_400_000, ms % 86_400_000);
     let (y, m, d) = civil(days as i64);
     format!(
@@ -382,7 +389,12 @@ pub async fn execute(
             .unwrap_or_default()
             .as_secs_f64(),
         duration_seconds: epoch.elapsed().as_secs_f64(),
-        verdict: if aborted_by.is_some() { "aborted" } else { "pass" }.into(),
+        verdict: if aborted_by.is_some() {
+            "aborted"
+        } else {
+            "pass"
+        }
+        .into(),
         aborted_by,
         thresholds: phases
             .iter()
@@ -402,6 +414,47 @@ pub async fn execute(
     };
     result.settle_verdict();
     result
+}
+
+/// A made-up result with a few hundred windows and samples, for the
+/// store's crash test.
+pub fn synthetic(check: &str, n: u32) -> CheckResult {
+    let started = 1_700_000_000.0 + f64::from(n);
+    CheckResult {
+        id: format!(
+            "{}-{n:06}",
+            run_id(check, UNIX_EPOCH + Duration::from_secs_f64(started))
+        ),
+        check: check.into(),
+        kind: "load".into(),
+        started_unix: started,
+        duration_seconds: 60.0,
+        verdict: "pass".into(),
+        aborted_by: None,
+        phases: vec![PhaseSummary::default()],
+        thresholds: Vec::new(),
+        findings: Vec::new(),
+        details: Details::Load,
+        windows: (0..300)
+            .map(|i| Window {
+                start: f64::from(i),
+                seconds: 1.0,
+                p95: 0.01 + f64::from(i % 7) * 1e-3,
+                ..Window::default()
+            })
+            .collect(),
+        memory: (0..600)
+            .map(|i| MemPoint {
+                t: f64::from(i),
+                rss: 1e8 + f64::from(i) * 1e4,
+                processes: 1,
+                ..MemPoint::default()
+            })
+            .collect(),
+        memory_process: Some("app".into()),
+        baseline: None,
+        comparisons: Vec::new(),
+    }
 }
 
 /// Keeps at most `max` evenly spaced points (and always the last).

@@ -50,8 +50,7 @@ pub fn conclude(r: &mut CheckResult, plan: &CheckPlan, store: Option<&Store>) ->
             r.settle_verdict();
         }
     }
-    let accept = plan.baseline.as_ref().is_some_and(|t| t.auto_accept)
-        && r.passed()
+    let accept = plan.baseline.as_ref().is_some_and(|t| t.auto_accept) && r.passed()
         || (plan.baseline.is_some() && r.baseline.is_none() && r.passed());
     store.save(r, accept).err()
 }
@@ -235,7 +234,9 @@ async fn timer(shared: Arc<Shared>, plans: Arc<Vec<CheckPlan>>, i: usize) {
         let Some(at) = next_fire(cron) else { return };
         shared.metrics.next_run(&plan.name, Some(at));
         set_status(&shared, &plan.name, |s| s.next_run_unix = Some(at));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let wait = Duration::from_secs_f64((at - now.as_secs_f64()).max(0.0));
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -313,7 +314,10 @@ mod tests {
         assert!(parse_cron("0 25 * * *").is_err());
         assert!(parse_cron("nightly").is_err());
         let next = next_fire(&parse_cron("* * * * * *").unwrap()).unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         assert!(next > now - 0.01 && next <= now + 1.01, "{next} vs {now}");
     }
 }

@@ -206,7 +206,11 @@ mod tests {
             assert!(!c.second(i, 100.0, &second(100, i as u64, 1000 * (i as u64 + 1))));
         }
         c.finish();
-        assert_eq!(c.windows.len(), 1, "a last window under half long is dropped");
+        assert_eq!(
+            c.windows.len(),
+            1,
+            "a last window under half long is dropped"
+        );
         assert_eq!(c.windows[0].start, 10.0);
         assert_eq!(c.windows[0].requests, 400);
         assert_eq!(c.windows[0].errors, 6);
@@ -218,9 +222,8 @@ mod tests {
 
     #[test]
     fn a_stop_rule_ends_the_run() {
-        let mut c = Collector::new(0.0, 1, vec![Segment::new("a", 0, 2)]).stop_when(|e| {
-            matches!(e, Event::Segment(0, s) if s.stats.errors() > 0)
-        });
+        let mut c = Collector::new(0.0, 1, vec![Segment::new("a", 0, 2)])
+            .stop_when(|e| matches!(e, Event::Segment(0, s) if s.stats.errors() > 0));
         assert!(!c.second(0, 1.0, &second(10, 0, 5)));
         assert!(c.second(1, 1.0, &second(10, 1, 5)));
     }

@@ -98,9 +98,10 @@ pub fn usage(points: &[MemPoint], from: f64, to: f64) -> (Option<f64>, Option<f6
         .iter()
         .filter(|p| p.t >= from && p.t <= to && p.processes > 0)
         .collect();
-    let peak = inside.iter().map(|p| p.rss).fold(None, |m: Option<f64>, x| {
-        Some(m.map_or(x, |m| m.max(x)))
-    });
+    let peak = inside
+        .iter()
+        .map(|p| p.rss)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
     let cores = match (inside.first(), inside.last()) {
         (Some(a), Some(b)) if b.t > a.t && a.start == b.start => {
             Some(((b.cpu_seconds - a.cpu_seconds) / (b.t - a.t)).max(0.0))
@@ -123,7 +124,12 @@ mod tests {
             processes: 1,
             start: 7,
         };
-        let pts = [p(0.0, 10.0, 0.0), p(1.0, 30.0, 0.5), p(2.0, 20.0, 1.0), p(3.0, 90.0, 3.0)];
+        let pts = [
+            p(0.0, 10.0, 0.0),
+            p(1.0, 30.0, 0.5),
+            p(2.0, 20.0, 1.0),
+            p(3.0, 90.0, 3.0),
+        ];
         let (cores, peak) = usage(&pts, 0.5, 2.5);
         assert_eq!(cores, Some(0.5));
         assert_eq!(peak, Some(30.0));

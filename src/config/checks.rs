@@ -74,6 +74,10 @@ pub struct SoakConfig {
     /// Default `10%`.
     #[serde(default = "default_ten_percent")]
     pub drift: String,
+    /// ...and by at least this much in absolute terms, so sub-millisecond
+    /// jitter on a fast service is not drift. Default `1ms`.
+    #[serde(default = "default_millisecond")]
+    pub drift_min: Dur,
     /// Windows at each end compared for drift. Default: a quarter of the
     /// windows, at least 3.
     pub compare: Option<u32>,
@@ -204,6 +208,9 @@ pub struct BaselineConfig {
     /// p95 latency may rise by this much. Default `+10%`.
     #[serde(default = "default_latency_tolerance")]
     pub latency: String,
+    /// ...and by at least this much in absolute terms. Default `1ms`.
+    #[serde(default = "default_millisecond")]
+    pub latency_min: Dur,
     /// Achieved throughput may fall by this much. Default `-5%`.
     #[serde(default = "default_throughput_tolerance")]
     pub throughput: String,
@@ -242,6 +249,9 @@ pub struct ApiConfig {
     pub token: String,
 }
 
+fn default_millisecond() -> Dur {
+    Dur(std::time::Duration::from_millis(1))
+}
 fn default_second() -> Dur {
     Dur::secs(1)
 }

@@ -52,8 +52,34 @@ pub struct ServerState {
     pub registry: Arc<Registry>,
     pub metrics: ServerMetrics,
     pub probes: Arc<Recorder>,
+    /// Checks, for the control API; `None` where there are none (`sidewatch load`).
+    pub checks: Option<Arc<crate::checks::runner::Checks>>,
     /// False until the probes are scheduled, and again while draining.
     pub ready: AtomicBool,
+}
+
+/// Serves `registry` on `addr` for a one-off run (`sidewatch load` or
+/// `check --listen`), without probes or the control API; cancel the token
+/// to stop.
+pub async fn serve_run(
+    addr: std::net::SocketAddr,
+    mut registry: Registry,
+) -> std::io::Result<CancellationToken> {
+    let probes = Arc::new(Recorder::new(
+        crate::probes::metrics::ProbeMetrics::register(&mut registry),
+    ));
+    let metrics = ServerMetrics::register(&mut registry);
+    let listener = TcpListener::bind(addr).await?;
+    let state = Arc::new(ServerState {
+        registry: Arc::new(registry),
+        metrics,
+        probes,
+        checks: None,
+        ready: true.into(),
+    });
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, state, stop.clone()));
+    Ok(stop)
 }
 
 /// Serves until `shutdown` is cancelled.
@@ -88,6 +114,16 @@ pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: Can
 }
 
 fn route(state: &ServerState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with("/api/") {
+        let answer = state
+            .checks
+            .as_ref()
+            .and_then(|c| super::api::handle(c, req.method(), req.uri().path(), req.headers()));
+        return match answer {
+            Some((status, body)) => respond(status, "application/json", body),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }

@@ -19,11 +19,9 @@ use super::metrics::LoadMetrics;
 use super::LoadPlan;
 use crate::cli::exit;
 use crate::config::{ConfigErrors, Document};
-use crate::export::server::{serve, ServerMetrics, ServerState};
+use crate::export::server::serve_run;
 use crate::plan::{Plan, Tuning};
-use crate::probes::metrics::ProbeMetrics;
 use crate::report::progress::Live;
-use crate::scheduler::Recorder;
 
 /// Exit code for a run stopped by an abort rule or SIGINT.
 pub const ABORTED: u8 = 3;
@@ -98,7 +96,7 @@ pub struct LoadArgs {
     pub name: String,
 }
 
-fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let (i, n) = s.split_once('/').ok_or("use INDEX/COUNT, e.g. 0/4")?;
     let (i, n): (u32, u32) = (
         i.parse().map_err(|_| "bad index")?,
@@ -120,27 +118,17 @@ pub async fn run(args: LoadArgs) -> u8 {
     };
     let mut registry = Registry::default();
     crate::telemetry::register_build_info(&mut registry);
-    let probes = Arc::new(Recorder::new(ProbeMetrics::register(&mut registry)));
-    let metrics = LoadMetrics::register(&mut registry);
-    let server_metrics = ServerMetrics::register(&mut registry);
-    let registry = Arc::new(registry);
-    let stop_server = CancellationToken::new();
-    if let Some(addr) = args.listen {
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
+    let metrics = Arc::new(LoadMetrics::register(&mut registry));
+    let stop_server = match args.listen {
+        Some(addr) => match serve_run(addr, registry).await {
+            Ok(stop) => Some(stop),
             Err(e) => {
                 eprintln!("error: cannot listen on {addr}: {e}");
                 return exit::FAILED;
             }
-        };
-        let state = Arc::new(ServerState {
-            registry,
-            metrics: server_metrics,
-            probes,
-            ready: true.into(),
-        });
-        tokio::spawn(serve(listener, state, stop_server.clone()));
-    }
+        },
+        None => None,
+    };
     let cancel = CancellationToken::new();
     let on_int = cancel.clone();
     tokio::spawn(async move {
@@ -152,7 +140,9 @@ pub async fn run(args: LoadArgs) -> u8 {
     let secs = plan.profile.duration().as_secs_f64().ceil() as u32;
     let mut progress = Live::new(&plan.check, secs);
     let result = super::run(&plan, Some(&metrics), &mut progress, cancel).await;
-    stop_server.cancel();
+    if let Some(stop) = stop_server {
+        stop.cancel();
+    }
     print!("{}", crate::report::summary::render(&result));
     if let Some(path) = &args.json {
         let body = serde_json::to_vec_pretty(&result).expect("serializable");

@@ -111,18 +111,20 @@ impl LoadPlan {
         let rules = |list: &[String], key: &str, problems: &mut Problems| -> Vec<Rule> {
             list.iter()
                 .enumerate()
-                .filter_map(|(i, expr)| match Rule::parse(expr).map(|r| r.stretched(rails.time_scale)) {
-                    Ok(r) if r.entry.as_deref().is_some_and(|e| !names.contains(&e)) => {
-                        problems.push(
-                            &check_path.key(key).index(i),
-                            format!("no mix entry named `{}`", r.entry.unwrap()),
-                        );
-                        None
-                    }
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        problems.push(&check_path.key(key).index(i), e);
-                        None
+                .filter_map(|(i, expr)| {
+                    match Rule::parse(expr).map(|r| r.stretched(rails.time_scale)) {
+                        Ok(r) if r.entry.as_deref().is_some_and(|e| !names.contains(&e)) => {
+                            problems.push(
+                                &check_path.key(key).index(i),
+                                format!("no mix entry named `{}`", r.entry.unwrap()),
+                            );
+                            None
+                        }
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            problems.push(&check_path.key(key).index(i), e);
+                            None
+                        }
                     }
                 })
                 .collect()

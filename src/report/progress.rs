@@ -47,6 +47,11 @@ impl Progress for Live {
     fn second(&mut self, elapsed: u32, total: u32, p: &Point) {
         match self {
             Live::Bar(bar) => {
+                // A check runs several phases through one bar.
+                if bar.is_finished() {
+                    bar.reset();
+                }
+                bar.set_length(u64::from(total));
                 bar.set_position(u64::from(elapsed.min(total)));
                 bar.set_message(line(p));
             }

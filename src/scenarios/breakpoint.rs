@@ -65,10 +65,11 @@ impl Breakpoint {
         let mut rules = Vec::new();
         for (i, e) in exprs.iter().enumerate() {
             match Rule::parse(e) {
-                Ok(r) if r.entry.is_some() || r.over.is_some() || r.hold.is_some() => problems.push(
-                    &path.key("break").index(i),
-                    "a break rule is judged over a whole step: no [entry], `over` or `for`",
-                ),
+                Ok(r) if r.entry.is_some() || r.over.is_some() || r.hold.is_some() => problems
+                    .push(
+                        &path.key("break").index(i),
+                        "a break rule is judged over a whole step: no [entry], `over` or `for`",
+                    ),
                 Ok(r) => rules.push(r),
                 Err(err) => problems.push(&path.key("break").index(i), err),
             }
@@ -98,7 +99,10 @@ impl Breakpoint {
                 .collect();
             let v: Vec<f64> = v.into_iter().collect::<Option<_>>()?;
             if v.len() > MAX_STEPS || v.windows(2).any(|w| w[1] <= w[0]) {
-                problems.push(&path.key("steps"), format!("give 1 to {MAX_STEPS} increasing rates"));
+                problems.push(
+                    &path.key("steps"),
+                    format!("give 1 to {MAX_STEPS} increasing rates"),
+                );
                 return None;
             }
             return Some(v);
@@ -113,7 +117,11 @@ impl Breakpoint {
             None => b.max_rate,
         };
         let mut v = vec![start];
-        while let Some(next) = v.last().map(|r| r * c.factor).filter(|r| *r <= max * 1.000_001) {
+        while let Some(next) = v
+            .last()
+            .map(|r| r * c.factor)
+            .filter(|r| *r <= max * 1.000_001)
+        {
             if v.len() == MAX_STEPS {
                 break;
             }
@@ -215,10 +223,7 @@ impl Breakpoint {
                     human_duration(Duration::from_secs_f64(s))
                 )
             }),
-            format!(
-                "within {}",
-                human_duration(self.recovery)
-            ),
+            format!("within {}", human_duration(self.recovery)),
         )]
     }
 }
@@ -254,7 +259,12 @@ mod tests {
             s.seconds = 10;
             s
         };
-        let r = b.judge(&[seg(0, 1000, 0), seg(1, 2000, 10), seg(2, 4000, 400), seg(3, 0, 0)]);
+        let r = b.judge(&[
+            seg(0, 1000, 0),
+            seg(1, 2000, 10),
+            seg(2, 4000, 400),
+            seg(3, 0, 0),
+        ]);
         assert_eq!(r.max_sustainable_rate, Some(200.0));
         assert_eq!(r.breaking_rate, Some(400.0));
         assert_eq!(r.broken_by.as_deref(), Some("error_rate > 5%"));

@@ -37,7 +37,12 @@ pub struct Report {
 }
 
 impl Curve {
-    pub fn build(c: &CurveConfig, b: &Build, path: &Path, problems: &mut Problems) -> Option<Curve> {
+    pub fn build(
+        c: &CurveConfig,
+        b: &Build,
+        path: &Path,
+        problems: &mut Problems,
+    ) -> Option<Curve> {
         if b.base.is_none() {
             problems.push(path, "a curve needs a `load` with a `mix`");
             return None;
@@ -78,7 +83,10 @@ impl Curve {
         let levels: Vec<(Duration, f64)> = self.levels.iter().map(|r| (self.step, *r)).collect();
         let c = run.drive("curve", steps(&levels), c, true).await;
         let points = run.watch.map(|w| w.samples()).unwrap_or_default();
-        (Details::Curve(self.judge(&c.segments, &points, offset)), Vec::new())
+        (
+            Details::Curve(self.judge(&c.segments, &points, offset)),
+            Vec::new(),
+        )
     }
 
     fn judge(&self, segs: &[Segment], points: &[MemPoint], offset: f64) -> Report {

@@ -52,9 +52,7 @@ impl Leak {
         }
         Some(Leak {
             duration,
-            sample_interval: b
-                .time(c.sample_interval.0)
-                .max(Duration::from_millis(50)),
+            sample_interval: b.time(c.sample_interval.0).max(Duration::from_millis(50)),
             process: process.to_string(),
             params,
             drive: b.base.map(|p| p.profile.start),

@@ -193,7 +193,11 @@ mod tests {
     fn a_linear_leak_of_1mb_per_minute_is_caught_in_10_minutes() {
         let r = verdict(&series(11.0, |t| t / 60.0 * MB));
         assert!(r.suspected, "{}", r.reason);
-        assert!((r.slope_bytes_per_second * 60.0 / MB - 1.0).abs() < 0.1, "{}", r.reason);
+        assert!(
+            (r.slope_bytes_per_second * 60.0 / MB - 1.0).abs() < 0.1,
+            "{}",
+            r.reason
+        );
         assert!(r.slope_low * 60.0 / MB > 0.8);
     }
 
@@ -219,7 +223,9 @@ mod tests {
 
     #[test]
     fn slow_oscillation_is_not_a_leak() {
-        let r = verdict(&series(11.0, |t| 20.0 * MB * (t / 180.0 * std::f64::consts::TAU).sin()));
+        let r = verdict(&series(11.0, |t| {
+            20.0 * MB * (t / 180.0 * std::f64::consts::TAU).sin()
+        }));
         assert!(!r.suspected, "{}", r.reason);
     }
 

@@ -102,7 +102,10 @@ impl Build<'_> {
                 None
             }
             None => {
-                problems.push(path, "this scenario needs a `load` with a `rate` and a `mix`");
+                problems.push(
+                    path,
+                    "this scenario needs a `load` with a `rate` and a `mix`",
+                );
                 None
             }
         }

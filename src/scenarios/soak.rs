@@ -21,6 +21,7 @@ pub struct Soak {
     duration: Duration,
     window: u32,
     drift: f64,
+    drift_min: f64,
     compare: Option<u32>,
     max_window_error_rate: f64,
     memory: LeakParams,
@@ -73,6 +74,7 @@ impl Soak {
             duration,
             window,
             drift: drift?,
+            drift_min: c.drift_min.0.as_secs_f64(),
             compare: c.compare,
             max_window_error_rate: err?,
             memory,
@@ -123,7 +125,10 @@ impl Soak {
     }
 
     fn findings(&self, r: &Report) -> Vec<Finding> {
-        let drifted = r.compared >= 3 && r.drift_ratio > self.drift && r.drift_p_value < ALPHA;
+        let drifted = r.compared >= 3
+            && r.drift_ratio > self.drift
+            && r.last_p95 - r.first_p95 > self.drift_min
+            && r.drift_p_value < ALPHA;
         vec![
             Finding::new(
                 "no p95 drift",
@@ -134,7 +139,11 @@ impl Soak {
                     r.drift_p_value,
                     r.compared
                 ),
-                format!("<= +{:.0}% or not significant", self.drift * 100.0),
+                format!(
+                    "<= +{:.0}% (or +{}) or not significant",
+                    self.drift * 100.0,
+                    super::super::report::check::secs(self.drift_min)
+                ),
             ),
             Finding::new(
                 "every window's error rate",
@@ -156,6 +165,7 @@ mod tests {
             duration: Duration::from_secs(600),
             window: 60,
             drift: 0.1,
+            drift_min: 0.001,
             compare: None,
             max_window_error_rate: 0.01,
             memory: LeakParams {

@@ -44,7 +44,12 @@ pub struct Report {
 const ERROR_SLACK: f64 = 0.01;
 
 impl Spike {
-    pub fn build(c: &SpikeConfig, b: &Build, path: &Path, problems: &mut Problems) -> Option<Spike> {
+    pub fn build(
+        c: &SpikeConfig,
+        b: &Build,
+        path: &Path,
+        problems: &mut Problems,
+    ) -> Option<Spike> {
         let base = b.base_rate(path, problems)?;
         if !(c.factor.is_finite() && c.factor > 1.0) {
             problems.push(&path.key("factor"), "must be greater than 1");
@@ -115,7 +120,10 @@ impl Spike {
         let ok = |w: &Window| {
             w.p95 <= pre_p95 * (1.0 + self.tolerance) && w.error_rate <= pre_err + ERROR_SLACK
         };
-        let after: Vec<&Window> = windows.iter().filter(|w| w.start >= spike_end - 0.5).collect();
+        let after: Vec<&Window> = windows
+            .iter()
+            .filter(|w| w.start >= spike_end - 0.5)
+            .collect();
         let recovered = (0..after.len())
             .find(|&i| ok(after[i]) && after.get(i + 1).is_none_or(|n| ok(n)))
             .map(|i| (after[i].start - spike_end).max(0.0));
@@ -152,8 +160,9 @@ impl Spike {
             "recovery time",
             r.recovery_seconds
                 .is_some_and(|s| s < self.max_recovery.as_secs_f64()),
-            r.recovery_seconds
-                .map_or("not recovered".into(), |s| format!("{} (±{}s)", ms(s), r.resolution_seconds)),
+            r.recovery_seconds.map_or("not recovered".into(), |s| {
+                format!("{} (±{}s)", ms(s), r.resolution_seconds)
+            }),
             format!("< {}", ms(self.max_recovery.as_secs_f64())),
         ));
         out
@@ -200,7 +209,10 @@ mod tests {
             tolerance: 0.2,
             max_recovery: Duration::from_secs(25),
         };
-        let segs = [seg("before", 100, 0, 10_000), seg("spike", 1000, 50, 900_000)];
+        let segs = [
+            seg("before", 100, 0, 10_000),
+            seg("spike", 1000, 50, 900_000),
+        ];
         let windows = [
             win(40.0, 0.5, 0.0),
             win(50.0, 0.011, 0.0), // back, but the next window is not
