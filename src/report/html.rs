@@ -67,9 +67,14 @@ fn chart(
             escape(&fmt(v))
         );
         let xv = x0 + (x1 - x0) * f64::from(i) / 4.0;
+        let anchor = match i {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             s,
-            "<text x='{:.1}' y='{}' class=xl>{}</text>",
+            "<text x='{:.1}' y='{}' class=xl text-anchor={anchor}>{}</text>",
             px(xv),
             H - 8.0,
             escape(&xfmt(xv))
@@ -103,8 +108,13 @@ fn chart(
     s
 }
 
+/// Whole seconds, minutes or hours for the time axis.
 fn minutes(t: f64) -> String {
-    secs(t)
+    match t {
+        t if t < 120.0 => format!("{t:.0}s"),
+        t if t < 7200.0 => format!("{:.1}m", t / 60.0),
+        t => format!("{:.1}h", t / 3600.0),
+    }
 }
 
 fn charts(r: &CheckResult) -> String {
@@ -269,7 +279,7 @@ h1{font-size:20px}h2{font-size:16px;margin-top:28px}table{border-collapse:collap
 td,th{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left}th{background:#f4f4f4}\
 .pass{color:#2e7d32}.fail,.aborted{color:#c62828}figure{margin:18px 0}figcaption{font-weight:600}\
 svg{background:#fcfcfc;border:1px solid #eee}.grid{stroke:#e6e6e6}.yl{font-size:11px;text-anchor:end}\
-.xl{font-size:11px;text-anchor:middle}.lg{font-size:12px}.note{color:#555;font-style:italic}.empty{color:#888}";
+.xl{font-size:11px}.lg{font-size:12px}.note{color:#555;font-style:italic}.empty{color:#888}";
 
 pub fn render(r: &CheckResult) -> String {
     let mut out = format!(

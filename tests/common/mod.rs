@@ -438,3 +438,47 @@ pub fn vm_rss_kb(pid: u32) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// How a [`shaped_server`] answers: given the time since its first request
+/// and how many requests it has seen in the current wall-clock second,
+/// a delay and a status.
+pub type Shape = Arc<dyn Fn(Duration, u64) -> (Duration, u16) + Send + Sync>;
+
+/// A keep-alive HTTP server whose latency and status follow `shape`.
+pub async fn shaped_server(shape: Shape) -> SocketAddr {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let first = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+    // (second since first request, count in it)
+    let slot = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (first, slot, shape) = (first.clone(), slot.clone(), shape.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let t = first.get_or_init(std::time::Instant::now).elapsed();
+                    let sec = t.as_secs();
+                    if slot.0.swap(sec, Ordering::Relaxed) != sec {
+                        slot.1.store(0, Ordering::Relaxed);
+                    }
+                    let n = slot.1.fetch_add(1, Ordering::Relaxed) + 1;
+                    let (delay, status) = shape(t, n);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                    if s.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
