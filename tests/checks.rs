@@ -164,3 +164,178 @@ fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_schedules_checks_and_the_api_controls_them() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("{}/data.json", nginx());
+    let yaml = format!(
+        "store: {{dir: {dir}, keep: 5}}
+api: {{token: s3cret-token}}
+checks:
+  - name: every2s
+    schedule: '*/2 * * * * *'
+    load: {{rate: 50/s, duration: 3s, mix: [{{http: {{url: '{url}'}}}}]}}
+    thresholds: ['error_rate < 1%']
+  - name: also-every2s
+    schedule: '*/2 * * * * *'
+    load: {{rate: 50/s, duration: 3s, mix: [{{http: {{url: '{url}'}}}}]}}
+  - name: on-demand
+    load: {{rate: 50/s, duration: 30s, mix: [{{http: {{url: '{url}'}}}}]}}
+",
+        dir = data.path().display()
+    );
+    let sidecar = sidewatch::app::Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = sidecar.addr;
+    let auth = Some("Authorization: Bearer s3cret-token");
+    let api = move |m: &'static str, p: &'static str, h: Option<&'static str>| {
+        tokio::task::spawn_blocking(move || http_request(addr, m, p, h).unwrap())
+    };
+    assert_eq!(api("GET", "/api/v1/checks", None).await.unwrap().0, 401);
+    let wrong = Some("Authorization: Bearer nope");
+    assert_eq!(api("GET", "/api/v1/checks", wrong).await.unwrap().0, 401);
+    assert_eq!(api("POST", "/api/v1/checks/nope/run", auth).await.unwrap().0, 404);
+    assert_eq!(api("POST", "/api/v1/checks/on-demand/cancel", auth).await.unwrap().0, 409);
+    // Both schedules fire every 2 s; one check runs at a time, so the
+    // other's firing is skipped.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let text = sidecar.metrics_text();
+    let passed = ["every2s", "also-every2s"]
+        .map(|c| sample(&text, "sidewatch_check_last_passed", &[("check", c)]));
+    assert!(passed.contains(&Some(1.0)), "{text}");
+    let skipped: f64 = ["every2s", "also-every2s"]
+        .iter()
+        .filter_map(|c| sample(&text, "sidewatch_check_skipped_total", &[("check", c)]))
+        .sum();
+    assert!(skipped >= 1.0, "{text}");
+    // Trigger the long check between scheduled runs; cancel it.
+    let mut started = false;
+    for _ in 0..100 {
+        let (status, _) = api("POST", "/api/v1/checks/on-demand/run", auth).await.unwrap();
+        if status == 202 {
+            started = true;
+            break;
+        }
+        assert_eq!(status, 409, "busy while a scheduled check runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started);
+    let (status, body) = api("GET", "/api/v1/checks", auth).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""name":"on-demand""#) && body.contains(r#""state":"running""#), "{body}");
+    assert_eq!(api("POST", "/api/v1/checks/every2s/cancel", auth).await.unwrap().0, 409);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(api("POST", "/api/v1/checks/on-demand/cancel", auth).await.unwrap().0, 202);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let text = sidecar.metrics_text();
+    assert_eq!(
+        sample(&text, "sidewatch_check_runs_total", &[("check", "on-demand"), ("verdict", "aborted")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret-token"));
+    sidecar.shutdown().await;
+    let store = Store::open(data.path(), 5).unwrap();
+    assert!(!store.list(None).is_empty());
+    assert_eq!(store.list(Some("on-demand"))[0].verdict, "aborted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_cli_compares_with_the_baseline_and_reports() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let delay_ms = Arc::new(AtomicU64::new(2));
+    let d = delay_ms.clone();
+    let addr = shaped_server(Arc::new(move |_, _| {
+        (Duration::from_millis(d.load(Ordering::Relaxed)), 200)
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "store: {{dir: {}/store}}
+checks:
+  - name: api
+    load: {{rate: 100/s, duration: 4s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
+    thresholds: ['p95 < 500ms']
+    baseline: {{latency: +10%}}
+",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let check = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .arg("api")
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let json = dir.path().join("r.json");
+    let html = dir.path().join("r.html");
+    let md = dir.path().join("r.md");
+    let (code, out) = tokio::task::block_in_place(|| check(&[]));
+    assert_eq!(code, Some(0), "{out}");
+    // The first passing run became the baseline; now the service slows.
+    delay_ms.store(8, Ordering::Relaxed);
+    let (code, out) = tokio::task::block_in_place(|| {
+        check(&["--json", json.to_str().unwrap(), "--html", html.to_str().unwrap(), "--markdown", md.to_str().unwrap()])
+    });
+    assert_eq!(code, Some(1), "a regression fails the run: {out}");
+    assert!(out.contains("against baseline"), "{out}");
+    let r: CheckResult = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let lat = r.comparisons.iter().find(|c| c.metric == "latency_p95").unwrap();
+    assert!(lat.regressed && lat.worse_by > 1.0, "{lat:?}");
+    assert!(r.thresholds.iter().all(|t| t.passed), "thresholds still hold");
+    assert!(std::fs::read_to_string(&md).unwrap().contains("| ✗ | latency_p95 |"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && !page.contains("<script"), "self-contained");
+    // baseline list / accept / reset.
+    let baseline = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .args(["baseline", "--config"])
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (_, list) = baseline(&["list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert_eq!(list.lines().filter(|l| l.ends_with("baseline")).count(), 1, "{list}");
+    assert_eq!(baseline(&["accept", &r.id]).0, Some(0));
+    assert!(baseline(&["list"]).1.lines().any(|l| l.starts_with(&r.id) && l.ends_with("baseline")));
+    assert_eq!(baseline(&["reset", "api"]).0, Some(0));
+    assert!(!baseline(&["list"]).1.contains("baseline\n"));
+    assert_eq!(baseline(&["accept", "no-such-run"]).0, Some(1));
+    render_in_chromium(&html);
+}
+
+/// Renders the report in headless Chromium and keeps the screenshot in
+/// `target/report-screenshot.png` to look at.
+fn render_in_chromium(html: &std::path::Path) {
+    let chromium = std::env::var("SIDEWATCH_CHROMIUM")
+        .expect("SIDEWATCH_CHROMIUM is not set: run the tests with ./scripts/test");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--window-size=1000,1600", "--virtual-time-budget=2000"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let png = std::fs::read(&shot).unwrap_or_else(|_| {
+        panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 30_000, "a blank page is smaller: {} bytes", png.len());
+}
