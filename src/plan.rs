@@ -30,19 +30,20 @@ pub struct Plan {
 }
 
 /// How load runs are adjusted from the command line.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Tuning {
     /// This sidewatch's share `i/n` of every load (`--shard`).
     pub shard: (u32, u32),
-    /// Multiplies every check duration (`--time-scale`).
-    pub time_scale: f64,
+    /// Multiplies every duration of the named check (`check --time-scale`);
+    /// other checks stay as written, so they validate as they will run.
+    pub time_scale: Option<(String, f64)>,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             shard: (0, 1),
-            time_scale: 1.0,
+            time_scale: None,
         }
     }
 }
@@ -146,12 +147,7 @@ fn build_checks(
         max_rate,
         allow_hosts: allow,
         shard: tuning.shard,
-        time_scale: tuning.time_scale,
-    };
-    let cx = Context {
-        rails: &rails,
-        selectors,
-        has_store: cfg.store.is_some(),
+        time_scale: 1.0,
     };
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::new();
@@ -163,6 +159,19 @@ fn build_checks(
                 format!("duplicate check name `{}`", c.name),
             );
         }
+        let scale = match &tuning.time_scale {
+            Some((name, f)) if *name == c.name => *f,
+            _ => 1.0,
+        };
+        let rails = Guardrails {
+            time_scale: scale,
+            ..rails.clone()
+        };
+        let cx = Context {
+            rails: &rails,
+            selectors,
+            has_store: cfg.store.is_some(),
+        };
         out.extend(CheckPlan::build(c, &cx, &path, problems, redactor));
     }
     out

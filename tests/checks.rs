@@ -196,8 +196,20 @@ checks:
     assert_eq!(api("GET", "/api/v1/checks", None).await.unwrap().0, 401);
     let wrong = Some("Authorization: Bearer nope");
     assert_eq!(api("GET", "/api/v1/checks", wrong).await.unwrap().0, 401);
-    assert_eq!(api("POST", "/api/v1/checks/nope/run", auth).await.unwrap().0, 404);
-    assert_eq!(api("POST", "/api/v1/checks/on-demand/cancel", auth).await.unwrap().0, 409);
+    assert_eq!(
+        api("POST", "/api/v1/checks/nope/run", auth)
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(
+        api("POST", "/api/v1/checks/on-demand/cancel", auth)
+            .await
+            .unwrap()
+            .0,
+        409
+    );
     // Both schedules fire every 2 s; one check runs at a time, so the
     // other's firing is skipped.
     tokio::time::sleep(Duration::from_millis(5500)).await;
@@ -213,7 +225,9 @@ checks:
     // Trigger the long check between scheduled runs; cancel it.
     let mut started = false;
     for _ in 0..100 {
-        let (status, _) = api("POST", "/api/v1/checks/on-demand/run", auth).await.unwrap();
+        let (status, _) = api("POST", "/api/v1/checks/on-demand/run", auth)
+            .await
+            .unwrap();
         if status == 202 {
             started = true;
             break;
@@ -224,14 +238,33 @@ checks:
     assert!(started);
     let (status, body) = api("GET", "/api/v1/checks", auth).await.unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains(r#""name":"on-demand""#) && body.contains(r#""state":"running""#), "{body}");
-    assert_eq!(api("POST", "/api/v1/checks/every2s/cancel", auth).await.unwrap().0, 409);
+    assert!(
+        body.contains(r#""name":"on-demand""#) && body.contains(r#""state":"running""#),
+        "{body}"
+    );
+    assert_eq!(
+        api("POST", "/api/v1/checks/every2s/cancel", auth)
+            .await
+            .unwrap()
+            .0,
+        409
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(api("POST", "/api/v1/checks/on-demand/cancel", auth).await.unwrap().0, 202);
+    assert_eq!(
+        api("POST", "/api/v1/checks/on-demand/cancel", auth)
+            .await
+            .unwrap()
+            .0,
+        202
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let text = sidecar.metrics_text();
     assert_eq!(
-        sample(&text, "sidewatch_check_runs_total", &[("check", "on-demand"), ("verdict", "aborted")]),
+        sample(
+            &text,
+            "sidewatch_check_runs_total",
+            &[("check", "on-demand"), ("verdict", "aborted")]
+        ),
         Some(1.0),
         "{text}"
     );
@@ -275,7 +308,10 @@ checks:
             .args(extra)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let json = dir.path().join("r.json");
     let html = dir.path().join("r.html");
@@ -285,17 +321,36 @@ checks:
     // The first passing run became the baseline; now the service slows.
     delay_ms.store(8, Ordering::Relaxed);
     let (code, out) = tokio::task::block_in_place(|| {
-        check(&["--json", json.to_str().unwrap(), "--html", html.to_str().unwrap(), "--markdown", md.to_str().unwrap()])
+        check(&[
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ])
     });
     assert_eq!(code, Some(1), "a regression fails the run: {out}");
     assert!(out.contains("against baseline"), "{out}");
     let r: CheckResult = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let lat = r.comparisons.iter().find(|c| c.metric == "latency_p95").unwrap();
+    let lat = r
+        .comparisons
+        .iter()
+        .find(|c| c.metric == "latency_p95")
+        .unwrap();
     assert!(lat.regressed && lat.worse_by > 1.0, "{lat:?}");
-    assert!(r.thresholds.iter().all(|t| t.passed), "thresholds still hold");
-    assert!(std::fs::read_to_string(&md).unwrap().contains("| ✗ | latency_p95 |"));
+    assert!(
+        r.thresholds.iter().all(|t| t.passed),
+        "thresholds still hold"
+    );
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .contains("| ✗ | latency_p95 |"));
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<svg") && !page.contains("<script"), "self-contained");
+    assert!(
+        page.contains("<svg") && !page.contains("<script"),
+        "self-contained"
+    );
     // baseline list / accept / reset.
     let baseline = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
@@ -304,13 +359,23 @@ checks:
             .args(args)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (_, list) = baseline(&["list"]);
     assert_eq!(list.lines().count(), 3, "{list}");
-    assert_eq!(list.lines().filter(|l| l.ends_with("baseline")).count(), 1, "{list}");
+    assert_eq!(
+        list.lines().filter(|l| l.ends_with("baseline")).count(),
+        1,
+        "{list}"
+    );
     assert_eq!(baseline(&["accept", &r.id]).0, Some(0));
-    assert!(baseline(&["list"]).1.lines().any(|l| l.starts_with(&r.id) && l.ends_with("baseline")));
+    assert!(baseline(&["list"])
+        .1
+        .lines()
+        .any(|l| l.starts_with(&r.id) && l.ends_with("baseline")));
     assert_eq!(baseline(&["reset", "api"]).0, Some(0));
     assert!(!baseline(&["list"]).1.contains("baseline\n"));
     assert_eq!(baseline(&["accept", "no-such-run"]).0, Some(1));
@@ -326,16 +391,24 @@ fn render_in_chromium(html: &std::path::Path) {
     let _ = std::fs::remove_file(&shot);
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(["--window-size=1000,1600", "--virtual-time-budget=2000"])
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
-    let png = std::fs::read(&shot).unwrap_or_else(|_| {
-        panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(&png[1..4], b"PNG");
-    assert!(png.len() > 30_000, "a blank page is smaller: {} bytes", png.len());
+    assert!(
+        png.len() > 30_000,
+        "a blank page is smaller: {} bytes",
+        png.len()
+    );
 }

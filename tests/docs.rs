@@ -18,7 +18,9 @@ const END: &str = "<!-- END GENERATED -->";
 
 /// Renders every `pub struct` in the config module with its documented fields.
 fn config_reference() -> String {
-    let src = std::fs::read_to_string("src/config/mod.rs").unwrap();
+    let src = ["src/config/mod.rs", "src/config/checks.rs"]
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .join("\n");
     let mut out = String::new();
     let mut doc: Vec<String> = Vec::new();
     let mut in_struct = false;
@@ -75,6 +77,8 @@ fn friendly(ty: &str) -> String {
         "BTreeMap<String, String>" => "map of string to string".into(),
         "OtlpProtocol" => "`http/protobuf` or `grpc`".into(),
         "PostgresMode" => "`fresh` or `pooled`".into(),
+        "Overlap" => "`skip` or `queue`".into(),
+        "f64" => "number".into(),
         "PostgresTlsMode" => "`disable`, `require` or `verify-full`".into(),
         "i32" => "integer".into(),
         other => format!("[`{other}`](#{})", other.to_ascii_lowercase()),
@@ -163,6 +167,10 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     }
     let mut exported = exported_families(&text);
     exported.extend(exported_families(&load_text));
+    let checks = check_exposition().await;
+    let (ok, msg) = promtool_check(&checks);
+    assert!(ok, "promtool check metrics on the check families: {msg}");
+    exported.extend(exported_families(&checks));
     let documented = documented_families();
     let undocumented: Vec<_> = exported.difference(&documented).collect();
     let not_exported: Vec<_> = documented.difference(&exported).collect();
@@ -177,6 +185,39 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     sidecar.shutdown().await;
 }
 
+/// The check families, after short spike, breakpoint and leak runs.
+async fn check_exposition() -> String {
+    use sidewatch::baseline::regression::{compare, Tolerances};
+    use sidewatch::checks::metrics::CheckMetrics;
+    let url = format!("{}/data.json", nginx());
+    let yaml = format!(
+        "service: {{processes: [{{label: web, comm: nginx}}]}}
+checks:
+  - name: s
+    load: {{rate: 50/s, mix: [{{http: {{url: '{url}'}}}}]}}
+    spike: {{factor: 2, before: 2s, hold: 1s, after: 2s, window: 1s}}
+  - name: b
+    load: {{rate: 50/s, mix: [{{http: {{url: '{url}'}}}}]}}
+    breakpoint: {{steps: [50/s, 100/s], step: 1s}}
+  - name: l
+    leak: {{duration: 7s, warmup: 0s, window: 1s, sample_interval: 200ms}}
+"
+    );
+    let p = plan(&yaml);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = CheckMetrics::register(&mut registry);
+    for check in &p.checks {
+        let mut quiet = sidewatch::report::progress::Quiet;
+        let mut r = sidewatch::checks::execute(check, None, &mut quiet, Default::default()).await;
+        r.comparisons = compare(&r, &r, &Tolerances::default());
+        metrics.finished(&r);
+        metrics.running(&check.name, false);
+        metrics.skipped(&check.name);
+        metrics.next_run(&check.name, Some(0.0));
+    }
+    sidewatch::telemetry::encode_prometheus(&registry)
+}
+
 /// The load families, after a short run that has errors and drops.
 async fn load_exposition() -> String {
     let yaml = format!(
@@ -188,7 +229,7 @@ async fn load_exposition() -> String {
     let metrics = sidewatch::load::metrics::LoadMetrics::register(&mut registry);
     let mut quiet = sidewatch::report::progress::Quiet;
     sidewatch::load::run(
-        &p.checks[0].load,
+        p.checks[0].load.as_ref().unwrap(),
         Some(&metrics),
         &mut quiet,
         Default::default(),

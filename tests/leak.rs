@@ -57,17 +57,41 @@ struct Profile {
 
 const PROFILES: [Profile; 6] = [
     // 1 MB/min scaled: 0.5 MB/s.
-    Profile { name: "linear", body: "    return 0.5 * t", leaks: true },
+    Profile {
+        name: "linear",
+        body: "    return 0.5 * t",
+        leaks: true,
+    },
     // Garbage-collector sawtooth: 20 MB built up and dropped every 0.6 s.
-    Profile { name: "sawtooth", body: "    return 20 * ((t % 0.6) / 0.6)", leaks: false },
+    Profile {
+        name: "sawtooth",
+        body: "    return 20 * ((t % 0.6) / 0.6)",
+        leaks: false,
+    },
     // A cache that fills in its first 8 s, then plateaus.
-    Profile { name: "cache", body: "    return 3 * min(t, 8)", leaks: false },
+    Profile {
+        name: "cache",
+        body: "    return 3 * min(t, 8)",
+        leaks: false,
+    },
     // One step of 40 MB at 12 s.
-    Profile { name: "step", body: "    return 40 if t >= 12 else 0", leaks: false },
+    Profile {
+        name: "step",
+        body: "    return 40 if t >= 12 else 0",
+        leaks: false,
+    },
     // Noise around a flat level.
-    Profile { name: "noisy", body: "    return 10 + random.uniform(-8, 8)", leaks: false },
+    Profile {
+        name: "noisy",
+        body: "    return 10 + random.uniform(-8, 8)",
+        leaks: false,
+    },
     // A slow oscillation, 15 MB amplitude, 7 s period.
-    Profile { name: "oscillation", body: "    return 15 + 15 * math.sin(t * 2 * math.pi / 7)", leaks: false },
+    Profile {
+        name: "oscillation",
+        body: "    return 15 + 15 * math.sin(t * 2 * math.pi / 7)",
+        leaks: false,
+    },
 ];
 
 fn config(name: &str, pid_file: &std::path::Path) -> String {
@@ -104,7 +128,9 @@ async fn leaks_are_caught_and_other_profiles_are_not_flagged() {
     let mut failures = Vec::new();
     for (p, run) in PROFILES.iter().zip(runs) {
         let r = run.await.unwrap();
-        let Details::Leak(l) = &r.details else { panic!() };
+        let Details::Leak(l) = &r.details else {
+            panic!()
+        };
         eprintln!(
             "{:<12} suspected={:<5} slope {:>6.2} MB/min scaled ({:>5.2} real)  p={:.4}  windows={} shifts={}  {}",
             p.name,
@@ -155,6 +181,9 @@ fn report_detection_time(points: &[sidewatch::checks::watch::MemPoint]) {
         "linear leak flagged {after_warmup:.1} s after warm-up = {:.1} min at 1 MB/min real time",
         after_warmup * SCALE / 60.0
     );
-    assert!(after_warmup <= 20.0, "flagged after {after_warmup} s (limit 20 s = 10 min real)");
+    assert!(
+        after_warmup <= 20.0,
+        "flagged after {after_warmup} s (limit 20 s = 10 min real)"
+    );
     let _ = Duration::ZERO;
 }

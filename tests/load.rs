@@ -31,7 +31,7 @@ fn check(url: &str, load: &str, thresholds: &[&str], aborts: &[&str]) -> String 
 
 async fn run(yaml: &str) -> LoadResult {
     let plan = plan(yaml);
-    let lp = &plan.checks[0].load;
+    let lp = plan.checks[0].load.as_ref().unwrap();
     load::run(lp, None, &mut Quiet, CancellationToken::new()).await
 }
 

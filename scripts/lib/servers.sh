@@ -45,6 +45,8 @@ http {
     location = /teapot   { return 418; }
     location = /data.json { default_type application/json; }
     location = /big.bin  { }
+    # Any /api/ path and method answers 200: the example configs' endpoints.
+    location /api/       { default_type application/json; return 200 '{"ok":true}'; }
   }
 }
 CONF

@@ -132,7 +132,7 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     }
     let tuning = Tuning {
         shard: args.shard.unwrap_or((0, 1)),
-        time_scale: args.time_scale,
+        time_scale: Some((args.name.clone(), args.time_scale)),
     };
     let plan = match load(&args.config, tuning) {
         Ok(p) => p,

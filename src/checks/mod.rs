@@ -63,7 +63,8 @@ impl CheckPlan {
     ) -> Option<CheckPlan> {
         let before = problems.0.len();
         crate::probes::check_name(&c.name, &path.key("name"), problems);
-        let (mem_exprs, load_exprs): (Vec<(usize, &String)>, Vec<(usize, &String)>) = c
+        type Indexed<'a> = Vec<(usize, &'a String)>;
+        let (mem_exprs, load_exprs): (Indexed, Indexed) = c
             .thresholds
             .iter()
             .enumerate()
