@@ -23,17 +23,19 @@ async fn run(yaml: &str) -> CheckResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spike_recovery_is_timed_from_the_end_of_the_spike() {
-    // The spike runs from 4 s to 6 s; the server stays slow until 9 s.
+    // The spike runs from 4 s to 6 s; the server stays slow until 9 s. A
+    // 5 ms base latency and a 100% tolerance keep CPU contention from other
+    // tests (sub-millisecond noise) out of the verdict.
     let addr = shaped_server(Arc::new(|t, _| {
         let slow = t >= Duration::from_secs(4) && t < Duration::from_secs(9);
-        (Duration::from_millis(if slow { 25 } else { 0 }), 200)
+        (Duration::from_millis(if slow { 40 } else { 5 }), 200)
     }))
     .await;
     let r = run(&format!(
         "checks:
   - name: spike
     load: {{rate: 50/s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
-    spike: {{factor: 4, before: 4s, hold: 2s, after: 8s, window: 1s, max_recovery: 2s}}
+    spike: {{factor: 4, before: 4s, hold: 2s, after: 8s, window: 1s, tolerance: 100%, max_recovery: 2s}}
 "
     ))
     .await;
@@ -45,7 +47,7 @@ async fn spike_recovery_is_timed_from_the_end_of_the_spike() {
         (2.0..=4.5).contains(&rec),
         "recovery {rec} s, expected about 3 s"
     );
-    assert!(s.spike_p95 >= 0.020, "{s:?}");
+    assert!(s.spike_p95 >= 0.040, "{s:?}");
     assert_eq!(
         r.verdict, "fail",
         "3 s is over max_recovery 2s: {:?}",
@@ -93,7 +95,7 @@ async fn curve_reports_each_level_with_the_services_cpu_and_rss() {
 checks:
   - name: curve
     load: {{rate: 100/s, mix: [{{http: {{url: '{}/data.json'}}}}]}}
-    curve: {{levels: [200/s, 1000/s, 3000/s], step: 3s, settle: 1s}}
+    curve: {{levels: [200/s, 800/s, 2400/s], step: 3s, settle: 1s}}
     thresholds: ['error_rate < 1%']
 ",
         nginx()
@@ -112,7 +114,7 @@ checks:
         assert!(l.cpu_cores.is_some(), "{l:?}");
         assert!(l.p50 <= l.p95 && l.p95 <= l.p99);
     }
-    // nginx works harder at 15x the rate.
+    // nginx works harder at 12x the rate.
     assert!(c.levels[2].cpu_cores > c.levels[0].cpu_cores, "{c:?}");
     assert_eq!(r.verdict, "pass", "{:?}", r.thresholds);
 }
@@ -212,16 +214,22 @@ checks:
     );
     // Both schedules fire every 2 s; one check runs at a time, so the
     // other's firing is skipped.
-    tokio::time::sleep(Duration::from_millis(5500)).await;
-    let text = sidecar.metrics_text();
-    let passed = ["every2s", "also-every2s"]
-        .map(|c| sample(&text, "sidewatch_check_last_passed", &[("check", c)]));
-    assert!(passed.contains(&Some(1.0)), "{text}");
-    let skipped: f64 = ["every2s", "also-every2s"]
-        .iter()
-        .filter_map(|c| sample(&text, "sidewatch_check_skipped_total", &[("check", c)]))
-        .sum();
-    assert!(skipped >= 1.0, "{text}");
+    let (mut passed, mut skipped, mut text) = (false, 0.0, String::new());
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = sidecar.metrics_text();
+        passed = ["every2s", "also-every2s"]
+            .iter()
+            .any(|c| sample(&text, "sidewatch_check_last_passed", &[("check", c)]) == Some(1.0));
+        skipped = ["every2s", "also-every2s"]
+            .iter()
+            .filter_map(|c| sample(&text, "sidewatch_check_skipped_total", &[("check", c)]))
+            .sum();
+        if passed && skipped >= 1.0 {
+            break;
+        }
+    }
+    assert!(passed && skipped >= 1.0, "{text}");
     // Trigger the long check between scheduled runs; cancel it.
     let mut started = false;
     for _ in 0..100 {
@@ -257,17 +265,23 @@ checks:
             .0,
         202
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let text = sidecar.metrics_text();
-    assert_eq!(
-        sample(
+    let aborted = || {
+        let text = sidecar.metrics_text();
+        let n = sample(
             &text,
             "sidewatch_check_runs_total",
-            &[("check", "on-demand"), ("verdict", "aborted")]
-        ),
-        Some(1.0),
-        "{text}"
-    );
+            &[("check", "on-demand"), ("verdict", "aborted")],
+        );
+        (n, text)
+    };
+    for _ in 0..100 {
+        if aborted().0.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (n, text) = aborted();
+    assert_eq!(n, Some(1.0), "{text}");
     assert!(!text.contains("s3cret-token"));
     sidecar.shutdown().await;
     let store = Store::open(data.path(), 5).unwrap();
@@ -292,7 +306,7 @@ async fn check_cli_compares_with_the_baseline_and_reports() {
             "store: {{dir: {}/store}}
 checks:
   - name: api
-    load: {{rate: 100/s, duration: 4s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
+    load: {{rate: 100/s, duration: 6s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
     thresholds: ['p95 < 500ms']
     baseline: {{latency: +10%}}
 ",
@@ -319,7 +333,7 @@ checks:
     let (code, out) = tokio::task::block_in_place(|| check(&[]));
     assert_eq!(code, Some(0), "{out}");
     // The first passing run became the baseline; now the service slows.
-    delay_ms.store(8, Ordering::Relaxed);
+    delay_ms.store(20, Ordering::Relaxed);
     let (code, out) = tokio::task::block_in_place(|| {
         check(&[
             "--json",

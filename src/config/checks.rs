@@ -111,7 +111,8 @@ pub struct SpikeConfig {
     /// p95 during the spike must stay below this, if set.
     pub max_p95: Option<Dur>,
     /// Recovered means a window's p95 is within this of the pre-spike p95
-    /// (and its error rate within 1 point). Default `20%`.
+    /// (or within 1 ms of it) and its error rate within 1 point, for two
+    /// windows in a row. Default `20%`.
     #[serde(default = "default_twenty_percent")]
     pub tolerance: String,
     /// Recovery must take less than this. Default `300s`.
@@ -148,7 +149,8 @@ pub struct BreakpointConfig {
     #[serde(default = "default_ten_seconds")]
     pub window: Dur,
     /// Recovered means a window's p95 is within this of the first step's
-    /// p95 and its error rate within 1 point. Default `20%`.
+    /// p95 (or within 1 ms of it) and its error rate within 1 point, for two
+    /// windows in a row. Default `20%`.
     #[serde(default = "default_twenty_percent")]
     pub tolerance: String,
 }

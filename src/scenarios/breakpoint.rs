@@ -186,7 +186,8 @@ impl Breakpoint {
     /// Holds the first step's rate until two windows in a row are back
     /// within tolerance of the first step; seconds until the first of them.
     async fn recover(&self, run: &mut Run<'_>, first: &Segment) -> Option<f64> {
-        let p95 = first.stats.latency.quantile(0.95) * (1.0 + self.tolerance);
+        let base = first.stats.latency.quantile(0.95);
+        let p95 = (base * (1.0 + self.tolerance)).max(base + super::spike::LATENCY_SLACK);
         let err = ratio(first.stats.errors(), first.stats.requests) + ERROR_SLACK;
         let ok = move |w: &Window| w.requests > 0 && w.p95 <= p95 && w.error_rate <= err;
         let mut streak = 0;

@@ -42,6 +42,9 @@ pub struct Report {
 
 /// Error rate may exceed the pre-spike one by this much and count as recovered.
 const ERROR_SLACK: f64 = 0.01;
+/// p95 within this of the pre-spike p95 is recovered whatever the ratio:
+/// sub-millisecond jitter on a fast service is not an outage.
+pub const LATENCY_SLACK: f64 = 0.001;
 
 impl Spike {
     pub fn build(
@@ -118,7 +121,8 @@ impl Spike {
         let pre_p95 = pre.latency.quantile(0.95);
         let pre_err = ratio(pre.errors(), pre.requests);
         let ok = |w: &Window| {
-            w.p95 <= pre_p95 * (1.0 + self.tolerance) && w.error_rate <= pre_err + ERROR_SLACK
+            w.p95 <= (pre_p95 * (1.0 + self.tolerance)).max(pre_p95 + LATENCY_SLACK)
+                && w.error_rate <= pre_err + ERROR_SLACK
         };
         let after: Vec<&Window> = windows
             .iter()
