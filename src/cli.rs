@@ -167,6 +167,18 @@ pub struct CheckArgs {
     pub file: PathBuf,
 }
 
+/// A token cancelled at the first Ctrl-C (SIGINT), for foreground runs.
+pub fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_int = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_int.cancel();
+        }
+    });
+    cancel
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s)
 }

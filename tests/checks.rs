@@ -147,8 +147,23 @@ fn the_store_survives_a_writer_killed_mid_write() {
         for (check, id) in store.baselines() {
             assert!(runs.iter().any(|e| e.id == id && e.check == check));
         }
-        let leftovers = walk(dir.path())
-            .into_iter()
+        // Open skips unreadable run files, so read every file directly: a
+        // torn write would show here even if the index never listed it.
+        let files = walk(dir.path());
+        for f in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        {
+            let bytes = std::fs::read(f).unwrap();
+            let parsed = if f.ends_with("index.json") {
+                serde_json::from_slice::<serde_json::Value>(&bytes).map(drop)
+            } else {
+                serde_json::from_slice::<CheckResult>(&bytes).map(drop)
+            };
+            parsed.unwrap_or_else(|e| panic!("round {round}: {} is torn: {e}", f.display()));
+        }
+        let leftovers = files
+            .iter()
             .filter(|p| p.to_string_lossy().contains(".tmp."))
             .count();
         assert_eq!(leftovers, 0, "open clears temp files");

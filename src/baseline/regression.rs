@@ -129,16 +129,17 @@ fn memory(r: &CheckResult) -> Option<Side> {
 /// left out.
 pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec<Comparison> {
     type Get = fn(&CheckResult) -> Option<Side>;
-    // (metric, extractor, higher is worse, tolerance, relative)
-    let table: [(&str, Get, bool, f64, bool); 4] = [
-        (METRICS[0], latency, true, t.latency, true),
-        (METRICS[1], throughput, false, t.throughput, true),
-        (METRICS[2], memory, true, t.memory, true),
-        (METRICS[3], errors, true, t.error_rate, false),
+    // (metric, extractor, higher is worse, tolerance, relative, least
+    // absolute change that counts: sub-millisecond p95 moves are jitter)
+    let table: [(&str, Get, bool, f64, bool, f64); 4] = [
+        (METRICS[0], latency, true, t.latency, true, t.latency_min),
+        (METRICS[1], throughput, false, t.throughput, true, 0.0),
+        (METRICS[2], memory, true, t.memory, true, 0.0),
+        (METRICS[3], errors, true, t.error_rate, false, 0.0),
     ];
     table
         .iter()
-        .filter_map(|(name, get, higher_worse, tol, relative)| {
+        .filter_map(|(name, get, higher_worse, tol, relative, min_delta)| {
             let (b, c) = (get(base)?, get(current)?);
             let delta = if *higher_worse {
                 c.whole - b.whole
@@ -155,8 +156,6 @@ pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec
             } else {
                 mann_whitney_greater(&c.windows, &b.windows)
             };
-            // Sub-millisecond p95 changes are jitter, not regressions.
-            let material = *name != METRICS[0] || delta > t.latency_min;
             Some(Comparison {
                 metric: name.to_string(),
                 baseline: b.whole,
@@ -164,7 +163,7 @@ pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec
                 worse_by,
                 tolerance: *tol,
                 p_value,
-                regressed: material && worse_by > *tol && p_value < t.alpha,
+                regressed: delta > *min_delta && worse_by > *tol && p_value < t.alpha,
             })
         })
         .collect()

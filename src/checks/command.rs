@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 use super::metrics::CheckMetrics;
 use super::runner::conclude;
@@ -163,23 +162,14 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     crate::telemetry::register_build_info(&mut registry);
     let load_metrics = Arc::new(LoadMetrics::register(&mut registry));
     let check_metrics = Arc::new(CheckMetrics::register(&mut registry));
-    let stop_server = match args.listen {
-        Some(addr) => match crate::export::server::serve_run(addr, registry).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("error: cannot listen on {addr}: {e}");
-                return exit::FAILED;
-            }
-        },
-        None => None,
-    };
-    let cancel = CancellationToken::new();
-    let on_int = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_int.cancel();
+    let stop_server = match crate::export::server::serve_run(args.listen, registry).await {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
         }
-    });
+    };
+    let cancel = crate::cli::cancel_on_ctrl_c();
     eprintln!(
         "check {} ({}), about {}{}",
         check.name,

@@ -71,11 +71,7 @@ impl CheckPlan {
             .partition(|(_, t)| MemRule::is_memory(t));
         let memory_rules = memory::build(&mem_exprs, cx.selectors, path, problems);
         let load_exprs: Vec<String> = load_exprs.into_iter().map(|(_, t)| t.clone()).collect();
-        let scenario_sets_time = c.soak.is_some()
-            || c.spike.is_some()
-            || c.breakpoint.is_some()
-            || c.curve.is_some()
-            || c.leak.is_some();
+        let scenario_sets_time = c.scenarios() > 0;
         let load = c.load.as_ref().and_then(|l| {
             if scenario_sets_time && (l.duration.is_some() || l.stages.is_some()) {
                 problems.push(

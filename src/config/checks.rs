@@ -51,6 +51,22 @@ pub struct CheckConfig {
     pub baseline: Option<BaselineConfig>,
 }
 
+impl CheckConfig {
+    /// How many scenario sections are set (valid: 0 or 1).
+    pub fn scenarios(&self) -> usize {
+        [
+            self.soak.is_some(),
+            self.spike.is_some(),
+            self.breakpoint.is_some(),
+            self.curve.is_some(),
+            self.leak.is_some(),
+        ]
+        .into_iter()
+        .filter(|s| *s)
+        .count()
+    }
+}
+
 /// What a scheduled check does when another check is running.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -58,18 +58,23 @@ pub struct ServerState {
     pub ready: AtomicBool,
 }
 
-/// Serves `registry` on `addr` for a one-off run (`sidewatch load` or
-/// `check --listen`), without probes or the control API; cancel the token
-/// to stop.
+/// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
+/// serves `registry` without probes or the control API if an address is
+/// given; cancel the token to stop.
 pub async fn serve_run(
-    addr: std::net::SocketAddr,
+    listen: Option<std::net::SocketAddr>,
     mut registry: Registry,
-) -> std::io::Result<CancellationToken> {
+) -> Result<Option<CancellationToken>, String> {
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
     let probes = Arc::new(Recorder::new(
         crate::probes::metrics::ProbeMetrics::register(&mut registry),
     ));
     let metrics = ServerMetrics::register(&mut registry);
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let state = Arc::new(ServerState {
         registry: Arc::new(registry),
         metrics,
@@ -79,7 +84,7 @@ pub async fn serve_run(
     });
     let stop = CancellationToken::new();
     tokio::spawn(serve(listener, state, stop.clone()));
-    Ok(stop)
+    Ok(Some(stop))
 }
 
 /// Serves until `shutdown` is cancelled.

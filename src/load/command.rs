@@ -13,7 +13,6 @@ use std::time::Duration;
 use clap::Args;
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use super::metrics::LoadMetrics;
 use super::LoadPlan;
@@ -119,23 +118,14 @@ pub async fn run(args: LoadArgs) -> u8 {
     let mut registry = Registry::default();
     crate::telemetry::register_build_info(&mut registry);
     let metrics = Arc::new(LoadMetrics::register(&mut registry));
-    let stop_server = match args.listen {
-        Some(addr) => match serve_run(addr, registry).await {
-            Ok(stop) => Some(stop),
-            Err(e) => {
-                eprintln!("error: cannot listen on {addr}: {e}");
-                return exit::FAILED;
-            }
-        },
-        None => None,
-    };
-    let cancel = CancellationToken::new();
-    let on_int = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_int.cancel();
+    let stop_server = match serve_run(args.listen, registry).await {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
         }
-    });
+    };
+    let cancel = crate::cli::cancel_on_ctrl_c();
     eprintln!("load  {}  {}", plan.check, plan.describe());
     let secs = plan.profile.duration().as_secs_f64().ceil() as u32;
     let mut progress = Live::new(&plan.check, secs);

@@ -117,6 +117,37 @@ fn minutes(t: f64) -> String {
     }
 }
 
+impl<'a> Series<'a> {
+    fn line(name: &'a str, color: &'a str, points: Vec<(f64, f64)>) -> Series<'a> {
+        Series {
+            name,
+            color,
+            points,
+            dashed: false,
+        }
+    }
+
+    fn dashed(self) -> Series<'a> {
+        Series {
+            dashed: true,
+            ..self
+        }
+    }
+}
+
+/// p50, p95 and p99 lines in the same colours on every chart.
+fn percentiles<'a>(
+    p50: Vec<(f64, f64)>,
+    p95: Vec<(f64, f64)>,
+    p99: Vec<(f64, f64)>,
+) -> [Series<'a>; 3] {
+    [
+        Series::line("p50", "#4e79a7", p50),
+        Series::line("p95", "#f28e2b", p95),
+        Series::line("p99", "#e15759", p99),
+    ]
+}
+
 fn charts(r: &CheckResult) -> String {
     let w = &r.windows;
     let at = |f: fn(&crate::checks::timeline::Window) -> f64| -> Vec<(f64, f64)> {
@@ -128,65 +159,27 @@ fn charts(r: &CheckResult) -> String {
     if !w.is_empty() {
         out += &chart(
             "latency percentiles per window (corrected for coordinated omission)",
-            &[
-                Series {
-                    name: "p50",
-                    color: "#4e79a7",
-                    points: at(|x| x.p50),
-                    dashed: false,
-                },
-                Series {
-                    name: "p95",
-                    color: "#f28e2b",
-                    points: at(|x| x.p95),
-                    dashed: false,
-                },
-                Series {
-                    name: "p99",
-                    color: "#e15759",
-                    points: at(|x| x.p99),
-                    dashed: false,
-                },
-            ],
+            &percentiles(at(|x| x.p50), at(|x| x.p95), at(|x| x.p99)),
             &secs,
             &minutes,
         );
         out += &chart(
             "request rate per window",
             &[
-                Series {
-                    name: "achieved/s",
-                    color: "#59a14f",
-                    points: at(|x| x.rate),
-                    dashed: false,
-                },
-                Series {
-                    name: "target/s",
-                    color: "#9c9c9c",
-                    points: at(|x| x.target_rate),
-                    dashed: true,
-                },
+                Series::line("achieved/s", "#59a14f", at(|x| x.rate)),
+                Series::line("target/s", "#9c9c9c", at(|x| x.target_rate)).dashed(),
             ],
             &|v| format!("{v:.0}/s"),
             &minutes,
         );
+        let dropped = |x: &crate::checks::timeline::Window| {
+            100.0 * x.dropped as f64 / (x.requests + x.dropped).max(1) as f64
+        };
         out += &chart(
             "errors and dropped per window",
             &[
-                Series {
-                    name: "error rate",
-                    color: "#e15759",
-                    points: at(|x| x.error_rate * 100.0),
-                    dashed: false,
-                },
-                Series {
-                    name: "dropped",
-                    color: "#b07aa1",
-                    points: at(|x| {
-                        100.0 * x.dropped as f64 / (x.requests + x.dropped).max(1) as f64
-                    }),
-                    dashed: false,
-                },
+                Series::line("error rate", "#e15759", at(|x| x.error_rate * 100.0)),
+                Series::line("dropped", "#b07aa1", at(dropped)),
             ],
             &|v| format!("{v:.2}%"),
             &minutes,
@@ -199,26 +192,7 @@ fn charts(r: &CheckResult) -> String {
         };
         out += &chart(
             "load curve: latency against achieved rate",
-            &[
-                Series {
-                    name: "p50",
-                    color: "#4e79a7",
-                    points: p(|l| l.p50),
-                    dashed: false,
-                },
-                Series {
-                    name: "p95",
-                    color: "#f28e2b",
-                    points: p(|l| l.p95),
-                    dashed: false,
-                },
-                Series {
-                    name: "p99",
-                    color: "#e15759",
-                    points: p(|l| l.p99),
-                    dashed: false,
-                },
-            ],
+            &percentiles(p(|l| l.p50), p(|l| l.p95), p(|l| l.p99)),
             &secs,
             &|v| format!("{v:.0}/s"),
         );
@@ -238,34 +212,21 @@ fn memory_chart(r: &CheckResult) -> String {
     if pts.is_empty() {
         return String::new();
     }
-    let mut series = vec![Series {
-        name: "RSS",
-        color: "#4e79a7",
-        points: pts,
-        dashed: false,
-    }];
+    let mut series = vec![Series::line("RSS", "#4e79a7", pts)];
     let leak = match &r.details {
         Details::Leak(l) => Some(l),
         Details::Soak(s) => s.memory.as_ref(),
         _ => None,
     };
     if let Some(l) = leak.filter(|l| !l.minima.is_empty()) {
-        series.push(Series {
-            name: "window minima",
-            color: "#59a14f",
-            points: l.minima.iter().map(|m| (m.0, m.1 / 1e6)).collect(),
-            dashed: false,
-        });
+        let minima = l.minima.iter().map(|m| (m.0, m.1 / 1e6)).collect();
+        series.push(Series::line("window minima", "#59a14f", minima));
         // The fit is on shift-adjusted minima; anchor it at the first raw one.
         let (t0, raw0, adj0) = l.minima[0];
         let line = |t: f64| (l.intercept + l.slope_bytes_per_second * t - adj0 + raw0) / 1e6;
         let t1 = l.minima[l.minima.len() - 1].0;
-        series.push(Series {
-            name: "Theil-Sen fit",
-            color: "#e15759",
-            points: vec![(t0, line(t0)), (t1, line(t1))],
-            dashed: true,
-        });
+        let fit = vec![(t0, line(t0)), (t1, line(t1))];
+        series.push(Series::line("Theil-Sen fit", "#e15759", fit).dashed());
     }
     let title = format!(
         "resident memory of `{}` (MB)",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, steps, Build, Details, Finding, Run};
+use super::{secs, steps, Build, Details, Finding, Recovery, Run};
 use crate::checks::timeline::{ratio, Collector, Event, Segment, Window};
 use crate::config::{human_duration, BreakpointConfig, Path, Problems};
 use crate::load::arrival::Profile;
@@ -47,7 +47,6 @@ pub struct Report {
 
 /// At most this many steps, however the series is given.
 const MAX_STEPS: usize = 64;
-const ERROR_SLACK: f64 = 0.01;
 
 impl Breakpoint {
     pub fn build(
@@ -186,24 +185,19 @@ impl Breakpoint {
     /// Holds the first step's rate until two windows in a row are back
     /// within tolerance of the first step; seconds until the first of them.
     async fn recover(&self, run: &mut Run<'_>, first: &Segment) -> Option<f64> {
-        let base = first.stats.latency.quantile(0.95);
-        let p95 = (base * (1.0 + self.tolerance)).max(base + super::spike::LATENCY_SLACK);
-        let err = ratio(first.stats.errors(), first.stats.requests) + ERROR_SLACK;
-        let ok = move |w: &Window| w.requests > 0 && w.p95 <= p95 && w.error_rate <= err;
+        let back = Recovery::against(&first.stats, self.tolerance);
         let mut streak = 0;
         let c = Collector::new(run.now(), self.window, Vec::new()).stop_when(move |e| {
             if let Event::Window(w) = e {
-                streak = if ok(w) { streak + 1 } else { 0 };
+                streak = if back.holds(w) { streak + 1 } else { 0 };
             }
             streak >= 2
         });
         let offset = run.now();
         let profile = Profile::constant(self.levels[0], self.recovery);
         let c = run.drive("recovery", profile, c, false).await;
-        c.windows
-            .windows(2)
-            .find(|pair| ok(&pair[0]) && ok(&pair[1]))
-            .map(|pair| (pair[0].start - offset).max(0.0))
+        let windows: Vec<&Window> = c.windows.iter().collect();
+        back.first(&windows).map(|w| (w.start - offset).max(0.0))
     }
 
     fn findings(&self, r: &Report) -> Vec<Finding> {

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::timeline::{Collector, Window};
+use crate::checks::timeline::{ratio, Collector, Window};
 use crate::checks::watch::Watch;
 use crate::config::{CheckConfig, Path, Problems};
 use crate::load::arrival::{parse_rate, Profile, Stage};
-use crate::load::engine::Model;
+use crate::load::engine::{EntryStats, Model};
 use crate::load::metrics::LoadMetrics;
 use crate::load::{LoadPlan, LoadResult, Point, Progress};
 
@@ -141,14 +141,7 @@ impl Scenario {
         path: &Path,
         problems: &mut Problems,
     ) -> Option<Scenario> {
-        let set = [
-            cfg.soak.is_some(),
-            cfg.spike.is_some(),
-            cfg.breakpoint.is_some(),
-            cfg.curve.is_some(),
-            cfg.leak.is_some(),
-        ];
-        if set.iter().filter(|s| **s).count() > 1 {
+        if cfg.scenarios() > 1 {
             problems.push(
                 path,
                 "give at most one scenario (soak, spike, breakpoint, curve, leak)",
@@ -221,6 +214,38 @@ impl Scenario {
             Scenario::Curve(s) => s.run(run).await,
             Scenario::Leak(s) => s.run(run).await,
         }
+    }
+}
+
+/// "Back to normal" after a spike or a break: a window's p95 within
+/// `tolerance` (or 1 ms) of a reference and its error rate within 1 point,
+/// for two windows in a row. The 1 ms keeps a fast service's jitter from
+/// counting as an outage.
+#[derive(Clone, Copy, Debug)]
+pub struct Recovery {
+    p95: f64,
+    error_rate: f64,
+}
+
+impl Recovery {
+    pub fn against(reference: &EntryStats, tolerance: f64) -> Recovery {
+        let p95 = reference.latency.quantile(0.95);
+        Recovery {
+            p95: (p95 * (1.0 + tolerance)).max(p95 + 0.001),
+            error_rate: ratio(reference.errors(), reference.requests) + 0.01,
+        }
+    }
+
+    pub fn holds(&self, w: &Window) -> bool {
+        w.requests > 0 && w.p95 <= self.p95 && w.error_rate <= self.error_rate
+    }
+
+    /// The first window that is back, with the next one back too.
+    pub fn first<'a>(&self, windows: &[&'a Window]) -> Option<&'a Window> {
+        windows
+            .windows(2)
+            .find(|pair| self.holds(pair[0]) && self.holds(pair[1]))
+            .map(|pair| pair[0])
     }
 }
 

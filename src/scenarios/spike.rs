@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, steps, Build, Details, Finding, Run};
+use super::{secs, steps, Build, Details, Finding, Recovery, Run};
 use crate::checks::timeline::{ratio, Collector, Segment, Window};
 use crate::config::{human_duration, Path, Problems, SpikeConfig};
 
@@ -39,12 +39,6 @@ pub struct Report {
     /// Recovery is timed to the window: this many seconds.
     pub resolution_seconds: f64,
 }
-
-/// Error rate may exceed the pre-spike one by this much and count as recovered.
-const ERROR_SLACK: f64 = 0.01;
-/// p95 within this of the pre-spike p95 is recovered whatever the ratio:
-/// sub-millisecond jitter on a fast service is not an outage.
-pub const LATENCY_SLACK: f64 = 0.001;
 
 impl Spike {
     pub fn build(
@@ -118,24 +112,18 @@ impl Spike {
 
     fn judge(&self, segs: &[Segment], windows: &[Window], spike_end: f64) -> Report {
         let (pre, spike) = (&segs[0].stats, &segs[1].stats);
-        let pre_p95 = pre.latency.quantile(0.95);
-        let pre_err = ratio(pre.errors(), pre.requests);
-        let ok = |w: &Window| {
-            w.p95 <= (pre_p95 * (1.0 + self.tolerance)).max(pre_p95 + LATENCY_SLACK)
-                && w.error_rate <= pre_err + ERROR_SLACK
-        };
         let after: Vec<&Window> = windows
             .iter()
             .filter(|w| w.start >= spike_end - 0.5)
             .collect();
-        let recovered = (0..after.len())
-            .find(|&i| ok(after[i]) && after.get(i + 1).is_none_or(|n| ok(n)))
-            .map(|i| (after[i].start - spike_end).max(0.0));
+        let recovered = Recovery::against(pre, self.tolerance)
+            .first(&after)
+            .map(|w| (w.start - spike_end).max(0.0));
         Report {
             base_rate: self.base,
             spike_rate: self.base * self.factor,
-            pre_p95,
-            pre_error_rate: pre_err,
+            pre_p95: pre.latency.quantile(0.95),
+            pre_error_rate: ratio(pre.errors(), pre.requests),
             spike_p95: spike.latency.quantile(0.95),
             spike_error_rate: ratio(spike.errors(), spike.requests),
             spike_achieved_rate: spike.requests as f64 / f64::from(segs[1].seconds.max(1)),
@@ -195,6 +183,7 @@ mod tests {
             start,
             p95,
             error_rate,
+            requests: 100,
             ..Window::default()
         }
     }
