@@ -124,21 +124,25 @@ fn the_store_survives_a_writer_killed_mid_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for round in 0..10 {
+        let spawned = std::time::SystemTime::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
             .args(["store-writer", "--dir"])
             .arg(dir.path())
             .spawn()
             .unwrap();
+        // Kill at a random point once this round's writer has saved at
+        // least once (a loaded machine can take a while to start it).
+        wait_for_a_save(dir.path(), spawned);
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(40 + seed % 200));
+        std::thread::sleep(Duration::from_millis(seed % 200));
         child.kill().unwrap();
         child.wait().unwrap();
         // Every file present parses; nothing is half-written.
         let store = Store::open(dir.path(), 5).unwrap_or_else(|e| panic!("round {round}: {e}"));
         let runs = store.list(None);
-        assert!(!runs.is_empty() || round == 0);
+        assert!(!runs.is_empty(), "round {round}");
         for e in &runs {
             store
                 .get(&e.id)
@@ -168,6 +172,26 @@ fn the_store_survives_a_writer_killed_mid_write() {
             .count();
         assert_eq!(leftovers, 0, "open clears temp files");
     }
+}
+
+/// Waits (at most 20 s) until this round's writer has rewritten
+/// `index.json` and the index lists at least one run.
+fn wait_for_a_save(dir: &std::path::Path, since: std::time::SystemTime) {
+    let index = dir.join("index.json");
+    for _ in 0..2000 {
+        let fresh = std::fs::metadata(&index)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > since);
+        let listed = std::fs::read(&index)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["runs"].as_array().is_some_and(|r| !r.is_empty()));
+        if fresh && listed {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the writer saved nothing in 20 s");
 }
 
 fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
