@@ -114,13 +114,14 @@ fn exported_families(text: &str) -> BTreeSet<String> {
 
 fn documented_families() -> BTreeSet<String> {
     let doc = std::fs::read_to_string("docs/metrics.md").unwrap();
-    // Fenced blocks hold example queries, not the reference.
+    // Fenced blocks hold example queries, not the reference; names with a
+    // colon are Prometheus recording rules.
     let prose: String = doc.split("```").step_by(2).collect::<Vec<_>>().join("\n");
     prose
         .split('`')
         .skip(1)
         .step_by(2)
-        .filter(|s| s.starts_with("sidewatch_") && !s.contains(' ') && !s.contains('{'))
+        .filter(|s| s.starts_with("sidewatch_") && !s.contains([' ', '{', ':']))
         .map(|s| s.to_string())
         .collect()
 }

@@ -147,6 +147,20 @@ impl CheckMetrics {
             .set(i64::from(on));
     }
 
+    /// Starts a configured check's counters at zero, so `increase()` and
+    /// "not run" alerts have a series before its first run.
+    pub fn configured(&self, check: &str) {
+        let k = Self::key(check);
+        let _ = self.running.get_or_create(&k);
+        let _ = self.skipped.get_or_create(&k);
+        for verdict in ["pass", "fail", "aborted"] {
+            let _ = self.runs.get_or_create(&VerdictLabels {
+                check: check.to_string(),
+                verdict: verdict.to_string(),
+            });
+        }
+    }
+
     pub fn skipped(&self, check: &str) {
         self.skipped.get_or_create(&Self::key(check)).inc();
     }

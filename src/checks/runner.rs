@@ -145,6 +145,7 @@ impl Checks {
             s.name = p.name.clone();
             s.kind = p.kind().into();
             s.schedule = p.schedule_text.clone();
+            self.shared.metrics.configured(&p.name);
             if s.state.is_empty() {
                 s.state = "idle";
             }

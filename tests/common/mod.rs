@@ -512,3 +512,5 @@ pub fn promtool_check(text: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), msg)
 }
+
+pub mod assets;
