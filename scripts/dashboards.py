@@ -98,15 +98,17 @@ def row(title):
     return {"type": "row", "title": title, "collapsed": False, "panels": [], "_w": 24, "_h": 1}
 
 
-def quantiles(metric, sel, by, extra=""):
+def hq(q, metric, sel, by):
+    """histogram_quantile of a histogram family, grouped by `by`."""
+    return (f"histogram_quantile({q}, sum by ({by}, le) "
+            f"(rate({metric}_bucket{{{sel}}}[{RI}])))")
+
+
+def quantiles(metric, sel, by):
     """p50/p95/p99 targets of a histogram, grouped by `by`."""
-    out = []
-    for q in (0.5, 0.95, 0.99):
-        expr = (f"histogram_quantile({q}, sum by ({by}, le) "
-                f"(rate({metric}_bucket{{{sel}{extra}}}[{RI}])))")
-        legend = "p%d {{%s}}" % (round(q * 100), by.split(",")[0].strip())
-        out.append(target(expr, legend))
-    return out
+    first = by.split(",")[0].strip()
+    return [target(hq(q, metric, sel, by), "p%d {{%s}}" % (round(q * 100), first))
+            for q in (0.5, 0.95, 0.99)]
 
 
 UP_DOWN = [{"type": "value", "options": {
@@ -214,8 +216,8 @@ def probes():
         panel("timeseries", "Kafka end-to-end latency",
               "Produce call to message consumed back (end_to_end) and to broker acknowledgement (produce), p95 and p99.",
               "s",
-              [target(f'histogram_quantile(0.95, sum by (probe, phase, le) (rate({phase}_bucket{{{PROBE}, kind="kafka"}}[{RI}])))', "p95 {{probe}} {{phase}}"),
-               target(f'histogram_quantile(0.99, sum by (probe, phase, le) (rate({phase}_bucket{{{PROBE}, kind="kafka"}}[{RI}])))', "p99 {{probe}} {{phase}}")],
+              [target(hq(0.95, phase, PROBE + ', kind="kafka"', "probe, phase"), "p95 {{probe}} {{phase}}"),
+               target(hq(0.99, phase, PROBE + ', kind="kafka"', "probe, phase"), "p99 {{probe}} {{phase}}")],
               thresholds=steps((P95, "orange"), (P99, "red")), lines=True, w=8),
         panel("timeseries", "Kafka messages lost, duplicated, out of order",
               "Probe messages the broker acknowledged but that were not consumed back in time (lost), consumed twice, or consumed out of order, per interval. Any loss fires SidewatchKafkaMessagesLost.",
@@ -235,7 +237,7 @@ def probes():
               thresholds=steps((0.8, "red")), lines=True),
         panel("timeseries", "PostgreSQL connect and query latency",
               "p95 of the connect phase (TCP, startup, TLS, auth) and the query phase of the PostgreSQL probes.",
-              "s", [target(f'histogram_quantile(0.95, sum by (probe, phase, le) (rate({phase}_bucket{{{PROBE}, kind="postgres"}}[{RI}])))', "p95 {{probe}} {{phase}}")],
+              "s", [target(hq(0.95, phase, PROBE + ', kind="postgres"', "probe, phase"), "p95 {{probe}} {{phase}}")],
               thresholds=steps((P95, "orange"), (P99, "red")), lines=True),
     ]
     extra = [query_var("probe", "Probe", 'label_values(sidewatch_probe_runs_total{namespace=~"$namespace", pod=~"$pod"}, probe)')]
@@ -406,8 +408,8 @@ def checks():
         panel("timeseries", "Corrected vs service time p95",
               "p95 from the intended start against p95 from the actual send; a gap means requests waited to be sent.",
               "s",
-              [target(f"histogram_quantile(0.95, sum by (check, le) (rate({lat}_bucket{{{CHECK}}}[{RI}])))", "corrected {{check}}"),
-               target(f"histogram_quantile(0.95, sum by (check, le) (rate(sidewatch_load_service_time_seconds_bucket{{{CHECK}}}[{RI}])))", "service time {{check}}")],
+              [target(hq(0.95, lat, CHECK, "check"), "corrected {{check}}"),
+               target(hq(0.95, "sidewatch_load_service_time_seconds", CHECK, "check"), "service time {{check}}")],
               thresholds=steps((P95, "red")), lines=True),
         panel("timeseries", "Error ratio",
               "Failed requests / all requests. Lines: 1% (warning) and 5% (critical).",

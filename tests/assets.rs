@@ -63,30 +63,21 @@ fn alerts_have_severity_summary_and_a_runbook_that_exists() {
         .filter_map(|l| l.strip_prefix("### "))
         .map(|h| h.trim().to_lowercase())
         .collect();
-    for path in rule_files() {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let doc = &yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0];
-        for g in doc["groups"].as_vec().unwrap() {
-            for r in g["rules"].as_vec().unwrap() {
-                let Some(name) = r["alert"].as_str() else {
-                    continue;
-                };
-                let sev = r["labels"]["severity"].as_str();
-                assert!(
-                    matches!(sev, Some("warning" | "critical")),
-                    "{name}: severity"
-                );
-                for a in ["summary", "description", "runbook"] {
-                    assert!(r["annotations"][a].as_str().is_some(), "{name}: {a}");
-                }
-                let runbook = r["annotations"]["runbook"].as_str().unwrap();
-                let anchor = runbook.split_once('#').map(|x| x.1).unwrap_or("");
-                assert!(
-                    anchors.contains(anchor),
-                    "{name}: docs/operations.md has no heading for {runbook}"
-                );
-            }
+    for r in all_rules().into_iter().filter(|r| r.alert) {
+        let name = format!("{}: {}", r.file, r.name);
+        assert!(
+            matches!(r.severity.as_deref(), Some("warning" | "critical")),
+            "{name}: severity"
+        );
+        for a in ["summary", "description", "runbook"] {
+            assert!(r.annotations.contains_key(a), "{name}: {a}");
         }
+        let runbook = &r.annotations["runbook"];
+        let anchor = runbook.split_once('#').map(|x| x.1).unwrap_or("");
+        assert!(
+            anchors.contains(anchor),
+            "{name}: docs/operations.md has no heading for {runbook}"
+        );
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::assets::{self, all_rules, metric_names, panel_queries, substitute};
-use common::{closed_port, http_request, nginx, sample, tls_server, Broker, Postgres};
+use common::{closed_port, http_get, http_request, nginx, sample, tls_server, Broker, Postgres};
 
 const TOKEN: &str = "e2e-token";
 
@@ -46,10 +46,17 @@ fn api(prom: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn sidewatch_config(dir: &std::path::Path, tls: SocketAddr, ca: &std::path::Path) -> String {
-    let pg = dir.join("pg-dsn");
-    let pg = std::fs::read_to_string(pg).unwrap();
-    let kafka = std::fs::read_to_string(dir.join("brokers")).unwrap();
+/// Where the real servers are: the HTTPS server and its CA, PostgreSQL's
+/// DSN and the Kafka brokers.
+struct Servers<'a> {
+    tls: SocketAddr,
+    ca: &'a std::path::Path,
+    pg: String,
+    kafka: String,
+}
+
+fn sidewatch_config(dir: &std::path::Path, s: &Servers) -> String {
+    let (pg, kafka) = (&s.pg, &s.kafka);
     let web = nginx();
     format!(
         "store: {{dir: '{store}', keep: 5}}
@@ -89,8 +96,8 @@ checks:
 ",
         store = dir.join("store").display(),
         closed = closed_port(),
-        tls = tls.port(),
-        ca = ca.display(),
+        tls = s.tls.port(),
+        ca = s.ca.display(),
     )
 }
 
@@ -150,7 +157,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn scrape(addr: SocketAddr) -> String {
-    http_request(addr, "GET", "/metrics", None)
+    http_get(addr, "/metrics", None)
         .map(|r| r.1)
         .unwrap_or_default()
 }
@@ -287,10 +294,14 @@ async fn prometheus_sees_what_the_dashboards_and_alerts_need() {
     let (tls, ca) = tls_server(sidewatch::demo::certs::Validity::Current, dir.path()).await;
     let pg = Postgres::start();
     let broker = Broker::start();
-    std::fs::write(dir.path().join("pg-dsn"), pg.dsn(&pg.password)).unwrap();
-    std::fs::write(dir.path().join("brokers"), broker.brokers()).unwrap();
+    let servers = Servers {
+        tls,
+        ca: &ca,
+        pg: pg.dsn(&pg.password),
+        kafka: broker.brokers(),
+    };
     let config = dir.path().join("sidewatch.yaml");
-    std::fs::write(&config, sidewatch_config(dir.path(), tls, &ca)).unwrap();
+    std::fs::write(&config, sidewatch_config(dir.path(), &servers)).unwrap();
     let listen: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
     let start = now();
     let _sidewatch = start_sidewatch(&config, listen);

@@ -20,6 +20,8 @@ pub struct Rule {
     pub name: String,
     pub expr: String,
     pub alert: bool,
+    pub severity: Option<String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 fn sorted(dir: &str, ext: &str) -> Vec<PathBuf> {
@@ -99,11 +101,19 @@ pub fn rules(path: &Path) -> Vec<Rule> {
                 (_, Yaml::String(rec)) => (rec.clone(), false),
                 _ => panic!("{file}: a rule without alert or record"),
             };
+            let annotations = r["annotations"]
+                .as_hash()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                .collect();
             out.push(Rule {
                 file: file.clone(),
                 name,
                 expr: r["expr"].as_str().unwrap().to_string(),
                 alert,
+                severity: r["labels"]["severity"].as_str().map(str::to_string),
+                annotations,
             });
         }
     }

@@ -47,7 +47,7 @@ FULL = {
         "thresholds": {"probe_latency_p95_seconds": 0.2},
         "for": {"SidewatchProbeDown": "10m", "SidewatchContainerMemoryHigh:critical": "1m"},
         "disabled": ["SidewatchHostCPUHigh"],
-        "labels": {"team": "payments"},
+        "labels": {"team": "payments", "severity": "overridden?"},
         "jobSelector": 'job="monitoring/shop-sidewatch"',
         "runbookBaseURL": "https://runbooks.example.com/sidewatch",
     },
@@ -215,6 +215,7 @@ def rules(rule):
     down = flat[("SidewatchDown", "critical")]
     check(down["expr"].startswith('up{job="monitoring/shop-sidewatch"}'), f"job selector: {down['expr']}")
     check(down["labels"].get("team") == "payments", "extra labels")
+    check(down["labels"]["severity"] == "critical", "alerts.labels never replace a rule's severity")
     check(down["annotations"]["runbook_url"] == "https://runbooks.example.com/sidewatch#sidewatchdown",
           "runbook_url")
     n = sum(len(g["rules"]) for g in source)
