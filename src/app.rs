@@ -16,16 +16,16 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::baseline::store::Store;
-use crate::checks::metrics::CheckMetrics;
-use crate::checks::runner::Checks;
-use crate::export::otlp::{Exporter, OtlpMetrics, OtlpPlan};
-use crate::export::server::{serve, ServerMetrics, ServerState};
+use crate::check::baseline::store::Store;
+use crate::check::metrics::CheckMetrics;
+use crate::check::runner::Checks;
 use crate::load::metrics::LoadMetrics;
+use crate::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::plan::Plan;
 use crate::probes::metrics::{unix_seconds, ProbeMetrics};
 use crate::resources::{ResourceMetrics, Resources};
 use crate::scheduler::{ProbeSet, Recorder};
+use crate::server::{serve, ServerMetrics, ServerState};
 use crate::telemetry;
 
 /// Metrics about the sidecar's own configuration.
@@ -215,7 +215,7 @@ impl Sidecar {
 
 fn configure_checks(
     checks: &Checks,
-    plans: Vec<crate::checks::CheckPlan>,
+    plans: Vec<crate::check::CheckPlan>,
     store: Option<&(PathBuf, usize)>,
     token: Option<String>,
 ) {

@@ -8,20 +8,20 @@
 //! `sidewatch load`; [`report`] renders tables, summaries and progress.
 
 pub mod app;
-pub mod baseline;
-pub mod checks;
+pub mod check;
 pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod export;
 pub mod fsutil;
 pub mod load;
+pub mod net;
+pub mod otlp;
 pub mod plan;
 pub mod probes;
 pub mod redact;
 pub mod report;
 pub mod resources;
-pub mod scenarios;
 pub mod scheduler;
+pub mod server;
 pub mod stats;
 pub mod telemetry;
+pub mod units;

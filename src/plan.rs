@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use crate::checks::{CheckPlan, Context};
+use crate::check::{CheckPlan, Context};
 use crate::config::{ConfigErrors, Document, Path, Problems};
-use crate::export::otlp::OtlpPlan;
 use crate::load::Guardrails;
+use crate::otlp::OtlpPlan;
 use crate::probes::Probe;
 use crate::redact::Redactor;
 use crate::resources::ResourcePlan;
@@ -136,7 +136,7 @@ fn build_checks(
     redactor: &mut Redactor,
 ) -> Vec<CheckPlan> {
     let root = Path::default().key("limits");
-    let max_rate = crate::load::arrival::parse_rate(&cfg.limits.max_rate)
+    let max_rate = crate::units::parse_rate(&cfg.limits.max_rate)
         .map_err(|e| problems.push(&root.key("max_rate"), e))
         .unwrap_or(0.0);
     // By default load may only go where the probes already go.

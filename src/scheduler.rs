@@ -16,8 +16,9 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::net::Reason;
 use crate::probes::metrics::ProbeMetrics;
-use crate::probes::{Kind, Outcome, Probe, Reason};
+use crate::probes::{Kind, Outcome, Probe};
 use crate::redact::Redactor;
 
 /// Repeated failures with the same reason are logged at most this often.

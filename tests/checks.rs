@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use sidewatch::baseline::store::Store;
-use sidewatch::checks::{execute, CheckResult};
-use sidewatch::report::progress::Quiet;
-use sidewatch::scenarios::Details;
+use sidewatch::check::baseline::store::Store;
+use sidewatch::check::scenario::Details;
+use sidewatch::check::{execute, CheckResult};
+use sidewatch::load::Quiet;
 use tokio_util::sync::CancellationToken;
 
 async fn run(yaml: &str) -> CheckResult {

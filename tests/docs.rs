@@ -129,7 +129,7 @@ fn documented_families() -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_doc_names_exactly_the_exported_families() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, ca) = tls_server(sidewatch::demo::certs::Validity::Current, dir.path()).await;
+    let (tls, ca) = tls_server(sidewatch::cli::demo::certs::Validity::Current, dir.path()).await;
     let pg = Postgres::start();
     let broker = Broker::start();
     let yaml = format!(
@@ -188,8 +188,8 @@ async fn metrics_doc_names_exactly_the_exported_families() {
 
 /// The check families, after short spike, breakpoint and leak runs.
 async fn check_exposition() -> String {
-    use sidewatch::baseline::regression::{compare, Tolerances};
-    use sidewatch::checks::metrics::CheckMetrics;
+    use sidewatch::check::baseline::regression::{compare, Tolerances};
+    use sidewatch::check::metrics::CheckMetrics;
     let url = format!("{}/data.json", nginx());
     let yaml = format!(
         "service: {{processes: [{{label: web, comm: nginx}}]}}
@@ -208,8 +208,8 @@ checks:
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = CheckMetrics::register(&mut registry);
     for check in &p.checks {
-        let mut quiet = sidewatch::report::progress::Quiet;
-        let mut r = sidewatch::checks::execute(check, None, &mut quiet, Default::default()).await;
+        let mut quiet = sidewatch::load::Quiet;
+        let mut r = sidewatch::check::execute(check, None, &mut quiet, Default::default()).await;
         r.comparisons = compare(&r, &r, &Tolerances::default());
         metrics.finished(&r);
         metrics.running(&check.name, false);
@@ -228,7 +228,7 @@ async fn load_exposition() -> String {
     let p = plan(&yaml);
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = sidewatch::load::metrics::LoadMetrics::register(&mut registry);
-    let mut quiet = sidewatch::report::progress::Quiet;
+    let mut quiet = sidewatch::load::Quiet;
     sidewatch::load::run(
         p.checks[0].load.as_ref().unwrap(),
         Some(&metrics),

@@ -7,8 +7,9 @@ mod common;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
-use sidewatch::demo::certs::Validity;
-use sidewatch::probes::{Outcome, Phase, Reason};
+use sidewatch::cli::demo::certs::Validity;
+use sidewatch::net::{Phase, Reason};
+use sidewatch::probes::Outcome;
 
 async fn run_one(yaml: &str) -> (Outcome, Duration) {
     let plan = plan(yaml);
@@ -161,7 +162,7 @@ async fn expired_certificate_fails_tls_unless_verification_is_off() {
 
     let (o, _) = run_one(&http(&url, "      tls: {insecure_skip_verify: true}\n")).await;
     assert!(o.success(), "{:?}", o.result);
-    let expiry = o.recorder.tls_not_after.expect("expiry recorded");
+    let expiry = o.recorder.timings.tls_not_after.expect("expiry recorded");
     assert!(
         expiry < SystemTime::now(),
         "an expired certificate's notAfter is in the past"
@@ -180,7 +181,7 @@ async fn valid_certificate_with_ca_file_succeeds_and_exports_expiry() {
     .await;
     assert!(o.success(), "{:?}", o.result);
     assert!(o.recorder.phase(Phase::Tls).is_some());
-    assert!(o.recorder.tls_not_after.unwrap() > SystemTime::now());
+    assert!(o.recorder.timings.tls_not_after.unwrap() > SystemTime::now());
     // Without the CA the same server is untrusted.
     let (o, _) = run_one(&http(&url, "")).await;
     assert_eq!(o.reason(), Some(Reason::Tls));

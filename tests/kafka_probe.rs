@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sidewatch::app::Sidecar;
-use sidewatch::probes::{Phase, Reason};
+use sidewatch::net::{Phase, Reason};
 
 fn config(brokers: &str, interval: &str, timeout: &str, extra: &str) -> String {
     format!(

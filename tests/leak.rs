@@ -10,10 +10,10 @@ mod common;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use sidewatch::checks::execute;
-use sidewatch::report::progress::Quiet;
-use sidewatch::scenarios::leak_stats::{analyse, LeakParams};
-use sidewatch::scenarios::Details;
+use sidewatch::check::execute;
+use sidewatch::check::leak::{analyse, LeakParams};
+use sidewatch::check::scenario::Details;
+use sidewatch::load::Quiet;
 use tokio_util::sync::CancellationToken;
 
 const SCALE: f64 = 30.0;
@@ -158,7 +158,7 @@ async fn leaks_are_caught_and_other_profiles_are_not_flagged() {
 }
 
 /// The earliest time after warm-up at which the samples so far flag the leak.
-fn report_detection_time(points: &[sidewatch::checks::watch::MemPoint]) {
+fn report_detection_time(points: &[sidewatch::check::watch::MemPoint]) {
     let params = LeakParams {
         warmup: 2.0,
         window: 1.0,

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use sidewatch::load::Quiet;
 use sidewatch::load::{self, LoadResult};
-use sidewatch::report::progress::Quiet;
 use tokio_util::sync::CancellationToken;
 
 fn check(url: &str, load: &str, thresholds: &[&str], aborts: &[&str]) -> String {

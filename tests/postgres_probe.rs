@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sidewatch::probes::{Outcome, Phase, Reason};
+use sidewatch::net::{Phase, Reason};
+use sidewatch::probes::Outcome;
 
 fn config(dsn: &str, extra: &str) -> String {
     format!("probes:\n  - name: db\n    interval: 5s\n    timeout: 1s\n    postgres:\n      dsn: \"{dsn}\"\n{extra}")

@@ -291,7 +291,7 @@ fn rules_evaluate_cleanly(prom: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_what_the_dashboards_and_alerts_need() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, ca) = tls_server(sidewatch::demo::certs::Validity::Current, dir.path()).await;
+    let (tls, ca) = tls_server(sidewatch::cli::demo::certs::Validity::Current, dir.path()).await;
     let pg = Postgres::start();
     let broker = Broker::start();
     let servers = Servers {

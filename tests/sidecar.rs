@@ -63,7 +63,7 @@ async fn metrics_keep_answering_while_twenty_probes_hang() {
     assert_eq!(board.len(), 20);
     for (name, status) in board {
         let reason = status.last.and_then(|l| l.reason);
-        assert_eq!(reason, Some(sidewatch::probes::Reason::Timeout), "{name}");
+        assert_eq!(reason, Some(sidewatch::net::Reason::Timeout), "{name}");
     }
     let (status, _) = http_get(addr, "/healthz", None).unwrap();
     assert_eq!(status, 200);

@@ -1,5 +1,5 @@
 //! Checks: scenarios, schedules, baselines, the result store and the
-//! control API. Compiled in [`crate::checks`].
+//! control API. Compiled by the check domain.
 
 use std::path::PathBuf;
 

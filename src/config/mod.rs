@@ -4,7 +4,7 @@
 //!
 //! Loading is pure: nothing here opens a socket. Semantic checks (URLs,
 //! regexes, certificate files) happen where the values are compiled, in
-//! [`crate::plan`], and report through [`Problems`].
+//! the plan, and report through [`Problems`].
 
 mod checks;
 mod duration;
@@ -19,7 +19,7 @@ use std::path::{Path as FsPath, PathBuf};
 use serde::Deserialize;
 
 pub use checks::*;
-pub use duration::{human as human_duration, parse as parse_duration, Dur};
+pub use duration::Dur;
 pub use env::Substitution;
 pub use yaml::{Path, Pos};
 
@@ -757,9 +757,32 @@ impl Document {
     }
 }
 
+/// Names become label values and file names: 1 to 64 of `[A-Za-z0-9_.-]`.
+pub fn check_name(name: &str, path: &Path, problems: &mut Problems) {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if name.is_empty() || name.len() > 64 || !ok_chars {
+        problems.push(
+            path,
+            "must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_must_be_label_safe() {
+        let mut p = Problems::default();
+        check_name("api-health_1.v2", &Path::default(), &mut p);
+        assert!(p.is_empty());
+        check_name("has space", &Path::default(), &mut p);
+        check_name("", &Path::default(), &mut p);
+        assert_eq!(p.0.len(), 2);
+    }
 
     fn parse(text: &str) -> Result<Document, ConfigErrors> {
         Document::parse("t.yaml", text, &|k| (k == "TOKEN").then(|| "s3cret".into()))

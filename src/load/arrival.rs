@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use crate::units::parse_rate;
+
 /// One stage: ramp linearly from the previous target to `target` over `duration`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stage {
@@ -160,32 +162,6 @@ fn solve(r0: f64, r1: f64, len: f64, n: f64) -> f64 {
     ((-r0 + disc.sqrt()) / (2.0 * a)).clamp(0.0, len)
 }
 
-/// Parses `100/s`, `6000/m`, `2.5/s` into requests per second.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, unit) = s
-        .trim()
-        .split_once('/')
-        .ok_or_else(|| format!("`{s}` is not a rate (use e.g. 200/s)"))?;
-    let n: f64 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a rate (use e.g. 200/s)"))?;
-    let per = match unit.trim() {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        u => {
-            return Err(format!(
-                "`{s}`: unknown rate unit `/{u}` (use /s, /m or /h)"
-            ))
-        }
-    };
-    if !(n.is_finite() && n >= 0.0) {
-        return Err(format!("`{s}` must be a non-negative rate"));
-    }
-    Ok(n / per)
-}
-
 /// Parses `1m:100/s,30s:1000/s` (open model) or `1m:50,30s:200` (closed
 /// model, users) into stages.
 pub fn parse_stages(s: &str, rates: bool) -> Result<Vec<Stage>, String> {
@@ -195,7 +171,7 @@ pub fn parse_stages(s: &str, rates: bool) -> Result<Vec<Stage>, String> {
                 .trim()
                 .split_once(':')
                 .ok_or_else(|| format!("stage `{part}` is not DURATION:TARGET"))?;
-            let duration = crate::config::parse_duration(d)?;
+            let duration = crate::units::parse_duration(d)?;
             let target = if rates {
                 parse_rate(t)?
             } else {

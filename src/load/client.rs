@@ -15,9 +15,10 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use url::{Position, Url};
 
+use crate::net::dial::{dial, io_reason};
+use crate::net::{tls, Reason, Timings};
 use crate::probes::assert::StatusSet;
-use crate::probes::dial::{dial, io_reason};
-use crate::probes::{tls, Reason, Recorder};
+use crate::probes::http::HttpProbe;
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,19 @@ pub struct Request {
 
 impl Request {
     /// Renders `method url` with `headers` and `body`.
+    /// A probe's request, rendered for the load engine: a load mix entry is
+    /// an HTTP probe config compiled by the probe's own `build`.
+    pub fn from_probe(probe: &HttpProbe) -> Result<Request, String> {
+        Request::render(
+            probe.url(),
+            probe.method().as_str(),
+            probe.headers(),
+            probe.body(),
+            probe.expected_status().clone(),
+            Some(probe.tls().clone()),
+        )
+    }
+
     pub fn render(
         url: &Url,
         method: &str,
@@ -111,7 +125,7 @@ pub enum Reply {
 
 impl Conn {
     pub async fn open(req: &Request) -> Result<Conn, Reason> {
-        let mut rec = Recorder::default();
+        let mut rec = Timings::default();
         let tcp = dial(&req.origin.host, req.origin.port, &mut rec)
             .await
             .map_err(|f| f.reason)?;

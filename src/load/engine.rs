@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::arrival::{Arrivals, Profile};
 use super::client::{Conn, Reply, Request};
 use super::histogram::Hist;
-use crate::probes::Reason;
+use crate::net::Reason;
 
 /// Open (arrival rate) or closed (active users) model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 
 pub mod arrival;
 pub mod client;
-pub mod command;
 pub mod engine;
 pub mod histogram;
 pub mod metrics;
@@ -23,10 +22,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{LoadConfig, Path, Problems};
+use crate::net::Reason;
 use crate::probes::http::HttpProbe;
-use crate::probes::Reason;
 use crate::redact::Redactor;
-use arrival::{parse_rate, parse_stages, Profile};
+use crate::units::parse_rate;
+use arrival::{parse_stages, Profile};
 use engine::{Entry, EntryStats, Model, Report, ShardPlan};
 use histogram::Summary;
 use metrics::LoadMetrics;
@@ -164,7 +164,7 @@ impl LoadPlan {
     pub fn describe(&self) -> String {
         let p = &self.profile;
         let constant = p.stages.len() == 1 && p.start == p.stages[0].target;
-        let dur = crate::config::human_duration(p.duration());
+        let dur = crate::units::human_duration(p.duration());
         match (self.model, constant) {
             (Model::Rate, true) => format!("constant-rate {:.0}/s for {dur}", p.start),
             (Model::Rate, false) => format!(
@@ -264,7 +264,7 @@ fn entries(
             );
             continue;
         }
-        match probe.load_request() {
+        match client::Request::from_probe(&probe) {
             Ok(request) => out.push(Entry {
                 name,
                 weight: m.weight,
@@ -338,6 +338,14 @@ impl Observer for () {
 pub trait Progress: Send {
     fn second(&mut self, elapsed: u32, total: u32, point: &Point);
     fn finish(&mut self);
+}
+
+/// No output, for runs inside the sidecar.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn second(&mut self, _: u32, _: u32, _: &Point) {}
+    fn finish(&mut self) {}
 }
 
 /// Merges the shards' per-second reports.

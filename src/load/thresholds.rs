@@ -121,7 +121,7 @@ impl Metric {
     pub fn show(self, v: f64) -> String {
         match self {
             m if m.is_latency() => {
-                crate::config::human_duration(Duration::from_secs_f64(v.max(0.0)))
+                crate::units::human_duration(Duration::from_secs_f64(v.max(0.0)))
             }
             Metric::Rate => format!("{v:.1}/s"),
             _ => format!("{:.3}%", v * 100.0),
@@ -159,7 +159,7 @@ impl Rule {
             let d = it
                 .next()
                 .ok_or_else(|| format!("`{word}` needs a duration"))?;
-            let d = crate::config::parse_duration(d)?;
+            let d = crate::units::parse_duration(d)?;
             match *word {
                 "over" => over = Some(d),
                 "for" => hold = Some(d),
@@ -199,8 +199,8 @@ impl Rule {
 
 fn parse_value(metric: Metric, s: &str) -> Result<f64, String> {
     match metric {
-        m if m.is_latency() => crate::config::parse_duration(s).map(|d| d.as_secs_f64()),
-        Metric::Rate => super::arrival::parse_rate(s),
+        m if m.is_latency() => crate::units::parse_duration(s).map(|d| d.as_secs_f64()),
+        Metric::Rate => crate::units::parse_rate(s),
         _ => match s.strip_suffix('%') {
             Some(p) => p
                 .parse::<f64>()

@@ -21,9 +21,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use url::{Position, Url};
 
 use super::assert::{regex, JsonCheck, StatusSet};
-use super::dial::{dial, io_reason, io_source};
-use super::{tls, Failure, Phase, Reason, Recorder};
+use super::Recorder;
 use crate::config::{HttpConfig, HttpExpect, Path, Problems};
+use crate::net::dial::{dial, io_reason, io_source};
+use crate::net::{tls, Failure, Phase, Reason};
 use crate::redact::{is_secret_header, mask_url, Redactor};
 
 const USER_AGENT_VALUE: &str = concat!("sidewatch/", env!("CARGO_PKG_VERSION"));
@@ -101,16 +102,29 @@ impl HttpProbe {
         })
     }
 
-    /// This probe's request, rendered for the load engine.
-    pub fn load_request(&self) -> Result<crate::load::client::Request, String> {
-        crate::load::client::Request::render(
-            &self.url,
-            self.method.as_str(),
-            &self.headers,
-            &self.body,
-            self.expect.status.clone(),
-            Some(self.tls.clone()),
-        )
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The accepted status codes.
+    pub fn expected_status(&self) -> &StatusSet {
+        &self.expect.status
+    }
+
+    pub fn tls(&self) -> &Arc<ClientConfig> {
+        &self.tls
     }
 
     pub fn host(&self) -> String {
@@ -163,11 +177,11 @@ impl HttpProbe {
     ) -> Result<Response, Failure> {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
-        let tcp = dial(host, port, rec).await?;
+        let tcp = dial(host, port, &mut rec.timings).await?;
         let io: Box<dyn Io> = if url.scheme() == "https" {
             let name = tls::server_name(self.server_name.as_deref().unwrap_or(host))
                 .map_err(|e| Failure::new(Reason::Tls, e))?;
-            Box::new(tls::handshake(&self.tls, name, tcp, rec).await?)
+            Box::new(tls::handshake(&self.tls, name, tcp, &mut rec.timings).await?)
         } else {
             Box::new(tcp)
         };
@@ -252,7 +266,7 @@ impl HttpProbe {
                     .map_err(|d| Failure::new(Reason::Assertion, d))?;
             }
         }
-        let took = rec.start.elapsed();
+        let took = rec.timings.start.elapsed();
         if e.max_latency.is_some_and(|max| took > max) {
             return fail(Reason::Latency, format!("took {took:?}"));
         }

@@ -31,8 +31,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{Failure, KafkaStats, Phase, Reason, Recorder};
+use super::{KafkaStats, Recorder};
 use crate::config::{KafkaConfig, Path, Problems};
+use crate::net::{Failure, Phase, Reason};
 use crate::redact::Redactor;
 
 /// Sequence numbers remembered for duplicate detection.
@@ -111,7 +112,7 @@ impl KafkaProbe {
     ) -> Option<KafkaProbe> {
         let before = problems.0.len();
         for b in cfg.brokers.split(',') {
-            if super::dial::split_host_port(b.trim()).is_err() {
+            if crate::net::dial::split_host_port(b.trim()).is_err() {
                 problems.push(
                     &path.key("brokers"),
                     format!("`{}` is not host:port", b.trim()),
@@ -204,7 +205,7 @@ impl KafkaProbe {
     }
 
     pub async fn run(&self, rec: &mut Recorder) -> Result<(), Failure> {
-        let deadline = tokio::time::Instant::from_std(rec.start + self.budget);
+        let deadline = tokio::time::Instant::from_std(rec.timings.start + self.budget);
         let mut guard = self.session.lock().await;
         if guard.is_none() {
             let s = tokio::time::timeout_at(deadline, self.open())

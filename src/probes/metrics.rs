@@ -12,7 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::{Kind, Outcome, Phase, Probe, Reason};
+use super::{Kind, Outcome, Probe};
+use crate::net::{Phase, Reason};
 use crate::telemetry::latency_histogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -293,7 +294,7 @@ impl ProbeMetrics {
                     .observe(d.as_secs_f64());
             }
         }
-        if let Some(t) = outcome.recorder.tls_not_after {
+        if let Some(t) = outcome.recorder.timings.tls_not_after {
             self.tls_expiry.get_or_create(&labels).set(unix_seconds(t));
         }
         if let Some(code) = outcome.recorder.http_status {

@@ -7,100 +7,20 @@
 //! future on timeout closes its sockets, so a run never outlives its timeout.
 
 pub mod assert;
-pub mod dial;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod postgres;
 pub mod tcp;
-pub mod tls;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{human_duration, Path, ProbeConfig, ProbeDefaults, Problems};
+use crate::config::{Path, ProbeConfig, ProbeDefaults, Problems};
+use crate::net::{Failure, Phase, Reason, Timings};
 use crate::redact::Redactor;
-
-/// Why a run failed. A closed set: raw error text never becomes a label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The run did not finish within its timeout.
-    Timeout,
-    /// The host name did not resolve.
-    Dns,
-    /// The connection was refused.
-    Refused,
-    /// No route to the host or network.
-    Unreachable,
-    /// The peer reset or closed the connection mid-exchange.
-    Reset,
-    /// The TLS handshake failed (untrusted, expired, wrong name, protocol).
-    Tls,
-    /// The peer spoke something other than the expected protocol.
-    Protocol,
-    /// The HTTP status was not in the accepted set.
-    Status,
-    /// A body, header or JSON expectation did not hold.
-    Assertion,
-    /// The run succeeded but took longer than `max_latency`.
-    Latency,
-    /// Any other I/O error.
-    Io,
-    /// The server rejected the credentials (PostgreSQL, Kafka SASL).
-    Auth,
-    /// The server rejected the query (PostgreSQL).
-    QueryError,
-    /// No broker could be reached (Kafka).
-    BrokerDown,
-    /// The probe topic is missing and could not be created, or is unusable (Kafka).
-    TopicError,
-    /// A produced message was not consumed back within the timeout (Kafka).
-    Lost,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 16] = [
-        Reason::Timeout,
-        Reason::Dns,
-        Reason::Refused,
-        Reason::Unreachable,
-        Reason::Reset,
-        Reason::Tls,
-        Reason::Protocol,
-        Reason::Status,
-        Reason::Assertion,
-        Reason::Latency,
-        Reason::Io,
-        Reason::Auth,
-        Reason::QueryError,
-        Reason::BrokerDown,
-        Reason::TopicError,
-        Reason::Lost,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Timeout => "timeout",
-            Reason::Dns => "dns",
-            Reason::Refused => "refused",
-            Reason::Unreachable => "unreachable",
-            Reason::Reset => "reset",
-            Reason::Tls => "tls",
-            Reason::Protocol => "protocol",
-            Reason::Status => "status",
-            Reason::Assertion => "assertion",
-            Reason::Latency => "latency",
-            Reason::Io => "io",
-            Reason::Auth => "auth",
-            Reason::QueryError => "query_error",
-            Reason::BrokerDown => "broker_down",
-            Reason::TopicError => "topic_error",
-            Reason::Lost => "lost",
-        }
-    }
-}
+use crate::units::human_duration;
 
 /// The probe kinds; the `kind` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -187,66 +107,7 @@ impl Kind {
     }
 }
 
-/// A timed step of a run; the `phase` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Name resolution.
-    Dns,
-    /// TCP connect.
-    Connect,
-    /// TLS handshake.
-    Tls,
-    /// From sending the request to the first response byte.
-    FirstByte,
-    /// From the first response byte to the end of the body.
-    Transfer,
-    /// Running the query (PostgreSQL).
-    Query,
-    /// From the produce call to the broker's acknowledgement (Kafka).
-    Produce,
-    /// From the produce call to the message arriving at the consumer (Kafka).
-    EndToEnd,
-}
-
-impl Phase {
-    const COUNT: usize = 8;
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Dns => "dns",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::FirstByte => "first_byte",
-            Phase::Transfer => "transfer",
-            Phase::Query => "query",
-            Phase::Produce => "produce",
-            Phase::EndToEnd => "end_to_end",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-crate::telemetry::str_label!(Reason, Kind, Phase);
-
-/// A failed run: a bounded reason, and detail for logs only.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub reason: Reason,
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(reason: Reason, detail: impl Into<String>) -> Failure {
-        Failure {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
+crate::telemetry::str_label!(Kind);
 
 /// A numeric result column of a PostgreSQL value query.
 #[derive(Clone, Debug, PartialEq)]
@@ -270,45 +131,28 @@ pub struct KafkaStats {
 }
 
 /// What a run measured while it went. Phases add up over redirects.
-#[derive(Debug)]
+/// Everything a probe run records: the transport's [`Timings`] and what the
+/// kind saw (status, query values, Kafka stream counts).
+#[derive(Debug, Default)]
 pub struct Recorder {
-    pub start: Instant,
-    phases: [Option<Duration>; Phase::COUNT],
-    pub tls_not_after: Option<SystemTime>,
+    pub timings: Timings,
     pub http_status: Option<u16>,
     pub values: Vec<QueryValue>,
     pub kafka: Option<KafkaStats>,
 }
 
-impl Default for Recorder {
-    fn default() -> Self {
-        Recorder {
-            start: Instant::now(),
-            phases: [None; Phase::COUNT],
-            tls_not_after: None,
-            http_status: None,
-            values: Vec::new(),
-            kafka: None,
-        }
-    }
-}
-
 impl Recorder {
     pub fn add(&mut self, phase: Phase, d: Duration) {
-        let slot = &mut self.phases[phase.index()];
-        *slot = Some(slot.unwrap_or_default() + d);
+        self.timings.add(phase, d);
     }
 
     /// Times `fut` into `phase`.
     pub async fn time<T>(&mut self, phase: Phase, fut: impl std::future::Future<Output = T>) -> T {
-        let t = Instant::now();
-        let out = fut.await;
-        self.add(phase, t.elapsed());
-        out
+        self.timings.time(phase, fut).await
     }
 
     pub fn phase(&self, phase: Phase) -> Option<Duration> {
-        self.phases[phase.index()]
+        self.timings.phase(phase)
     }
 }
 
@@ -364,7 +208,7 @@ impl Probe {
         problems: &mut Problems,
         redactor: &mut Redactor,
     ) -> Option<Probe> {
-        check_name(&cfg.name, &path.key("name"), problems);
+        crate::config::check_name(&cfg.name, &path.key("name"), problems);
         let interval = cfg.interval.unwrap_or(defaults.interval).0;
         let timeout = cfg
             .timeout
@@ -467,22 +311,10 @@ impl Probe {
         };
         Outcome {
             started,
-            total: rec.start.elapsed(),
+            total: rec.timings.start.elapsed(),
             result,
             recorder: rec,
         }
-    }
-}
-
-pub fn check_name(name: &str, path: &Path, problems: &mut Problems) {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if name.is_empty() || name.len() > 64 || !ok_chars {
-        problems.push(
-            path,
-            "must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)",
-        );
     }
 }
 
@@ -506,15 +338,5 @@ mod tests {
                 assert!(Reason::ALL.contains(r));
             }
         }
-    }
-
-    #[test]
-    fn names_must_be_label_safe() {
-        let mut p = Problems::default();
-        check_name("api-health_1.v2", &Path::default(), &mut p);
-        assert!(p.is_empty());
-        check_name("has space", &Path::default(), &mut p);
-        check_name("", &Path::default(), &mut p);
-        assert_eq!(p.0.len(), 2);
     }
 }

@@ -15,9 +15,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::dial::{io_reason, io_source};
-use super::{tls, Failure, Phase, QueryValue, Reason, Recorder};
+use super::{QueryValue, Recorder};
 use crate::config::{Path, PostgresConfig, PostgresMode, PostgresTlsMode, Problems, TlsConfig};
+use crate::net::dial::{io_reason, io_source};
+use crate::net::{tls, Failure, Phase, Reason};
 use crate::redact::Redactor;
 
 const MAX_ROWS: usize = 100;
@@ -272,7 +273,7 @@ impl PostgresProbe {
                 return assertion(format!("first value {first:?} does not match"));
             }
         }
-        let took = rec.start.elapsed();
+        let took = rec.timings.start.elapsed();
         if e.max_latency.is_some_and(|max| took > max) {
             return Err(Failure::new(Reason::Latency, format!("took {took:?}")));
         }

@@ -7,9 +7,10 @@ use std::time::Instant;
 use regex::bytes::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::dial::{dial, io_reason, split_host_port};
-use super::{Failure, Phase, Reason, Recorder};
+use super::Recorder;
 use crate::config::{Path, Problems, TcpConfig};
+use crate::net::dial::{dial, io_reason, split_host_port};
+use crate::net::{Failure, Phase, Reason};
 
 #[derive(Debug)]
 pub struct TcpProbe {
@@ -59,7 +60,7 @@ impl TcpProbe {
     }
 
     pub async fn run(&self, rec: &mut Recorder) -> Result<(), Failure> {
-        let mut stream = dial(&self.host, self.port, rec).await?;
+        let mut stream = dial(&self.host, self.port, &mut rec.timings).await?;
         let io_fail =
             |what: &str, e: std::io::Error| Failure::new(io_reason(&e), format!("{what}: {e}"));
         if !self.send.is_empty() {

@@ -2,12 +2,10 @@
 //! ([`text`]) and as Markdown ([`markdown`]); [`super::html`] adds charts.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use crate::checks::units::{show_bytes, show_slope};
-use crate::checks::CheckResult;
-use crate::config::human_duration;
-use crate::scenarios::Details;
+use crate::check::scenario::Details;
+use crate::check::CheckResult;
+use crate::units::{pct, secs, show_bytes, show_slope};
 
 /// A titled table with optional lines of prose under it.
 pub struct Section {
@@ -26,17 +24,6 @@ impl Section {
             notes: Vec::new(),
         }
     }
-}
-
-pub fn secs(s: f64) -> String {
-    if !s.is_finite() {
-        return "-".into();
-    }
-    human_duration(Duration::from_secs_f64(s.max(0.0)))
-}
-
-pub fn pct(r: f64) -> String {
-    format!("{:.3}%", r * 100.0)
 }
 
 fn mark(ok: bool) -> String {
@@ -228,7 +215,7 @@ fn details(d: &Details) -> Vec<Section> {
     }
 }
 
-fn leak(l: &crate::scenarios::leak_stats::LeakReport) -> Section {
+fn leak(l: &crate::check::leak::LeakReport) -> Section {
     let mut s = Section::new(
         format!("memory ({})", l.process),
         vec![

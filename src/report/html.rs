@@ -3,9 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::check::{headline, secs, sections};
-use crate::checks::CheckResult;
-use crate::scenarios::Details;
+use super::check::{headline, sections};
+use crate::check::scenario::Details;
+use crate::check::CheckResult;
+use crate::units::secs;
 
 /// One line on a chart.
 struct Series<'a> {
@@ -150,7 +151,7 @@ fn percentiles<'a>(
 
 fn charts(r: &CheckResult) -> String {
     let w = &r.windows;
-    let at = |f: fn(&crate::checks::timeline::Window) -> f64| -> Vec<(f64, f64)> {
+    let at = |f: fn(&crate::check::timeline::Window) -> f64| -> Vec<(f64, f64)> {
         w.iter()
             .map(|x| (x.start + x.seconds / 2.0, f(x)))
             .collect()
@@ -172,7 +173,7 @@ fn charts(r: &CheckResult) -> String {
             &|v| format!("{v:.0}/s"),
             &minutes,
         );
-        let dropped = |x: &crate::checks::timeline::Window| {
+        let dropped = |x: &crate::check::timeline::Window| {
             100.0 * x.dropped as f64 / (x.requests + x.dropped).max(1) as f64
         };
         out += &chart(
@@ -187,7 +188,7 @@ fn charts(r: &CheckResult) -> String {
     }
     out += &memory_chart(r);
     if let Details::Curve(c) = &r.details {
-        let p = |f: fn(&crate::scenarios::curve::Level) -> f64| -> Vec<(f64, f64)> {
+        let p = |f: fn(&crate::check::scenario::curve::Level) -> f64| -> Vec<(f64, f64)> {
             c.levels.iter().map(|l| (l.rate, f(l))).collect()
         };
         out += &chart(

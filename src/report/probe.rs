@@ -1,25 +1,13 @@
-//! `sidewatch probe`: run probes once and print a table or JSON.
+//! One-off probe results as a table or JSON, for `sidewatch probe`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::cli::exit;
-use crate::config::human_duration;
-use crate::plan::Plan;
-use crate::probes::{Kind, Outcome, Phase, Probe, Reason};
+use crate::net::{Phase, Reason};
+use crate::probes::{Kind, Outcome, Probe};
 use crate::redact::Redactor;
-
-const PHASES: [Phase; 8] = [
-    Phase::Dns,
-    Phase::Connect,
-    Phase::Tls,
-    Phase::FirstByte,
-    Phase::Transfer,
-    Phase::Query,
-    Phase::Produce,
-    Phase::EndToEnd,
-];
+use crate::units::human_duration;
 
 /// One result, as printed with `--json`.
 #[derive(Debug, Serialize)]
@@ -38,7 +26,7 @@ pub struct ProbeResult {
 }
 
 impl ProbeResult {
-    fn new(p: &Probe, o: &Outcome, redactor: &Redactor) -> ProbeResult {
+    pub fn new(p: &Probe, o: &Outcome, redactor: &Redactor) -> ProbeResult {
         ProbeResult {
             probe: p.name.clone(),
             kind: p.kind,
@@ -51,13 +39,14 @@ impl ProbeResult {
                 .err()
                 .map(|f| redactor.redact(&f.detail).into_owned()),
             total_seconds: o.total.as_secs_f64(),
-            phases_seconds: PHASES
+            phases_seconds: Phase::ALL
                 .iter()
                 .filter_map(|&ph| o.recorder.phase(ph).map(|d| (ph.as_str(), d.as_secs_f64())))
                 .collect(),
             http_status: o.recorder.http_status,
             tls_not_after_seconds: o
                 .recorder
+                .timings
                 .tls_not_after
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs()),
@@ -65,56 +54,14 @@ impl ProbeResult {
     }
 }
 
-/// Runs the plan's probes (or the one named) concurrently, once each.
-pub async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
-    let probes: Vec<_> = plan
-        .probes
-        .iter()
-        .filter(|p| name.is_none_or(|n| p.name == n))
-        .cloned()
-        .collect();
-    if probes.is_empty() {
-        match name {
-            Some(n) => eprintln!("no probe named `{n}` in the config"),
-            None => eprintln!("the config has no probes"),
-        }
-        return exit::CONFIG;
-    }
-    let handles: Vec<_> = probes
-        .iter()
-        .map(|p| {
-            let p = p.clone();
-            tokio::spawn(async move { p.run().await })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for (p, h) in probes.iter().zip(handles) {
-        let outcome = h.await.expect("probe task does not panic");
-        results.push(ProbeResult::new(p, &outcome, &plan.redactor));
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).expect("serializable")
-        );
-    } else {
-        print!("{}", table(&results));
-    }
-    if results.iter().all(|r| r.success) {
-        exit::OK
-    } else {
-        exit::FAILED
-    }
-}
-
 /// One column per phase that any probe in the table has.
-fn table(results: &[ProbeResult]) -> String {
+pub fn table(results: &[ProbeResult]) -> String {
     let ms = |s: Option<&f64>| {
         s.map_or("-".to_string(), |s| {
             human_duration(Duration::from_secs_f64(*s))
         })
     };
-    let phases: Vec<Phase> = PHASES
+    let phases: Vec<Phase> = Phase::ALL
         .into_iter()
         .filter(|ph| results.iter().any(|r| r.kind.phases().contains(ph)))
         .collect();

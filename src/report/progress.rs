@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::human_duration;
 use crate::load::{Point, Progress};
+use crate::units::human_duration;
 
 /// A progress bar on a TTY (rate, errors, p95 so far), else a line every 5 s.
 pub enum Live {
@@ -68,12 +68,4 @@ impl Progress for Live {
             bar.finish_and_clear();
         }
     }
-}
-
-/// No output, for runs inside the sidecar.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn second(&mut self, _: u32, _: u32, _: &Point) {}
-    fn finish(&mut self) {}
 }

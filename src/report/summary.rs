@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::config::human_duration;
 use crate::load::histogram::Summary;
 use crate::load::LoadResult;
 use crate::report::table;
+use crate::units::human_duration;
 
 fn ms(s: f64) -> String {
     human_duration(Duration::from_secs_f64(s.max(0.0)))

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sidewatch::cli::demo::certs;
 use sidewatch::config::Document;
-use sidewatch::demo::certs;
 use sidewatch::plan::Plan;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -1,0 +1,262 @@
+//! Check series: the last verdict of each check, its thresholds and
+//! findings, regressions against the baseline, scenario figures, and the
+//! leak detector's slope.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::CheckResult;
+use crate::check::scenario::Details;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    check: String,
+    verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThresholdLabels {
+    check: String,
+    threshold: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricLabels {
+    check: String,
+    metric: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessLabels {
+    process: String,
+}
+
+type F64 = Gauge<f64, AtomicU64>;
+
+#[derive(Debug, Default)]
+pub struct CheckMetrics {
+    last_run: Family<CheckLabels, F64>,
+    last_passed: Family<CheckLabels, Gauge>,
+    last_duration: Family<CheckLabels, F64>,
+    next_run: Family<CheckLabels, F64>,
+    running: Family<CheckLabels, Gauge>,
+    runs: Family<VerdictLabels, Counter>,
+    skipped: Family<CheckLabels, Counter>,
+    threshold: Family<ThresholdLabels, Gauge>,
+    regressions: Family<MetricLabels, Gauge>,
+    recovery: Family<CheckLabels, F64>,
+    sustainable: Family<CheckLabels, F64>,
+    leak_slope: Family<ProcessLabels, F64>,
+    leak_suspected: Family<ProcessLabels, Gauge>,
+    /// Threshold labels set by each check's last run, to clear on the next.
+    shown: Mutex<HashMap<String, Vec<ThresholdLabels>>>,
+}
+
+impl CheckMetrics {
+    pub fn register(r: &mut Registry) -> CheckMetrics {
+        let m = CheckMetrics::default();
+        r.register(
+            "sidewatch_check_last_run_timestamp_seconds",
+            "Unix time the check's last run ended",
+            m.last_run.clone(),
+        );
+        r.register(
+            "sidewatch_check_last_passed",
+            "Whether the check's last run passed (1) or failed, regressed or was aborted (0)",
+            m.last_passed.clone(),
+        );
+        r.register(
+            "sidewatch_check_last_duration_seconds",
+            "How long the check's last run took",
+            m.last_duration.clone(),
+        );
+        r.register(
+            "sidewatch_check_next_run_timestamp_seconds",
+            "Unix time the check's schedule fires next",
+            m.next_run.clone(),
+        );
+        r.register(
+            "sidewatch_check_running",
+            "Whether the check is running now",
+            m.running.clone(),
+        );
+        r.register(
+            "sidewatch_check_runs",
+            "Check runs finished, by verdict (pass, fail, aborted)",
+            m.runs.clone(),
+        );
+        r.register(
+            "sidewatch_check_skipped",
+            "Scheduled runs skipped because another check was running (overlap: skip)",
+            m.skipped.clone(),
+        );
+        r.register(
+            "sidewatch_check_threshold_passed",
+            "Whether each threshold and scenario finding held in the check's last run",
+            m.threshold.clone(),
+        );
+        r.register(
+            "sidewatch_check_regressions",
+            "Whether the metric regressed against the accepted baseline in the last run (1) or not (0)",
+            m.regressions.clone(),
+        );
+        r.register(
+            "sidewatch_check_recovery_seconds",
+            "Time a spike or breakpoint check took to recover, in its last run",
+            m.recovery.clone(),
+        );
+        r.register(
+            "sidewatch_check_max_sustainable_requests_per_second",
+            "Highest rate a breakpoint check's last run held without breaking",
+            m.sustainable.clone(),
+        );
+        r.register(
+            "sidewatch_leak_rss_slope_bytes_per_second",
+            "Theil-Sen slope of the service's lower-envelope RSS in the last leak or soak check",
+            m.leak_slope.clone(),
+        );
+        r.register(
+            "sidewatch_leak_suspected",
+            "Whether the last leak or soak check suspected a memory leak (significant slope above the floor)",
+            m.leak_suspected.clone(),
+        );
+        m
+    }
+
+    fn key(check: &str) -> CheckLabels {
+        CheckLabels {
+            check: check.to_string(),
+        }
+    }
+
+    pub fn running(&self, check: &str, on: bool) {
+        self.running
+            .get_or_create(&Self::key(check))
+            .set(i64::from(on));
+    }
+
+    /// Starts a configured check's counters at zero, so `increase()` and
+    /// "not run" alerts have a series before its first run.
+    pub fn configured(&self, check: &str) {
+        let k = Self::key(check);
+        let _ = self.running.get_or_create(&k);
+        let _ = self.skipped.get_or_create(&k);
+        for verdict in ["pass", "fail", "aborted"] {
+            let _ = self.runs.get_or_create(&VerdictLabels {
+                check: check.to_string(),
+                verdict: verdict.to_string(),
+            });
+        }
+    }
+
+    pub fn skipped(&self, check: &str) {
+        self.skipped.get_or_create(&Self::key(check)).inc();
+    }
+
+    pub fn next_run(&self, check: &str, unix: Option<f64>) {
+        match unix {
+            Some(t) => {
+                self.next_run.get_or_create(&Self::key(check)).set(t);
+            }
+            None => {
+                self.next_run.remove(&Self::key(check));
+            }
+        }
+    }
+
+    /// Publishes a finished run.
+    pub fn finished(&self, r: &CheckResult) {
+        let k = Self::key(&r.check);
+        self.last_run
+            .get_or_create(&k)
+            .set(r.started_unix + r.duration_seconds);
+        self.last_passed
+            .get_or_create(&k)
+            .set(i64::from(r.passed()));
+        self.last_duration.get_or_create(&k).set(r.duration_seconds);
+        self.runs
+            .get_or_create(&VerdictLabels {
+                check: r.check.clone(),
+                verdict: r.verdict.clone(),
+            })
+            .inc();
+        self.thresholds(r);
+        for c in &r.comparisons {
+            self.regressions
+                .get_or_create(&MetricLabels {
+                    check: r.check.clone(),
+                    metric: c.metric.clone(),
+                })
+                .set(i64::from(c.regressed));
+        }
+        self.details(r, &k);
+    }
+
+    fn thresholds(&self, r: &CheckResult) {
+        let mut shown = self.shown.lock().expect("metrics lock");
+        for old in shown.remove(&r.check).unwrap_or_default() {
+            self.threshold.remove(&old);
+        }
+        let items = r
+            .thresholds
+            .iter()
+            .map(|t| (t.expr.clone(), t.passed))
+            .chain(r.findings.iter().map(|f| (f.name.clone(), f.passed)));
+        let mut now = Vec::new();
+        for (name, passed) in items {
+            let l = ThresholdLabels {
+                check: r.check.clone(),
+                threshold: name,
+            };
+            self.threshold.get_or_create(&l).set(i64::from(passed));
+            now.push(l);
+        }
+        shown.insert(r.check.clone(), now);
+    }
+
+    fn details(&self, r: &CheckResult, k: &CheckLabels) {
+        let leak = match &r.details {
+            Details::Spike(s) => {
+                self.recovery
+                    .get_or_create(k)
+                    .set(s.recovery_seconds.unwrap_or(f64::INFINITY));
+                None
+            }
+            Details::Breakpoint(b) => {
+                if let Some(s) = b.recovery_seconds {
+                    self.recovery.get_or_create(k).set(s);
+                }
+                self.sustainable
+                    .get_or_create(k)
+                    .set(b.max_sustainable_rate.unwrap_or(0.0));
+                None
+            }
+            Details::Leak(l) => Some(l),
+            Details::Soak(s) => s.memory.as_ref(),
+            _ => None,
+        };
+        if let Some(l) = leak.filter(|l| l.windows >= crate::check::leak::MIN_WINDOWS) {
+            let p = ProcessLabels {
+                process: l.process.clone(),
+            };
+            self.leak_slope
+                .get_or_create(&p)
+                .set(l.slope_bytes_per_second);
+            self.leak_suspected
+                .get_or_create(&p)
+                .set(i64::from(l.suspected));
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Scenarios: each file turns its config into load phases for the engine
+//! and the phases' windows into findings (one verdict item each) and a
+//! report section. All have the same shape:
+//!
+//! ```text
+//! build(cfg, &Build, path, problems) -> Option<Self>   config → plan
+//! duration(&self) -> Duration                         expected length
+//! run(&self, &mut Run) -> (Details, Vec<Finding>)     stages → verdict
+//! ```
+
+pub mod breakpoint;
+pub mod curve;
+pub mod leak;
+pub mod soak;
+pub mod spike;
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::check::timeline::{ratio, Collector, Window};
+use crate::check::watch::Watch;
+use crate::config::{CheckConfig, Path, Problems};
+use crate::load::arrival::{Profile, Stage};
+use crate::load::engine::{EntryStats, Model};
+use crate::load::metrics::LoadMetrics;
+use crate::load::{LoadPlan, LoadResult, Point, Progress};
+use crate::units::parse_rate;
+
+/// One verdict item a scenario adds beside the thresholds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub name: String,
+    pub passed: bool,
+    pub observed: String,
+    pub limit: String,
+}
+
+impl Finding {
+    pub fn new(name: &str, passed: bool, observed: String, limit: String) -> Finding {
+        Finding {
+            name: name.to_string(),
+            passed,
+            observed,
+            limit,
+        }
+    }
+}
+
+/// The scenario's own section of a result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Details {
+    Load,
+    Soak(soak::Report),
+    Spike(spike::Report),
+    Breakpoint(breakpoint::Report),
+    Curve(curve::Report),
+    Leak(leak::Report),
+}
+
+/// A compiled scenario.
+#[derive(Clone, Debug)]
+pub enum Scenario {
+    /// The check's `load` as written.
+    Load,
+    Soak(soak::Soak),
+    Spike(spike::Spike),
+    Breakpoint(breakpoint::Breakpoint),
+    Curve(curve::Curve),
+    Leak(leak::Leak),
+}
+
+/// What building a scenario needs besides its own config.
+pub struct Build<'a> {
+    /// The check's load with its own timeline (a constant base).
+    pub base: Option<&'a LoadPlan>,
+    /// Rates are multiplied by this (1/N for a shard).
+    pub rate_scale: f64,
+    /// Durations are multiplied by this (`--time-scale`).
+    pub time_scale: f64,
+    pub max_rate: f64,
+    /// The watched service process label, if any.
+    pub process: Option<&'a str>,
+}
+
+impl Build<'_> {
+    pub fn time(&self, d: Duration) -> Duration {
+        d.mul_f64(self.time_scale)
+    }
+
+    /// The base plan's constant start rate; scenarios need the open model.
+    fn base_rate(&self, path: &Path, problems: &mut Problems) -> Option<f64> {
+        match self.base {
+            Some(b) if b.model == Model::Rate => Some(b.profile.start),
+            Some(_) => {
+                problems.push(
+                    &path.key("load"),
+                    "this scenario needs an arrival `rate` (open model), not `concurrency`",
+                );
+                None
+            }
+            None => {
+                problems.push(
+                    path,
+                    "this scenario needs a `load` with a `rate` and a `mix`",
+                );
+                None
+            }
+        }
+    }
+
+    /// Parses a rate and applies the rate scale and the limit.
+    fn rate(&self, s: &str, path: &Path, problems: &mut Problems) -> Option<f64> {
+        let r = parse_rate(s).map_err(|e| problems.push(path, e)).ok()? * self.rate_scale;
+        if r > self.max_rate {
+            problems.push(
+                path,
+                format!(
+                    "{r:.0}/s exceeds the limit of {:.0}/s (limits.max_rate)",
+                    self.max_rate
+                ),
+            );
+            return None;
+        }
+        Some(r)
+    }
+
+    fn percent(&self, s: &str, path: &Path, problems: &mut Problems) -> Option<f64> {
+        crate::units::percent(s)
+            .map_err(|e| problems.push(path, e))
+            .ok()
+    }
+}
+
+impl Scenario {
+    pub fn build(
+        cfg: &CheckConfig,
+        b: &Build,
+        path: &Path,
+        problems: &mut Problems,
+    ) -> Option<Scenario> {
+        if cfg.scenarios() > 1 {
+            problems.push(
+                path,
+                "give at most one scenario (soak, spike, breakpoint, curve, leak)",
+            );
+            return None;
+        }
+        if let Some(c) = &cfg.soak {
+            return soak::Soak::build(c, b, &path.key("soak"), problems).map(Scenario::Soak);
+        }
+        if let Some(c) = &cfg.spike {
+            return spike::Spike::build(c, b, &path.key("spike"), problems).map(Scenario::Spike);
+        }
+        if let Some(c) = &cfg.breakpoint {
+            return breakpoint::Breakpoint::build(c, b, &path.key("breakpoint"), problems)
+                .map(Scenario::Breakpoint);
+        }
+        if let Some(c) = &cfg.curve {
+            return curve::Curve::build(c, b, &path.key("curve"), problems).map(Scenario::Curve);
+        }
+        if let Some(c) = &cfg.leak {
+            return leak::Leak::build(c, b, &path.key("leak"), problems).map(Scenario::Leak);
+        }
+        if b.base.is_none() {
+            problems.push(path, "give a `load`, or a `leak` scenario to only observe");
+            return None;
+        }
+        Some(Scenario::Load)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scenario::Load => "load",
+            Scenario::Soak(_) => "soak",
+            Scenario::Spike(_) => "spike",
+            Scenario::Breakpoint(_) => "breakpoint",
+            Scenario::Curve(_) => "curve",
+            Scenario::Leak(_) => "leak",
+        }
+    }
+
+    /// Expected length (a breakpoint's is its longest).
+    pub fn duration(&self, base: Option<&LoadPlan>) -> Duration {
+        match self {
+            Scenario::Load => base.map_or(Duration::ZERO, |b| b.profile.duration()),
+            Scenario::Soak(s) => s.duration(),
+            Scenario::Spike(s) => s.duration(),
+            Scenario::Breakpoint(s) => s.duration(),
+            Scenario::Curve(s) => s.duration(),
+            Scenario::Leak(s) => s.duration(),
+        }
+    }
+
+    /// Whether the scenario judges the service's memory trend.
+    pub fn watches_memory(&self) -> bool {
+        matches!(self, Scenario::Soak(_) | Scenario::Leak(_))
+    }
+
+    pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
+        match self {
+            Scenario::Load => {
+                let base = run.base.expect("validated").clone();
+                let window = window_for(base.profile.duration());
+                let c = Collector::new(run.now(), window, Vec::new());
+                run.drive("load", base.profile.clone(), c, true).await;
+                (Details::Load, Vec::new())
+            }
+            Scenario::Soak(s) => s.run(run).await,
+            Scenario::Spike(s) => s.run(run).await,
+            Scenario::Breakpoint(s) => s.run(run).await,
+            Scenario::Curve(s) => s.run(run).await,
+            Scenario::Leak(s) => s.run(run).await,
+        }
+    }
+}
+
+/// "Back to normal" after a spike or a break: a window's p95 within
+/// `tolerance` (or 1 ms) of a reference and its error rate within 1 point,
+/// for two windows in a row. The 1 ms keeps a fast service's jitter from
+/// counting as an outage.
+#[derive(Clone, Copy, Debug)]
+pub struct Recovery {
+    p95: f64,
+    error_rate: f64,
+}
+
+impl Recovery {
+    pub fn against(reference: &EntryStats, tolerance: f64) -> Recovery {
+        let p95 = reference.latency.quantile(0.95);
+        Recovery {
+            p95: (p95 * (1.0 + tolerance)).max(p95 + 0.001),
+            error_rate: ratio(reference.errors(), reference.requests) + 0.01,
+        }
+    }
+
+    pub fn holds(&self, w: &Window) -> bool {
+        w.requests > 0 && w.p95 <= self.p95 && w.error_rate <= self.error_rate
+    }
+
+    /// The first window that is back, with the next one back too.
+    pub fn first<'a>(&self, windows: &[&'a Window]) -> Option<&'a Window> {
+        windows
+            .windows(2)
+            .find(|pair| self.holds(pair[0]) && self.holds(pair[1]))
+            .map(|pair| pair[0])
+    }
+}
+
+/// A window length for runs without one: about 60 windows, 1 s to 1 min.
+pub fn window_for(d: Duration) -> u32 {
+    (d.as_secs() / 60).clamp(1, 60) as u32
+}
+
+/// Whole seconds, at least 1.
+pub fn secs(d: Duration) -> u32 {
+    (d.as_secs_f64().round() as u32).max(1)
+}
+
+/// A profile that holds each (duration, rate) level, stepping instantly.
+pub fn steps(levels: &[(Duration, f64)]) -> Profile {
+    let mut stages = Vec::new();
+    for (d, r) in levels {
+        stages.push(Stage {
+            duration: Duration::ZERO,
+            target: *r,
+        });
+        stages.push(Stage {
+            duration: *d,
+            target: *r,
+        });
+    }
+    Profile {
+        start: levels.first().map_or(0.0, |l| l.1),
+        stages,
+    }
+}
+
+/// One load phase of a check.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    pub name: String,
+    pub result: LoadResult,
+}
+
+/// What a running check gives its scenario.
+pub struct Run<'a> {
+    pub base: Option<&'a LoadPlan>,
+    pub metrics: Option<&'a LoadMetrics>,
+    pub progress: &'a mut dyn Progress,
+    pub cancel: CancellationToken,
+    pub epoch: Instant,
+    pub watch: Option<&'a Watch>,
+    pub phases: Vec<Phase>,
+    pub windows: Vec<Window>,
+}
+
+impl Run<'_> {
+    /// Seconds since the check started.
+    pub fn now(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Drives `profile` with the check's mix. Thresholds and abort rules
+    /// apply when `judged` (a recovery phase is not).
+    pub async fn drive(
+        &mut self,
+        name: &str,
+        profile: Profile,
+        mut collector: Collector,
+        judged: bool,
+    ) -> Collector {
+        let base = self.base.expect("a driving scenario has a load");
+        let plan = LoadPlan {
+            profile,
+            thresholds: if judged {
+                base.thresholds.clone()
+            } else {
+                Vec::new()
+            },
+            aborts: if judged {
+                base.aborts.clone()
+            } else {
+                Vec::new()
+            },
+            ..base.clone()
+        };
+        let result = crate::load::run_observed(
+            &plan,
+            self.metrics,
+            self.progress,
+            self.cancel.clone(),
+            &mut collector,
+        )
+        .await;
+        collector.finish();
+        self.windows.extend(collector.windows.iter().cloned());
+        self.phases.push(Phase {
+            name: name.to_string(),
+            result,
+        });
+        collector
+    }
+
+    /// Waits `d` without load (a leak check that only observes), showing
+    /// progress; ends early on cancel.
+    pub async fn observe(&mut self, d: Duration) {
+        let total = secs(d);
+        for s in 1..=total {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let point = Point {
+                second: s,
+                requests: 0,
+                rate: 0.0,
+                errors: 0,
+                dropped: 0,
+                p95_seconds: 0.0,
+                target: 0.0,
+            };
+            self.progress.second(s, total, &point);
+        }
+        self.progress.finish();
+    }
+
+    /// True when a phase was stopped by an abort rule, a cancel or the
+    /// time limit.
+    pub fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.phases.iter().any(|p| p.result.aborted_by.is_some())
+    }
+}

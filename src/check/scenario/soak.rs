@@ -1,0 +1,203 @@
+//! Soak: the base load held for a long time. Judged on drift (p95 in the
+//! last windows against the first, by a practical tolerance and a
+//! Mann–Whitney test together), on every window's error rate, and on the
+//! service's memory trend.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{secs, Build, Details, Finding, Run};
+use crate::check::leak::{analyse, LeakParams, LeakReport};
+use crate::check::timeline::{Collector, Window};
+use crate::config::{Path, Problems, SoakConfig};
+use crate::load::arrival::Profile;
+use crate::stats::{mann_whitney_greater, median};
+use crate::units::show_slope;
+
+#[derive(Clone, Debug)]
+pub struct Soak {
+    start: f64,
+    duration: Duration,
+    window: u32,
+    drift: f64,
+    drift_min: f64,
+    compare: Option<u32>,
+    max_window_error_rate: f64,
+    memory: LeakParams,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub windows: usize,
+    pub compared: usize,
+    pub first_p95: f64,
+    pub last_p95: f64,
+    pub drift_ratio: f64,
+    pub drift_p_value: f64,
+    pub worst_window_error_rate: f64,
+    pub memory: Option<LeakReport>,
+}
+
+/// Significance for drift: the later windows must be slower with p < this.
+const ALPHA: f64 = 0.05;
+
+impl Soak {
+    pub fn build(c: &SoakConfig, b: &Build, path: &Path, problems: &mut Problems) -> Option<Soak> {
+        let Some(base) = b.base else {
+            problems.push(path, "a soak needs a `load` with a `rate` and a `mix`");
+            return None;
+        };
+        let duration = b.time(c.duration.0);
+        let window = secs(b.time(c.window.0));
+        if duration.as_secs_f64() < f64::from(window) * 6.0 {
+            problems.push(
+                &path.key("duration"),
+                "a soak needs at least 6 windows (duration >= 6 x window)",
+            );
+        }
+        let drift = b.percent(&c.drift, &path.key("drift"), problems);
+        let err = b.percent(
+            &c.max_window_error_rate,
+            &path.key("max_window_error_rate"),
+            problems,
+        );
+        let memory = LeakParams {
+            warmup: (duration.as_secs_f64() / 5.0).min(300.0),
+            window: (duration.as_secs_f64() / 20.0).min(30.0),
+            min_slope: 1e7 / 60.0,
+            min_step: 16.0 * 1024.0 * 1024.0,
+            alpha: 0.05,
+        };
+        Some(Soak {
+            start: base.profile.start,
+            duration,
+            window,
+            drift: drift?,
+            drift_min: c.drift_min.0.as_secs_f64(),
+            compare: c.compare,
+            max_window_error_rate: err?,
+            memory,
+        })
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
+        let c = Collector::new(run.now(), self.window, Vec::new());
+        let profile = Profile::constant(self.start, self.duration);
+        let c = run.drive("soak", profile, c, true).await;
+        let mut report = self.judge(&c.windows);
+        let mut findings = self.findings(&report);
+        if let Some(w) = run.watch {
+            let m = analyse(&w.samples(), &self.memory, &w.label);
+            findings.push(Finding::new(
+                "no memory leak suspected",
+                !m.suspected,
+                show_slope(m.slope_bytes_per_second),
+                format!("< {} or not significant", show_slope(self.memory.min_slope)),
+            ));
+            report.memory = Some(m);
+        }
+        (Details::Soak(report), findings)
+    }
+
+    fn judge(&self, windows: &[Window]) -> Report {
+        let k = self
+            .compare
+            .map_or((windows.len() / 4).max(3), |k| k as usize)
+            .min(windows.len() / 2);
+        let p95s: Vec<f64> = windows.iter().map(|w| w.p95).collect();
+        let (first, last) = (&p95s[..k], &p95s[p95s.len() - k..]);
+        let (a, b) = (median(first), median(last));
+        Report {
+            windows: windows.len(),
+            compared: k,
+            first_p95: a,
+            last_p95: b,
+            drift_ratio: if a > 0.0 { b / a - 1.0 } else { 0.0 },
+            drift_p_value: mann_whitney_greater(first, last),
+            worst_window_error_rate: windows.iter().map(|w| w.error_rate).fold(0.0, f64::max),
+            memory: None,
+        }
+    }
+
+    fn findings(&self, r: &Report) -> Vec<Finding> {
+        let drifted = r.compared >= 3
+            && r.drift_ratio > self.drift
+            && r.last_p95 - r.first_p95 > self.drift_min
+            && r.drift_p_value < ALPHA;
+        vec![
+            Finding::new(
+                "no p95 drift",
+                !drifted,
+                format!(
+                    "{:+.1}% (p={:.3}, {} windows each end)",
+                    r.drift_ratio * 100.0,
+                    r.drift_p_value,
+                    r.compared
+                ),
+                format!(
+                    "<= +{:.0}% (or +{}) or not significant",
+                    self.drift * 100.0,
+                    crate::units::secs(self.drift_min)
+                ),
+            ),
+            Finding::new(
+                "every window's error rate",
+                r.worst_window_error_rate < self.max_window_error_rate,
+                format!("worst {:.3}%", r.worst_window_error_rate * 100.0),
+                format!("< {:.2}%", self.max_window_error_rate * 100.0),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn soak() -> Soak {
+        Soak {
+            start: 100.0,
+            duration: Duration::from_secs(600),
+            window: 60,
+            drift: 0.1,
+            drift_min: 0.001,
+            compare: None,
+            max_window_error_rate: 0.01,
+            memory: LeakParams {
+                warmup: 0.0,
+                window: 1.0,
+                min_slope: 1.0,
+                min_step: 1.0,
+                alpha: 0.05,
+            },
+        }
+    }
+
+    fn windows(p95: impl Fn(usize) -> f64) -> Vec<Window> {
+        (0..12)
+            .map(|i| Window {
+                p95: p95(i),
+                ..Window::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drift_needs_size_and_significance() {
+        let s = soak();
+        // Steadily 30% slower by the end: drift.
+        let r = s.judge(&windows(|i| 0.050 * (1.0 + 0.03 * i as f64)));
+        assert!(!s.findings(&r)[0].passed, "{r:?}");
+        // Noisy but flat: no drift.
+        let r = s.judge(&windows(|i| [0.050, 0.070, 0.045][i % 3]));
+        assert!(s.findings(&r)[0].passed, "{r:?}");
+        // Significant but tiny (+4%): no drift.
+        let r = s.judge(&windows(|i| if i < 6 { 0.050 } else { 0.052 }));
+        assert!(s.findings(&r)[0].passed, "{r:?}");
+    }
+}

@@ -1,0 +1,226 @@
+//! Spike: the base rate, a burst of `factor` times it, the base again.
+//! Judged on the error rate and p95 during the burst and on the recovery
+//! time: from the end of the burst to the first window that, with the one
+//! after it, is back within tolerance of the pre-spike p95 and error rate.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{secs, steps, Build, Details, Finding, Recovery, Run};
+use crate::check::timeline::{ratio, Collector, Segment, Window};
+use crate::config::{Path, Problems, SpikeConfig};
+use crate::units::human_duration;
+
+#[derive(Clone, Debug)]
+pub struct Spike {
+    base: f64,
+    factor: f64,
+    before: Duration,
+    hold: Duration,
+    after: Duration,
+    window: u32,
+    max_error_rate: f64,
+    max_p95: Option<f64>,
+    tolerance: f64,
+    max_recovery: Duration,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub base_rate: f64,
+    pub spike_rate: f64,
+    pub pre_p95: f64,
+    pub pre_error_rate: f64,
+    pub spike_p95: f64,
+    pub spike_error_rate: f64,
+    pub spike_achieved_rate: f64,
+    /// Seconds from the end of the burst; `None` if it never recovered.
+    pub recovery_seconds: Option<f64>,
+    /// Recovery is timed to the window: this many seconds.
+    pub resolution_seconds: f64,
+}
+
+impl Spike {
+    pub fn build(
+        c: &SpikeConfig,
+        b: &Build,
+        path: &Path,
+        problems: &mut Problems,
+    ) -> Option<Spike> {
+        let base = b.base_rate(path, problems)?;
+        if !(c.factor.is_finite() && c.factor > 1.0) {
+            problems.push(&path.key("factor"), "must be greater than 1");
+            return None;
+        }
+        if base * c.factor > b.max_rate {
+            problems.push(
+                &path.key("factor"),
+                format!(
+                    "the spike's {:.0}/s exceeds the limit of {:.0}/s (limits.max_rate)",
+                    base * c.factor,
+                    b.max_rate
+                ),
+            );
+        }
+        let window = secs(b.time(c.window.0));
+        let before = b.time(c.before.0);
+        if before.as_secs_f64() < f64::from(window) * 2.0 {
+            problems.push(
+                &path.key("before"),
+                "needs at least 2 windows to measure the pre-spike level",
+            );
+        }
+        Some(Spike {
+            base,
+            factor: c.factor,
+            before,
+            hold: b.time(c.hold.0),
+            after: b.time(c.after.0),
+            window,
+            max_error_rate: b.percent(&c.max_error_rate, &path.key("max_error_rate"), problems)?,
+            max_p95: c.max_p95.map(|d| d.0.as_secs_f64()),
+            tolerance: b.percent(&c.tolerance, &path.key("tolerance"), problems)?,
+            max_recovery: b.time(c.max_recovery.0),
+        })
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.before + self.hold + self.after
+    }
+
+    pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
+        let (b, h) = (secs(self.before), secs(self.hold));
+        let end = secs(self.duration());
+        let segments = vec![
+            // The first window warms connections up; leave it out.
+            Segment::new("before", self.window.min(b / 2), b),
+            Segment::new("spike", b, b + h),
+            Segment::new("after", b + h, end),
+        ];
+        let offset = run.now();
+        let c = Collector::new(offset, self.window, segments);
+        let profile = steps(&[
+            (self.before, self.base),
+            (self.hold, self.base * self.factor),
+            (self.after, self.base),
+        ]);
+        let c = run.drive("spike", profile, c, true).await;
+        let report = self.judge(&c.segments, &c.windows, offset + f64::from(b + h));
+        let findings = self.findings(&report);
+        (Details::Spike(report), findings)
+    }
+
+    fn judge(&self, segs: &[Segment], windows: &[Window], spike_end: f64) -> Report {
+        let (pre, spike) = (&segs[0].stats, &segs[1].stats);
+        let after: Vec<&Window> = windows
+            .iter()
+            .filter(|w| w.start >= spike_end - 0.5)
+            .collect();
+        let recovered = Recovery::against(pre, self.tolerance)
+            .first(&after)
+            .map(|w| (w.start - spike_end).max(0.0));
+        Report {
+            base_rate: self.base,
+            spike_rate: self.base * self.factor,
+            pre_p95: pre.latency.quantile(0.95),
+            pre_error_rate: ratio(pre.errors(), pre.requests),
+            spike_p95: spike.latency.quantile(0.95),
+            spike_error_rate: ratio(spike.errors(), spike.requests),
+            spike_achieved_rate: spike.requests as f64 / f64::from(segs[1].seconds.max(1)),
+            recovery_seconds: recovered,
+            resolution_seconds: f64::from(self.window),
+        }
+    }
+
+    fn findings(&self, r: &Report) -> Vec<Finding> {
+        let ms = |s: f64| human_duration(Duration::from_secs_f64(s.max(0.0)));
+        let mut out = vec![Finding::new(
+            "error rate during the spike",
+            r.spike_error_rate < self.max_error_rate,
+            format!("{:.3}%", r.spike_error_rate * 100.0),
+            format!("< {:.2}%", self.max_error_rate * 100.0),
+        )];
+        if let Some(max) = self.max_p95 {
+            out.push(Finding::new(
+                "p95 during the spike",
+                r.spike_p95 < max,
+                ms(r.spike_p95),
+                format!("< {}", ms(max)),
+            ));
+        }
+        out.push(Finding::new(
+            "recovery time",
+            r.recovery_seconds
+                .is_some_and(|s| s < self.max_recovery.as_secs_f64()),
+            r.recovery_seconds.map_or("not recovered".into(), |s| {
+                format!("{} (±{}s)", ms(s), r.resolution_seconds)
+            }),
+            format!("< {}", ms(self.max_recovery.as_secs_f64())),
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::engine::EntryStats;
+
+    fn seg(name: &str, requests: u64, errors: u64, micros: u64) -> Segment {
+        let mut s = Segment::new(name, 0, 10);
+        s.stats = EntryStats::new(false);
+        s.stats.requests = requests;
+        s.stats.errors[0] = errors;
+        for _ in 0..requests {
+            s.stats.latency.record(micros);
+        }
+        s.seconds = 10;
+        s
+    }
+
+    fn win(start: f64, p95: f64, error_rate: f64) -> Window {
+        Window {
+            start,
+            p95,
+            error_rate,
+            requests: 100,
+            ..Window::default()
+        }
+    }
+
+    #[test]
+    fn recovery_is_the_first_window_back_that_stays_back() {
+        let s = Spike {
+            base: 10.0,
+            factor: 10.0,
+            before: Duration::from_secs(30),
+            hold: Duration::from_secs(10),
+            after: Duration::from_secs(60),
+            window: 10,
+            max_error_rate: 0.1,
+            max_p95: None,
+            tolerance: 0.2,
+            max_recovery: Duration::from_secs(25),
+        };
+        let segs = [
+            seg("before", 100, 0, 10_000),
+            seg("spike", 1000, 50, 900_000),
+        ];
+        let windows = [
+            win(40.0, 0.5, 0.0),
+            win(50.0, 0.011, 0.0), // back, but the next window is not
+            win(60.0, 0.3, 0.0),
+            win(70.0, 0.011, 0.0),
+            win(80.0, 0.010, 0.0),
+        ];
+        let r = s.judge(&segs, &windows, 40.0);
+        assert_eq!(r.recovery_seconds, Some(30.0));
+        assert_eq!(r.spike_error_rate, 0.05);
+        let f = s.findings(&r);
+        assert!(f[0].passed);
+        assert!(!f[1].passed, "30 s is over the 25 s limit");
+        let never = s.judge(&segs, &windows[..3], 40.0);
+        assert_eq!(never.recovery_seconds, None);
+    }
+}

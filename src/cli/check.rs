@@ -1,0 +1,366 @@
+//! `sidewatch check`, `sidewatch baseline` and `sidewatch report`: what a
+//! CronJob, a CI job or a release owner runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use prometheus_client::registry::Registry;
+
+use crate::check::baseline::store::Store;
+use crate::check::metrics::CheckMetrics;
+use crate::check::runner::conclude;
+use crate::check::{execute, CheckResult};
+use crate::cli::exit;
+use crate::load::metrics::LoadMetrics;
+use crate::plan::{Plan, Tuning};
+use crate::report::progress::Live;
+
+#[derive(Debug, Args)]
+pub struct CheckRunArgs {
+    /// Config file (YAML).
+    #[arg(long, short, env = "SIDEWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// The check to run.
+    pub name: String,
+    /// Write the full JSON result here (atomically).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown summary here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Serve /metrics (load and check series) here during the run.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Run share I of N (0-based) of every rate, as a Kubernetes Indexed Job does.
+    #[arg(long, value_parser = crate::cli::load::parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// Multiply every duration of the check by this, to rehearse a long plan
+    /// (0.01 runs a 24 h soak in 15 min). Rehearsals are not stored.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Do not store the result or compare it with the baseline.
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Config file (YAML) naming the store.
+    #[arg(long, short, env = "SIDEWATCH_CONFIG")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub action: BaselineAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineAction {
+    /// List stored runs (of one check) and mark each check's baseline.
+    List {
+        /// Only this check's runs.
+        check: Option<String>,
+    },
+    /// Print a stored run's summary (or `--json` its full result).
+    Show {
+        /// A run id from `list`.
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a stored run its check's baseline.
+    Accept {
+        /// A run id from `list`.
+        run: String,
+    },
+    /// Forget a check's baseline; its next passing run becomes the new one.
+    Reset {
+        /// The check.
+        check: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Config file (YAML) naming the store; or give --input.
+    #[arg(
+        long,
+        short,
+        env = "SIDEWATCH_CONFIG",
+        required_unless_present = "input"
+    )]
+    pub config: Option<PathBuf>,
+    /// A stored run id.
+    #[arg(required_unless_present = "input")]
+    pub run: Option<String>,
+    /// Read the result from this JSON file (from `check --json`) instead.
+    #[arg(long, conflicts_with_all = ["config", "run"])]
+    pub input: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown summary here (`-` for stdout).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+fn load(config: &Path, tuning: Tuning) -> Result<Plan, u8> {
+    Plan::load_tuned(config, tuning).map_err(|e| {
+        eprintln!("{e}");
+        exit::CONFIG
+    })
+}
+
+fn open_store(plan: &Plan) -> Result<Store, String> {
+    let (dir, keep) = plan
+        .store
+        .as_ref()
+        .ok_or("the config has no `store` section")?;
+    Store::open(dir, *keep)
+}
+
+pub async fn run(args: CheckRunArgs) -> u8 {
+    if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
+        eprintln!("error: --time-scale must be in (0, 1]");
+        return exit::CONFIG;
+    }
+    let tuning = Tuning {
+        shard: args.shard.unwrap_or((0, 1)),
+        time_scale: Some((args.name.clone(), args.time_scale)),
+    };
+    let plan = match load(&args.config, tuning) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let names: Vec<String> = plan.checks.iter().map(|c| c.name.clone()).collect();
+    let Some(check) = plan.checks.iter().find(|c| c.name == args.name) else {
+        eprintln!(
+            "error: no check named `{}` (checks: {})",
+            args.name,
+            names.join(", ")
+        );
+        return exit::CONFIG;
+    };
+    let rehearsal = args.time_scale < 1.0;
+    let store = if args.no_store || rehearsal || plan.store.is_none() {
+        None
+    } else {
+        match open_store(&plan) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILED;
+            }
+        }
+    };
+    let mut registry = Registry::default();
+    crate::telemetry::register_build_info(&mut registry);
+    let load_metrics = Arc::new(LoadMetrics::register(&mut registry));
+    let check_metrics = Arc::new(CheckMetrics::register(&mut registry));
+    let stop_server = match crate::server::serve_run(args.listen, registry).await {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let cancel = crate::cli::cancel_on_ctrl_c();
+    eprintln!(
+        "check {} ({}), about {}{}",
+        check.name,
+        check.kind(),
+        crate::units::human_duration(check.duration()),
+        if rehearsal {
+            format!(", rehearsal at time scale {} (not stored)", args.time_scale)
+        } else {
+            String::new()
+        }
+    );
+    let secs = check.duration().as_secs_f64().ceil() as u32;
+    let mut progress = Live::new(&check.name, secs);
+    let mut result = execute(check, Some(&load_metrics), &mut progress, cancel).await;
+    if let Some(e) = conclude(&mut result, check, store.as_ref()) {
+        eprintln!("error: cannot store the result: {e}");
+    }
+    check_metrics.finished(&result);
+    if let Some(s) = stop_server {
+        s.cancel();
+    }
+    print!("{}", crate::report::check::text(&result));
+    if let Err(e) = write_reports(
+        &result,
+        args.json.as_deref(),
+        args.html.as_deref(),
+        args.markdown.as_deref(),
+    ) {
+        eprintln!("error: {e}");
+        return exit::FAILED;
+    }
+    verdict_code(&result)
+}
+
+fn verdict_code(r: &CheckResult) -> u8 {
+    match r.verdict.as_str() {
+        "pass" => exit::OK,
+        "aborted" => exit::ABORTED,
+        _ => exit::FAILED,
+    }
+}
+
+fn write_reports(
+    r: &CheckResult,
+    json: Option<&Path>,
+    html: Option<&Path>,
+    markdown: Option<&Path>,
+) -> Result<(), String> {
+    let write = |p: &Path, body: Vec<u8>| {
+        if p == Path::new("-") {
+            print!("{}", String::from_utf8_lossy(&body));
+            return Ok(());
+        }
+        crate::fsutil::write_atomic(p, &body)
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))
+    };
+    if let Some(p) = json {
+        write(p, serde_json::to_vec_pretty(r).expect("serializable"))?;
+    }
+    if let Some(p) = html {
+        write(p, crate::report::html::render(r).into_bytes())?;
+    }
+    if let Some(p) = markdown {
+        write(p, crate::report::check::markdown(r).into_bytes())?;
+    }
+    Ok(())
+}
+
+pub fn baseline(args: BaselineArgs) -> u8 {
+    let plan = match load(&args.config, Tuning::default()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let store = match open_store(&plan) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let outcome = match args.action {
+        BaselineAction::List { check } => {
+            list(&store, check.as_deref());
+            Ok(())
+        }
+        BaselineAction::Show { run, json } => store.get(&run).map(|r| {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).expect("serializable")
+                );
+            } else {
+                print!("{}", crate::report::check::text(&r));
+            }
+        }),
+        BaselineAction::Accept { run } => store
+            .accept(&run)
+            .map(|check| println!("{run} is now the baseline of `{check}`")),
+        BaselineAction::Reset { check } => store.reset(&check).map(|had| {
+            if had {
+                println!("`{check}` has no baseline now; its next passing run becomes one");
+            } else {
+                println!("`{check}` had no baseline");
+            }
+        }),
+    };
+    match outcome {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn list(store: &Store, check: Option<&str>) {
+    let baselines = store.baselines();
+    let rows: Vec<Vec<String>> = store
+        .list(check)
+        .into_iter()
+        .rev()
+        .map(|e| {
+            let base = baselines.get(&e.check) == Some(&e.id);
+            vec![
+                e.id,
+                e.check,
+                e.kind,
+                e.verdict,
+                if base {
+                    "baseline".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::report::table::render(&["run", "check", "kind", "verdict", ""], &rows)
+    );
+}
+
+pub fn report(args: ReportArgs) -> u8 {
+    let result = match (&args.input, &args.config, &args.run) {
+        (Some(p), _, _) => std::fs::read(p)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))),
+        (None, Some(c), Some(run)) => match load(c, Tuning::default()) {
+            Ok(plan) => open_store(&plan).and_then(|s| s.get(run)),
+            Err(code) => return code,
+        },
+        _ => Err("give --input FILE, or --config FILE RUN".into()),
+    };
+    let result: CheckResult = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    if args.html.is_none() && args.markdown.is_none() {
+        print!("{}", crate::report::check::text(&result));
+        return exit::OK;
+    }
+    match write_reports(
+        &result,
+        None,
+        args.html.as_deref(),
+        args.markdown.as_deref(),
+    ) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// The crash test's writer: saves results into `dir` as fast as it can,
+/// `count` times, so a test can kill it mid-write.
+pub fn store_writer(dir: &Path, count: u32) -> u8 {
+    let store = match Store::open(dir, 5) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    for i in 0..count {
+        let r = crate::check::synthetic(&format!("c{}", i % 3), i);
+        if let Err(e) = store.save(&r, i % 7 == 0) {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    }
+    exit::OK
+}

@@ -1,0 +1,286 @@
+//! Command-line interface: parsing, logging set-up and exit codes.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::Plan;
+
+pub mod check;
+pub mod demo;
+pub mod load;
+pub mod probe;
+
+/// Exit codes, as documented in the README; every command uses these.
+pub mod exit {
+    /// Success: the sidecar stopped cleanly, the config is valid, every probe passed.
+    pub const OK: u8 = 0;
+    /// A probe failed, or the sidecar hit a runtime error (e.g. the listen port is taken).
+    pub const FAILED: u8 = 1;
+    /// Usage or configuration error; nothing was started.
+    pub const CONFIG: u8 = 2;
+    /// A load run or check stopped by an abort rule, its time limit or Ctrl-C.
+    pub const ABORTED: u8 = 3;
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  sidewatch demo                                 # see everything on an embedded target
+  sidewatch check-config sidewatch.yaml          # validate; exit 2 on errors
+  sidewatch probe --config sidewatch.yaml        # run each probe once, print a table
+  sidewatch probe --config sidewatch.yaml api --json
+  sidewatch run --config sidewatch.yaml --listen 0.0.0.0:9479
+  sidewatch load --url http://127.0.0.1:8080/api --rate 2000/s --duration 1m \
+      --threshold 'p95 < 50ms' --abort 'error_rate > 5% for 10s'
+
+Exit codes: 0 ok, 1 a probe or threshold failed or a runtime error, 2 usage or
+config error, 3 a load run aborted (abort rule or Ctrl-C).
+Docs: docs/config.md (every field), docs/metrics.md (every series).";
+
+/// sidewatch: a sidecar that probes the service next to it and exports
+/// Prometheus metrics.
+///
+/// It runs HTTP(S) and TCP probes on an interval, with measured phase timings
+/// (dns, connect, tls, first_byte, transfer), bounded failure reasons and TLS
+/// certificate expiry, and serves them on /metrics.
+#[derive(Debug, Parser)]
+#[command(name = "sidewatch", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Log level (error, warn, info, debug, trace). RUST_LOG, if set, wins.
+    /// Default `info`; `error` for `demo` on a terminal, whose status lines
+    /// already show every failure.
+    #[arg(long, global = true, env = "SIDEWATCH_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log line format, on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sidecar: probe on schedule and serve /metrics, /healthz, /readyz.
+    ///
+    /// SIGHUP reloads the config file; a bad file is rejected and the running
+    /// config stays (see sidewatch_config_last_reload_successful). SIGTERM or
+    /// SIGINT stops scheduling, lets runs in flight finish, and exits 0.
+    Run(RunArgs),
+    /// Start an embedded demo target on loopback and probe it, with live status.
+    Demo(DemoArgs),
+    /// Run each probe once and print the results; exit 1 if any failed.
+    Probe(ProbeArgs),
+    /// Validate a config file; print FILE:LINE:COL: field: message per error.
+    CheckConfig(CheckArgs),
+    /// Drive load: open model (--rate) or closed model (--concurrency).
+    ///
+    /// Latency is measured from each request's intended start time, so a
+    /// stalled target shows up in the percentiles instead of slowing the
+    /// schedule (no coordinated omission); service time from the actual send
+    /// is reported beside it. Exit codes: 0 pass, 1 a threshold failed, 2
+    /// usage or config error, 3 aborted by a rule or Ctrl-C.
+    ///
+    /// Examples:
+    ///   sidewatch load --url http://127.0.0.1:8080/api --rate 2000/s --duration 1m
+    ///   sidewatch load --url http://127.0.0.1:8080/api --concurrency 50 --duration 30s
+    ///   sidewatch load --url http://127.0.0.1:8080/api --rate 100/s --stages 1m:100/s,30s:1000/s,1m:100/s
+    ///       --threshold 'p95 < 50ms' --threshold 'error_rate < 1%' --abort 'error_rate > 5% for 10s'
+    ///   sidewatch load --config sidewatch.yaml nightly-soak --json result.json
+    #[command(verbatim_doc_comment)]
+    Load(Box<load::LoadArgs>),
+    /// Run one check in the foreground: progress, a summary, reports.
+    ///
+    /// Runs the named check's scenario (soak, spike, breakpoint, curve, leak,
+    /// or plain load), watches the service's memory, compares the result with
+    /// the check's accepted baseline and stores it (see `store` and
+    /// `baseline` in the config). This is what a CronJob or CI step runs.
+    /// Exit codes: 0 pass, 1 a threshold or finding failed or a metric
+    /// regressed, 2 config error, 3 aborted (abort rule, max_duration, Ctrl-C).
+    ///
+    /// Examples:
+    ///   sidewatch check --config sidewatch.yaml nightly-soak --html soak.html
+    ///   sidewatch check --config sidewatch.yaml nightly-soak --time-scale 0.01
+    ///   sidewatch check --config sidewatch.yaml big-spike --shard 2/8
+    #[command(verbatim_doc_comment)]
+    Check(Box<check::CheckRunArgs>),
+    /// List stored check runs and manage each check's baseline.
+    Baseline(check::BaselineArgs),
+    /// Render a stored (or saved JSON) check result as HTML or Markdown.
+    Report(check::ReportArgs),
+    /// The store's crash-test writer.
+    #[command(hide = true)]
+    StoreWriter {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        count: u32,
+    },
+    /// The demo's target service, run by `demo` as its own process.
+    #[command(hide = true)]
+    DemoTarget {
+        /// Where to write the target's CA certificate.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file (YAML).
+    #[arg(long, short, env = "SIDEWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Listen address, overriding `listen` in the config.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Listen address for /metrics.
+    #[arg(long, default_value = "127.0.0.1:9479")]
+    pub listen: SocketAddr,
+    /// Stop after this long (e.g. 30s) instead of at Ctrl-C.
+    #[arg(long, value_parser = crate::units::parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Config file (YAML).
+    #[arg(long, short, env = "SIDEWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Run only this probe.
+    pub name: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file (YAML).
+    pub file: PathBuf,
+}
+
+/// A token cancelled at the first Ctrl-C (SIGINT), for foreground runs.
+pub fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_int = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_int.cancel();
+        }
+    });
+    cancel
+}
+
+/// Parses arguments, runs the command, and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    // tokio defaults to one worker per host core, which in a pod on a large
+    // node means dozens of threads for a sidecar that mostly waits.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(dispatch(cli.command)))
+}
+
+async fn dispatch(command: Command) -> u8 {
+    match command {
+        Command::Run(args) => {
+            let Some(plan) = load(&args.config) else {
+                return exit::CONFIG;
+            };
+            match crate::app::run(args.config, plan, args.listen).await {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILED
+                }
+            }
+        }
+        Command::Demo(args) => demo::run(args.listen, args.duration).await,
+        Command::DemoTarget { dir } => demo::serve_target(&dir).await,
+        Command::Probe(args) => {
+            let Some(plan) = load(&args.config) else {
+                return exit::CONFIG;
+            };
+            probe::run_once(plan, args.name.as_deref(), args.json).await
+        }
+        Command::Load(args) => load::run(*args).await,
+        Command::Check(args) => check::run(*args).await,
+        Command::Baseline(args) => check::baseline(args),
+        Command::Report(args) => check::report(args),
+        Command::StoreWriter { dir, count } => check::store_writer(&dir, count),
+        Command::CheckConfig(args) => match load(&args.file) {
+            Some(plan) => {
+                println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());
+                exit::OK
+            }
+            None => exit::CONFIG,
+        },
+    }
+}
+
+/// Loads and validates a config, printing every error to stderr.
+fn load(path: &std::path::Path) -> Option<Plan> {
+    match Plan::load(path) {
+        Ok(plan) => Some(plan),
+        Err(errors) => {
+            eprintln!("{errors}");
+            None
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let live_demo = matches!(cli.command, Command::Demo(_)) && std::io::stdout().is_terminal();
+    let level = cli
+        .log_level
+        .as_deref()
+        .unwrap_or(if live_demo { "error" } else { "info" });
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

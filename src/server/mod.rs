@@ -1,0 +1,218 @@
+//! The HTTP server on `--listen`. It shares nothing with the probe loops but
+//! the metric families (briefly locked per series) and the status board, so
+//! it keeps answering however many probes hang.
+
+pub mod api;
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::scheduler::{Board, Recorder};
+use crate::telemetry::{encode_openmetrics, encode_prometheus};
+use crate::units::human_duration;
+
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The server's own metrics.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    scrapes: Counter,
+}
+
+impl ServerMetrics {
+    pub fn register(registry: &mut Registry) -> ServerMetrics {
+        let m = ServerMetrics::default();
+        registry.register(
+            "sidewatch_metrics_scrapes",
+            "Requests served on /metrics",
+            m.scrapes.clone(),
+        );
+        m
+    }
+}
+
+/// What the handlers read.
+#[derive(Debug)]
+pub struct ServerState {
+    pub registry: Arc<Registry>,
+    pub metrics: ServerMetrics,
+    pub probes: Arc<Recorder>,
+    /// Checks, for the control API; `None` where there are none (`sidewatch load`).
+    pub checks: Option<Arc<crate::check::runner::Checks>>,
+    /// False until the probes are scheduled, and again while draining.
+    pub ready: AtomicBool,
+}
+
+/// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
+/// serves `registry` without probes or the control API if an address is
+/// given; cancel the token to stop.
+pub async fn serve_run(
+    listen: Option<std::net::SocketAddr>,
+    mut registry: Registry,
+) -> Result<Option<CancellationToken>, String> {
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
+    let probes = Arc::new(Recorder::new(
+        crate::probes::metrics::ProbeMetrics::register(&mut registry),
+    ));
+    let metrics = ServerMetrics::register(&mut registry);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let state = Arc::new(ServerState {
+        registry: Arc::new(registry),
+        metrics,
+        probes,
+        checks: None,
+        ready: true.into(),
+    });
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, state, stop.clone()));
+    Ok(Some(stop))
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of fds, usually: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, &req)) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = conn.await;
+        });
+    }
+}
+
+fn route(state: &ServerState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with("/api/") {
+        let answer = state
+            .checks
+            .as_ref()
+            .and_then(|c| api::handle(c, req.method(), req.uri().path(), req.headers()));
+        return match answer {
+            Some((status, body)) => respond(status, "application/json", body),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match req.uri().path() {
+        "/metrics" => metrics(state, req),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/" => html(index(&state.probes.board)),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn metrics(state: &ServerState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    state.metrics.scrapes.inc();
+    let wants_openmetrics = req
+        .headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (body, content_type) = if wants_openmetrics {
+        (encode_openmetrics(&state.registry), OPENMETRICS_TEXT)
+    } else {
+        (encode_prometheus(&state.registry), PROMETHEUS_TEXT)
+    };
+    respond(StatusCode::OK, content_type, body)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn html(body: String) -> Response<Full<Bytes>> {
+    respond(StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn index(board: &Board) -> String {
+    let mut s = String::from(
+        "<!doctype html><html><head><meta charset=utf-8><title>sidewatch</title>\
+         <style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}</style>\
+         </head><body><h1>sidewatch</h1><p><a href=/metrics>/metrics</a> · \
+         <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
+         <table><tr><th>probe</th><th>kind</th><th>target</th><th>last</th><th>reason</th>\
+         <th>took</th><th>runs</th><th>failures</th></tr>",
+    );
+    for (name, st) in board.snapshot() {
+        let (last, reason, took) = match &st.last {
+            None => ("pending", String::new(), String::new()),
+            Some(l) => (
+                if l.reason.is_none() { "ok" } else { "failed" },
+                l.reason.map(|r| r.to_string()).unwrap_or_default(),
+                human_duration(l.total),
+            ),
+        };
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{last}</td><td>{reason}</td><td>{took}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            escape(&name),
+            st.kind,
+            escape(&st.target),
+            st.runs,
+            st.failures
+        );
+    }
+    s.push_str("</table></body></html>\n");
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
