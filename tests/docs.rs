@@ -18,9 +18,16 @@ const END: &str = "<!-- END GENERATED -->";
 
 /// Renders every `pub struct` in the config module with its documented fields.
 fn config_reference() -> String {
-    let src = ["src/config/mod.rs", "src/config/checks.rs"]
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .join("\n");
+    let src = [
+        "src/config/mod.rs",
+        "src/config/probes.rs",
+        "src/config/resources.rs",
+        "src/config/otlp.rs",
+        "src/config/load.rs",
+        "src/config/checks.rs",
+    ]
+    .map(|f| std::fs::read_to_string(f).unwrap())
+    .join("\n");
     let mut out = String::new();
     let mut doc: Vec<String> = Vec::new();
     let mut in_struct = false;

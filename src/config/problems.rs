@@ -1,0 +1,127 @@
+//! Errors: located config errors, the problems a build collects by path, and
+//! the context every config-compiling `build` gets.
+
+use std::fmt;
+
+use super::{Path, Pos};
+use crate::redact::Redactor;
+
+/// One configuration error, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub pos: Pos,
+    pub path: Path,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.pos.line, self.pos.col, self.path, self.message
+        )
+    }
+}
+
+/// All errors found in one configuration file, in file order.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Problems found while compiling config values, by path. Positions are
+/// attached later from the document tree.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<(Path, String)>);
+
+impl Problems {
+    pub fn push(&mut self, path: &Path, message: impl Into<String>) {
+        self.0.push((path.clone(), message.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What every config-compiling `build` gets (vector's `SourceContext` is the
+/// model): where in the file it is, where problems go, and the redactor that
+/// learns each secret it meets. A build reports every problem it can find and
+/// returns `None` if it found any; [`BuildCx::checked`] does that sum.
+pub struct BuildCx<'a> {
+    pub path: Path,
+    pub problems: &'a mut Problems,
+    pub redactor: &'a mut Redactor,
+}
+
+impl<'a> BuildCx<'a> {
+    /// A context at the document root.
+    pub fn new(problems: &'a mut Problems, redactor: &'a mut Redactor) -> BuildCx<'a> {
+        BuildCx {
+            path: Path::default(),
+            problems,
+            redactor,
+        }
+    }
+
+    /// The context of the field `key` below this one.
+    pub fn key(&mut self, key: &str) -> BuildCx<'_> {
+        BuildCx {
+            path: self.path.key(key),
+            problems: self.problems,
+            redactor: self.redactor,
+        }
+    }
+
+    /// The context of list item `i` below this one.
+    pub fn index(&mut self, i: usize) -> BuildCx<'_> {
+        BuildCx {
+            path: self.path.index(i),
+            problems: self.problems,
+            redactor: self.redactor,
+        }
+    }
+
+    /// Reports a problem with this value.
+    pub fn problem(&mut self, message: impl Into<String>) {
+        self.problems.push(&self.path, message);
+    }
+
+    /// Reports a problem with the field `key` below this one.
+    pub fn problem_at(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(&self.path.key(key), message);
+    }
+
+    /// Runs `f`, and keeps its value only if it reported no new problem.
+    pub fn checked<T>(&mut self, f: impl FnOnce(&mut BuildCx<'_>) -> Option<T>) -> Option<T> {
+        let before = self.problems.0.len();
+        let value = f(self);
+        value.filter(|_| self.problems.0.len() == before)
+    }
+}
+
+/// Names become label values and file names: 1 to 64 of `[A-Za-z0-9_.-]`.
+pub fn check_name(name: &str, path: &Path, problems: &mut Problems) {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if name.is_empty() || name.len() > 64 || !ok_chars {
+        problems.push(
+            path,
+            "must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)",
+        );
+    }
+}
