@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 use super::CheckResult;
 use crate::check::scenario::Details;
+use crate::load::Verdict;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabels {
@@ -153,7 +154,7 @@ impl CheckMetrics {
         let k = Self::key(check);
         let _ = self.running.get_or_create(&k);
         let _ = self.skipped.get_or_create(&k);
-        for verdict in ["pass", "fail", "aborted"] {
+        for verdict in Verdict::ALL {
             let _ = self.runs.get_or_create(&VerdictLabels {
                 check: check.to_string(),
                 verdict: verdict.to_string(),
@@ -189,7 +190,7 @@ impl CheckMetrics {
         self.runs
             .get_or_create(&VerdictLabels {
                 check: r.check.clone(),
-                verdict: r.verdict.clone(),
+                verdict: r.verdict.to_string(),
             })
             .inc();
         self.thresholds(r);

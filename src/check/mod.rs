@@ -22,8 +22,8 @@ use crate::check::scenario::{Build, Details, Finding, Run, Scenario};
 use crate::config::{CheckConfig, Overlap, Path, Problems};
 use crate::load::histogram::Summary;
 use crate::load::metrics::LoadMetrics;
-use crate::load::thresholds::Verdict;
-use crate::load::{Guardrails, LoadPlan, LoadResult, Progress};
+use crate::load::thresholds::ThresholdResult;
+use crate::load::{Guardrails, LoadPlan, LoadResult, Progress, Verdict};
 use crate::redact::Redactor;
 use crate::resources::process::Selector;
 use memory::MemRule;
@@ -246,10 +246,10 @@ pub struct CheckResult {
     pub started_unix: f64,
     pub duration_seconds: f64,
     /// `pass`, `fail` or `aborted`.
-    pub verdict: String,
+    pub verdict: Verdict,
     pub aborted_by: Option<String>,
     pub phases: Vec<PhaseSummary>,
-    pub thresholds: Vec<Verdict>,
+    pub thresholds: Vec<ThresholdResult>,
     pub findings: Vec<Finding>,
     pub details: Details,
     pub windows: Vec<Window>,
@@ -263,7 +263,7 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn passed(&self) -> bool {
-        self.verdict == "pass"
+        self.verdict == Verdict::Pass
     }
 
     pub fn regressions(&self) -> impl Iterator<Item = &Comparison> {
@@ -272,13 +272,13 @@ impl CheckResult {
 
     /// Re-derives the verdict after comparisons were added.
     pub fn settle_verdict(&mut self) {
-        if self.verdict == "aborted" {
+        if self.verdict == Verdict::Aborted {
             return;
         }
         let ok = self.thresholds.iter().all(|t| t.passed)
             && self.findings.iter().all(|f| f.passed)
             && self.regressions().next().is_none();
-        self.verdict = if ok { "pass" } else { "fail" }.into();
+        self.verdict = if ok { Verdict::Pass } else { Verdict::Fail };
     }
 
     /// The first phase: for most scenarios, the whole load.
@@ -388,11 +388,10 @@ pub async fn execute(
             .as_secs_f64(),
         duration_seconds: epoch.elapsed().as_secs_f64(),
         verdict: if aborted_by.is_some() {
-            "aborted"
+            Verdict::Aborted
         } else {
-            "pass"
-        }
-        .into(),
+            Verdict::Pass
+        },
         aborted_by,
         thresholds: phases
             .iter()
@@ -427,7 +426,7 @@ pub fn synthetic(check: &str, n: u32) -> CheckResult {
         kind: "load".into(),
         started_unix: started,
         duration_seconds: 60.0,
-        verdict: "pass".into(),
+        verdict: Verdict::Pass,
         aborted_by: None,
         phases: vec![PhaseSummary::default()],
         thresholds: Vec::new(),

@@ -19,6 +19,7 @@ use crate::check::baseline::store::Store;
 use crate::config::Overlap;
 use crate::load::metrics::LoadMetrics;
 use crate::load::Quiet;
+use crate::load::Verdict;
 
 /// Parses a 5-field (or 6 with seconds) cron expression.
 pub fn parse_cron(s: &str) -> Result<Cron, String> {
@@ -43,7 +44,7 @@ pub fn conclude(r: &mut CheckResult, plan: &CheckPlan, store: Option<&Store>) ->
     let store = store?;
     if let Some(tol) = &plan.baseline {
         if let Some(base) = store.baseline(&r.check) {
-            if r.verdict != "aborted" {
+            if r.verdict != Verdict::Aborted {
                 r.comparisons = compare(r, &base, tol);
             }
             r.baseline = Some(base.id);
@@ -69,7 +70,7 @@ pub struct Status {
 #[derive(Clone, Debug, Serialize)]
 pub struct LastRun {
     pub id: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub started_unix: f64,
     pub duration_seconds: f64,
     pub regressions: Vec<String>,
@@ -296,7 +297,7 @@ async fn run_one(shared: &Shared, plan: &CheckPlan) {
         s.state = "idle";
         s.last = Some(LastRun {
             id: result.id.clone(),
-            verdict: result.verdict.clone(),
+            verdict: result.verdict,
             started_unix: result.started_unix,
             duration_seconds: result.duration_seconds,
             regressions: result.regressions().map(|c| c.metric.clone()).collect(),

@@ -13,6 +13,7 @@ use crate::check::runner::conclude;
 use crate::check::{execute, CheckResult};
 use crate::cli::exit;
 use crate::load::metrics::LoadMetrics;
+use crate::load::Verdict;
 use crate::plan::{Plan, Tuning};
 use crate::report::progress::Live;
 
@@ -202,10 +203,10 @@ pub async fn run(args: CheckRunArgs) -> u8 {
 }
 
 fn verdict_code(r: &CheckResult) -> u8 {
-    match r.verdict.as_str() {
-        "pass" => exit::OK,
-        "aborted" => exit::ABORTED,
-        _ => exit::FAILED,
+    match r.verdict {
+        Verdict::Pass => exit::OK,
+        Verdict::Aborted => exit::ABORTED,
+        Verdict::Fail => exit::FAILED,
     }
 }
 
@@ -294,7 +295,7 @@ fn list(store: &Store, check: Option<&str>) {
                 e.id,
                 e.check,
                 e.kind,
-                e.verdict,
+                e.verdict.to_string(),
                 if base {
                     "baseline".into()
                 } else {

@@ -18,6 +18,7 @@ use crate::cli::exit;
 use crate::config::{ConfigErrors, Document};
 use crate::load::metrics::LoadMetrics;
 use crate::load::LoadPlan;
+use crate::load::Verdict;
 use crate::plan::{Plan, Tuning};
 use crate::report::progress::Live;
 use crate::server::serve_run;
@@ -139,9 +140,9 @@ pub async fn run(args: LoadArgs) -> u8 {
         }
     }
     match result.verdict {
-        "pass" => exit::OK,
-        "fail" => exit::FAILED,
-        _ => exit::ABORTED,
+        Verdict::Pass => exit::OK,
+        Verdict::Fail => exit::FAILED,
+        Verdict::Aborted => exit::ABORTED,
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ use arrival::{parse_stages, Profile};
 use engine::{Entry, EntryStats, Model, Report, ShardPlan};
 use histogram::Summary;
 use metrics::LoadMetrics;
-use thresholds::{Abort, Rule, Stats, Tracker, Verdict};
+use thresholds::{Abort, Rule, Stats, ThresholdResult, Tracker};
 
 /// A validated load run, ready to start.
 #[derive(Clone, Debug)]
@@ -314,10 +314,47 @@ pub struct LoadResult {
     pub latency_seconds: Summary,
     pub service_time_seconds: Summary,
     pub entries: Vec<EntryResult>,
-    pub thresholds: Vec<Verdict>,
-    pub verdict: &'static str,
+    pub thresholds: Vec<ThresholdResult>,
+    pub verdict: Verdict,
     pub aborted_by: Option<String>,
     pub timeseries: Vec<Point>,
+}
+
+/// How a run ended: the one verdict of load runs and checks, stored and
+/// exported as `pass`, `fail` or `aborted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every threshold held.
+    Pass,
+    /// A threshold, memory rule or baseline comparison failed.
+    Fail,
+    /// Stopped by an abort rule, its time limit or Ctrl-C.
+    Aborted,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Pass, Verdict::Fail, Verdict::Aborted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Aborted => "aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Verdict {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// Sees every merged second of a run; scenarios cut them into windows
@@ -629,7 +666,7 @@ fn result(
     interrupted: bool,
 ) -> LoadResult {
     let all = merge_all(&agg.total, true);
-    let thresholds: Vec<Verdict> = trackers
+    let thresholds: Vec<ThresholdResult> = trackers
         .iter()
         .map(|t| {
             let e = select(&t.rule, names, &agg.total, true);
@@ -637,11 +674,11 @@ fn result(
         })
         .collect();
     let verdict = if aborted_by.is_some() || interrupted {
-        "aborted"
+        Verdict::Aborted
     } else if thresholds.iter().all(|t| t.passed) {
-        "pass"
+        Verdict::Pass
     } else {
-        "fail"
+        Verdict::Fail
     };
     let errors_by_reason = Reason::ALL
         .iter()

@@ -215,7 +215,7 @@ fn parse_value(metric: Metric, s: &str) -> Result<f64, String> {
 
 /// A threshold's verdict, as reported.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Verdict {
+pub struct ThresholdResult {
     pub expr: String,
     pub passed: bool,
     /// The whole-run value, or for a windowed threshold the worst window.
@@ -246,10 +246,10 @@ impl Tracker {
         }
     }
 
-    pub fn finish(&self, whole: &Stats) -> Verdict {
+    pub fn finish(&self, whole: &Stats) -> ThresholdResult {
         let (ok, v) = self.rule.check(whole);
         let observed = self.failed_window.unwrap_or(v);
-        Verdict {
+        ThresholdResult {
             expr: self.rule.expr.clone(),
             passed: ok && self.failed_window.is_none(),
             observed,

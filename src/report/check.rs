@@ -40,7 +40,7 @@ pub fn headline(r: &CheckResult) -> String {
         "check {} ({}) {} in {}",
         r.check,
         r.kind,
-        r.verdict.to_uppercase(),
+        r.verdict.as_str().to_uppercase(),
         secs(r.duration_seconds)
     );
     if let Some(by) = &r.aborted_by {

@@ -251,7 +251,7 @@ pub fn render(r: &CheckResult) -> String {
     let _ = write!(
         out,
         "<h1 class={}>{}</h1><p>Run <code>{}</code>{}</p>",
-        escape(&r.verdict),
+        escape(r.verdict.as_str()),
         escape(&headline(r)),
         escape(&r.id),
         r.baseline.as_ref().map_or(String::new(), |b| format!(

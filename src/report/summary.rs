@@ -28,7 +28,7 @@ fn row(name: &str, s: &Summary) -> Vec<String> {
 
 pub fn render(r: &LoadResult) -> String {
     let mut out = String::new();
-    let verdict = r.verdict.to_uppercase();
+    let verdict = r.verdict.as_str().to_uppercase();
     let _ = writeln!(out, "\nload  {}  {}  {verdict}", r.check, r.executor);
     if let Some(by) = &r.aborted_by {
         let _ = writeln!(out, "aborted by: {by}");

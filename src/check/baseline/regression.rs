@@ -199,7 +199,7 @@ mod tests {
             kind: "load".into(),
             started_unix: 0.0,
             duration_seconds: 0.0,
-            verdict: "pass".into(),
+            verdict: crate::load::Verdict::Pass,
             aborted_by: None,
             phases: vec![phase],
             thresholds: Vec::new(),

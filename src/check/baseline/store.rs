@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckResult;
 use crate::fsutil::write_atomic;
+use crate::load::Verdict;
 
 /// One run as the index lists it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -25,7 +26,7 @@ pub struct Entry {
     pub check: String,
     pub kind: String,
     pub started_unix: f64,
-    pub verdict: String,
+    pub verdict: Verdict,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -249,7 +250,7 @@ fn entry(r: &CheckResult) -> Entry {
         check: r.check.clone(),
         kind: r.kind.clone(),
         started_unix: r.started_unix,
-        verdict: r.verdict.clone(),
+        verdict: r.verdict,
     }
 }
 
@@ -269,7 +270,7 @@ mod tests {
             kind: "load".into(),
             started_unix: f64::from(n),
             duration_seconds: 1.0,
-            verdict: "pass".into(),
+            verdict: Verdict::Pass,
             aborted_by: None,
             phases: Vec::new(),
             thresholds: Vec::new(),

@@ -92,7 +92,7 @@ async fn demo_load(
         .collect();
     *line.lock().expect("line lock") = format!(
         "▪ load         {}  {:.0}/s  p95 {}  errors {}  dropped {}{}",
-        r.verdict.to_uppercase(),
+        r.verdict.as_str().to_uppercase(),
         r.achieved_rate,
         human_duration(Duration::from_secs_f64(r.latency_seconds.p95)),
         r.errors,
