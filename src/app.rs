@@ -24,7 +24,7 @@ use crate::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::plan::Plan;
 use crate::probes::metrics::{unix_seconds, ProbeMetrics};
 use crate::resources::{ResourceMetrics, Resources};
-use crate::scheduler::{ProbeSet, Recorder};
+use crate::scheduler::{Outcomes, ProbeSet};
 use crate::server::{serve, ServerMetrics, ServerState};
 use crate::telemetry;
 
@@ -69,7 +69,7 @@ impl AppMetrics {
 pub struct Sidecar {
     /// The address the HTTP server actually listens on.
     pub addr: SocketAddr,
-    pub recorder: Arc<Recorder>,
+    pub outcomes: Arc<Outcomes>,
     /// The load families, for checks run inside the sidecar.
     pub load_metrics: Arc<LoadMetrics>,
     /// Scheduled and requested checks.
@@ -90,7 +90,7 @@ impl Sidecar {
     pub async fn start(plan: Plan, listen: SocketAddr) -> io::Result<Sidecar> {
         let mut registry = Registry::default();
         telemetry::register_build_info(&mut registry);
-        let recorder = Arc::new(Recorder::new(ProbeMetrics::register(&mut registry)));
+        let outcomes = Arc::new(Outcomes::new(ProbeMetrics::register(&mut registry)));
         let metrics = AppMetrics::register(&mut registry);
         let resource_metrics = Arc::new(ResourceMetrics::register(&mut registry));
         let otlp_metrics = Arc::new(OtlpMetrics::register(&mut registry));
@@ -104,7 +104,7 @@ impl Sidecar {
         let state = Arc::new(ServerState {
             registry: Arc::new(registry),
             metrics: server_metrics,
-            probes: recorder.clone(),
+            probes: outcomes.clone(),
             checks: Some(checks.clone()),
             ready: Default::default(),
         });
@@ -115,11 +115,11 @@ impl Sidecar {
         let resources = Resources::start(plan.resources, resource_metrics.clone());
         let otlp = start_otlp(plan.otlp, &state, &otlp_metrics);
         configure_checks(&checks, plan.checks, plan.store.as_ref(), plan.api_token);
-        let probes = ProbeSet::start(plan.probes, &recorder, plan.redactor);
+        let probes = ProbeSet::start(plan.probes, &outcomes, plan.redactor);
         state.ready.store(true, Ordering::Relaxed);
         Ok(Sidecar {
             addr,
-            recorder,
+            outcomes,
             load_metrics,
             checks,
             state,
@@ -154,15 +154,15 @@ impl Sidecar {
             .map(|p| (p.name.clone(), p.kind))
             .collect();
         self.metrics.loaded(plan.probes.len());
-        let new = ProbeSet::start(plan.probes, &self.recorder, plan.redactor);
+        let new = ProbeSet::start(plan.probes, &self.outcomes, plan.redactor);
         let Some(old) = self.probes.replace(new) else {
             return;
         };
-        let recorder = self.recorder.clone();
+        let outcomes = self.outcomes.clone();
         tokio::spawn(async move {
             for p in old.stop().await {
                 if !keep.contains(&(p.name.clone(), p.kind)) {
-                    recorder.metrics.remove(&p.name, p.kind);
+                    outcomes.metrics.remove(&p.name, p.kind);
                 }
             }
         });

@@ -26,19 +26,19 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The latest state of one probe.
 #[derive(Clone, Debug)]
-pub struct Status {
+pub struct ProbeStatus {
     pub kind: Kind,
     pub target: String,
     pub interval: Duration,
     pub runs: u64,
     pub failures: u64,
-    pub last: Option<LastRun>,
+    pub last: Option<ProbeRun>,
     logged: Option<(Option<Reason>, Instant)>,
     suppressed: u64,
 }
 
 #[derive(Clone, Debug)]
-pub struct LastRun {
+pub struct ProbeRun {
     pub at: SystemTime,
     pub total: Duration,
     pub reason: Option<Reason>,
@@ -47,10 +47,10 @@ pub struct LastRun {
 
 /// Latest results by probe name, for the index page and the demo's status lines.
 #[derive(Debug, Default)]
-pub struct Board(Mutex<BTreeMap<String, Status>>);
+pub struct Board(Mutex<BTreeMap<String, ProbeStatus>>);
 
 impl Board {
-    pub fn snapshot(&self) -> BTreeMap<String, Status> {
+    pub fn snapshot(&self) -> BTreeMap<String, ProbeStatus> {
         self.0.lock().expect("board lock").clone()
     }
 
@@ -58,7 +58,7 @@ impl Board {
         let mut map = self.0.lock().expect("board lock");
         map.retain(|name, s| probes.iter().any(|p| &p.name == name && p.kind == s.kind));
         for p in probes {
-            map.entry(p.name.clone()).or_insert_with(|| Status {
+            map.entry(p.name.clone()).or_insert_with(|| ProbeStatus {
                 kind: p.kind,
                 target: p.target.clone(),
                 interval: p.interval,
@@ -79,7 +79,7 @@ impl Board {
         let was = s.last.as_ref().map(|l| l.reason);
         s.runs += 1;
         s.failures += u64::from(reason.is_some());
-        s.last = Some(LastRun {
+        s.last = Some(ProbeRun {
             at: outcome.started,
             total: outcome.total,
             reason,
@@ -113,15 +113,15 @@ enum LogLine {
 
 /// What every probe loop shares.
 #[derive(Debug)]
-pub struct Recorder {
+pub struct Outcomes {
     pub metrics: ProbeMetrics,
     pub board: Board,
     pub redactor: Mutex<Arc<Redactor>>,
 }
 
-impl Recorder {
-    pub fn new(metrics: ProbeMetrics) -> Recorder {
-        Recorder {
+impl Outcomes {
+    pub fn new(metrics: ProbeMetrics) -> Outcomes {
+        Outcomes {
             metrics,
             board: Board::default(),
             redactor: Mutex::new(Arc::new(Redactor::default())),
@@ -164,16 +164,16 @@ pub struct ProbeSet {
 impl ProbeSet {
     pub fn start(
         probes: Vec<Arc<Probe>>,
-        recorder: &Arc<Recorder>,
+        outcomes: &Arc<Outcomes>,
         redactor: Redactor,
     ) -> ProbeSet {
-        *recorder.redactor.lock().expect("redactor lock") = Arc::new(redactor);
-        recorder.board.retain(&probes);
+        *outcomes.redactor.lock().expect("redactor lock") = Arc::new(redactor);
+        outcomes.board.retain(&probes);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         for probe in &probes {
-            recorder.metrics.init(probe);
-            tracker.spawn(probe_loop(probe.clone(), recorder.clone(), cancel.clone()));
+            outcomes.metrics.init(probe);
+            tracker.spawn(probe_loop(probe.clone(), outcomes.clone(), cancel.clone()));
         }
         tracker.close();
         ProbeSet {
@@ -191,7 +191,7 @@ impl ProbeSet {
     }
 }
 
-async fn probe_loop(probe: Arc<Probe>, recorder: Arc<Recorder>, cancel: CancellationToken) {
+async fn probe_loop(probe: Arc<Probe>, outcomes: Arc<Outcomes>, cancel: CancellationToken) {
     let start = Instant::now() + first_offset(&probe.name, probe.interval);
     let mut ticker = tokio::time::interval_at(start.into(), probe.interval);
     // A run that overruns (it cannot: timeout <= interval) or a stalled
@@ -204,7 +204,7 @@ async fn probe_loop(probe: Arc<Probe>, recorder: Arc<Recorder>, cancel: Cancella
             _ = ticker.tick() => {}
         }
         let outcome = probe.run().await;
-        recorder.record(&probe, &outcome);
+        outcomes.record(&probe, &outcome);
     }
 }
 

@@ -59,7 +59,7 @@ async fn metrics_keep_answering_while_twenty_probes_hang() {
         worst < Duration::from_millis(500),
         "slowest scrape took {worst:?}"
     );
-    let board = sidecar.recorder.board.snapshot();
+    let board = sidecar.outcomes.board.snapshot();
     assert_eq!(board.len(), 20);
     for (name, status) in board {
         let reason = status.last.and_then(|l| l.reason);
@@ -163,7 +163,7 @@ async fn reload_adds_and_removes_probe_series() {
     );
 
     sidecar.reload(plan(&two)).await;
-    let board = sidecar.recorder.clone();
+    let board = sidecar.outcomes.clone();
     eventually("probe b to run", Duration::from_secs(3), || {
         board.board.snapshot().get("b").is_some_and(|s| s.runs > 0)
     })
@@ -214,7 +214,7 @@ async fn shutdown_drains_runs_in_flight() {
         yaml += &format!("  - {{name: d{i}, interval: 1s, timeout: 700ms, tcp: {{address: '{hang}', expect: x}}}}\n");
     }
     let sidecar = Sidecar::start(plan(&yaml), listen()).await.unwrap();
-    let recorder = sidecar.recorder.clone();
+    let recorder = sidecar.outcomes.clone();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t = Instant::now();
     sidecar.shutdown().await;

@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler::{Board, Recorder};
+use crate::scheduler::{Board, Outcomes};
 use crate::telemetry::{encode_openmetrics, encode_prometheus};
 use crate::units::human_duration;
 
@@ -53,7 +53,7 @@ impl ServerMetrics {
 pub struct ServerState {
     pub registry: Arc<Registry>,
     pub metrics: ServerMetrics,
-    pub probes: Arc<Recorder>,
+    pub probes: Arc<Outcomes>,
     /// Checks, for the control API; `None` where there are none (`sidewatch load`).
     pub checks: Option<Arc<crate::check::runner::Checks>>,
     /// False until the probes are scheduled, and again while draining.
@@ -70,7 +70,7 @@ pub async fn serve_run(
     let Some(addr) = listen else {
         return Ok(None);
     };
-    let probes = Arc::new(Recorder::new(
+    let probes = Arc::new(Outcomes::new(
         crate::probes::metrics::ProbeMetrics::register(&mut registry),
     ));
     let metrics = ServerMetrics::register(&mut registry);

@@ -18,7 +18,7 @@ use crate::app::Sidecar;
 use crate::cli::exit;
 use crate::load::metrics::LoadMetrics;
 use crate::plan::Plan;
-use crate::scheduler::Status;
+use crate::scheduler::ProbeStatus;
 use crate::telemetry::find_sample;
 use crate::units::human_duration;
 
@@ -267,7 +267,7 @@ async fn watch(sidecar: &Sidecar, duration: Option<Duration>, load_line: &Mutex<
             _ = stop => break,
             _ = tokio::time::sleep(every) => {}
         }
-        let mut lines = status_lines(&sidecar.recorder.board.snapshot());
+        let mut lines = status_lines(&sidecar.outcomes.board.snapshot());
         let text = sidecar.metrics_text();
         lines.extend(["demo-target", "sidewatch"].map(|p| resource_line(&text, p, &mut cpu)));
         lines.push(load_line.lock().expect("line lock").clone());
@@ -322,7 +322,7 @@ fn resource_line(text: &str, process: &str, cpu: &mut CpuRates) -> String {
 }
 
 /// One line per probe: state, last reason, last duration, counts, target.
-pub fn status_lines(board: &std::collections::BTreeMap<String, Status>) -> Vec<String> {
+pub fn status_lines(board: &std::collections::BTreeMap<String, ProbeStatus>) -> Vec<String> {
     let width = board.keys().map(String::len).max().unwrap_or(0);
     board
         .iter()
