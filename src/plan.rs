@@ -8,7 +8,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use crate::check::{CheckPlan, Context};
-use crate::config::{ConfigErrors, Document, Path, Problems};
+use crate::config::{BuildCx, ConfigErrors, Document, Path, Problems};
 use crate::load::Guardrails;
 use crate::otlp::OtlpPlan;
 use crate::probes::Probe;
@@ -70,22 +70,7 @@ impl Plan {
             redactor.add(&sub.value);
         }
         let cfg = &doc.config;
-        let root = Path::default().key("probes");
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut probes = Vec::new();
-        for (i, p) in cfg.probes.iter().enumerate() {
-            let path = root.index(i);
-            if let Some(first) = seen.insert(&p.name, i) {
-                problems.push(
-                    &path.key("name"),
-                    format!("duplicate probe name `{}` (also probes[{first}])", p.name),
-                );
-            }
-            if let Some(probe) = Probe::build(p, &cfg.defaults, &path, &mut problems, &mut redactor)
-            {
-                probes.push(Arc::new(probe));
-            }
-        }
+        let probes = build_probes(cfg, &mut BuildCx::new(&mut problems, &mut redactor));
         let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut problems);
         let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
         let checks = build_checks(
@@ -102,9 +87,7 @@ impl Plan {
         let otlp = cfg.otlp.as_ref().and_then(|o| {
             OtlpPlan::build(
                 o,
-                &Path::default().key("otlp"),
-                &mut problems,
-                &mut redactor,
+                &mut BuildCx::new(&mut problems, &mut redactor).key("otlp"),
             )
         });
         match resources {
@@ -125,6 +108,26 @@ impl Plan {
             _ => Err(doc.locate(problems)),
         }
     }
+}
+
+/// Every probe, with names unique across the file.
+fn build_probes(cfg: &crate::config::Config, cx: &mut BuildCx) -> Vec<Arc<Probe>> {
+    let mut cx = cx.key("probes");
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut probes = Vec::new();
+    for (i, p) in cfg.probes.iter().enumerate() {
+        let mut cx = cx.index(i);
+        if let Some(first) = seen.insert(&p.name, i) {
+            cx.problem_at(
+                "name",
+                format!("duplicate probe name `{}` (also probes[{first}])", p.name),
+            );
+        }
+        if let Some(probe) = Probe::build(p, &cfg.defaults, &mut cx) {
+            probes.push(Arc::new(probe));
+        }
+    }
+    probes
 }
 
 fn build_checks(

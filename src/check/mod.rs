@@ -63,7 +63,14 @@ impl CheckPlan {
         redactor: &mut Redactor,
     ) -> Option<CheckPlan> {
         let before = problems.0.len();
-        crate::config::check_name(&c.name, &path.key("name"), problems);
+        crate::config::check_name(
+            &c.name,
+            &mut crate::config::BuildCx {
+                path: path.key("name"),
+                problems,
+                redactor,
+            },
+        );
         type Indexed<'a> = Vec<(usize, &'a String)>;
         let (mem_exprs, load_exprs): (Indexed, Indexed) = c
             .thresholds

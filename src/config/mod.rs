@@ -166,11 +166,12 @@ mod tests {
 
     #[test]
     fn names_must_be_label_safe() {
-        let mut p = Problems::default();
-        check_name("api-health_1.v2", &Path::default(), &mut p);
-        assert!(p.is_empty());
-        check_name("has space", &Path::default(), &mut p);
-        check_name("", &Path::default(), &mut p);
+        let (mut p, mut r) = (Problems::default(), crate::redact::Redactor::default());
+        let mut cx = BuildCx::new(&mut p, &mut r);
+        check_name("api-health_1.v2", &mut cx);
+        assert!(cx.problems.is_empty());
+        check_name("has space", &mut cx);
+        check_name("", &mut cx);
         assert_eq!(p.0.len(), 2);
     }
 

@@ -114,14 +114,11 @@ impl<'a> BuildCx<'a> {
 }
 
 /// Names become label values and file names: 1 to 64 of `[A-Za-z0-9_.-]`.
-pub fn check_name(name: &str, path: &Path, problems: &mut Problems) {
+pub fn check_name(name: &str, cx: &mut BuildCx) {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if name.is_empty() || name.len() > 64 || !ok_chars {
-        problems.push(
-            path,
-            "must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)",
-        );
+        cx.problem("must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)");
     }
 }

@@ -282,11 +282,10 @@ fn framing(resp: &httparse::Response) -> (Body, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Path;
     use tokio::net::TcpListener;
 
     fn request(url: &str) -> Request {
-        let set = StatusSet::parse(&[], &Path::default(), &mut Default::default());
+        let set = StatusSet::success();
         Request::render(
             &Url::parse(url).unwrap(),
             "GET",

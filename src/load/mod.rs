@@ -251,7 +251,14 @@ fn entries(
         if m.weight == 0 {
             problems.push(&p.key("weight"), "must be at least 1");
         }
-        let Some(probe) = HttpProbe::build(&m.http, &p.key("http"), problems, redactor) else {
+        let Some(probe) = HttpProbe::build(
+            &m.http,
+            &mut crate::config::BuildCx {
+                path: p.key("http"),
+                problems,
+                redactor,
+            },
+        ) else {
             continue;
         };
         if !rails.allows(&probe.host()) {

@@ -25,9 +25,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::{OtlpConfig, OtlpProtocol, Path, Problems};
+use crate::config::{BuildCx, OtlpConfig, OtlpProtocol};
 use crate::net::tls;
-use crate::redact::Redactor;
 use crate::telemetry::encode_openmetrics;
 use transport::{Failure, Target};
 
@@ -41,68 +40,62 @@ pub struct OtlpPlan {
 }
 
 impl OtlpPlan {
-    pub fn build(
-        cfg: &OtlpConfig,
-        path: &Path,
-        problems: &mut Problems,
-        redactor: &mut Redactor,
-    ) -> Option<OtlpPlan> {
-        let before = problems.0.len();
-        let url = match Url::parse(&cfg.endpoint) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
-            Ok(_) => {
-                problems.push(
-                    &path.key("endpoint"),
-                    "must be an http:// or https:// URL with a host",
-                );
-                None
-            }
-            Err(e) => {
-                problems.push(&path.key("endpoint"), format!("invalid URL: {e}"));
-                None
-            }
-        };
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            redactor.add(v);
-            match (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
-                (Ok(name), Ok(mut value)) => {
-                    value.set_sensitive(true);
-                    headers.insert(name, value);
+    pub fn build(cfg: &OtlpConfig, cx: &mut BuildCx) -> Option<OtlpPlan> {
+        cx.checked(|cx| {
+            let url = match Url::parse(&cfg.endpoint) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    Some(u)
                 }
-                _ => problems.push(&path.key("headers").key(k), "not a valid header"),
+                Ok(_) => {
+                    cx.problem_at("endpoint", "must be an http:// or https:// URL with a host");
+                    None
+                }
+                Err(e) => {
+                    cx.problem_at("endpoint", format!("invalid URL: {e}"));
+                    None
+                }
+            };
+            let mut headers = HeaderMap::new();
+            for (k, v) in &cfg.headers {
+                cx.redactor.add(v);
+                match (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    (Ok(name), Ok(mut value)) => {
+                        value.set_sensitive(true);
+                        headers.insert(name, value);
+                    }
+                    _ => cx.key("headers").problem_at(k, "not a valid header"),
+                }
             }
-        }
-        let alpn: &[&[u8]] = match cfg.protocol {
-            OtlpProtocol::Grpc => &[b"h2"],
-            OtlpProtocol::HttpProtobuf => &[b"http/1.1"],
-        };
-        let tls = tls::client_config(&cfg.tls, alpn)
-            .map_err(|e| problems.push(&path.key("tls").key("ca_file"), e))
-            .ok();
-        if cfg.max_queue == 0 {
-            problems.push(&path.key("max_queue"), "must be at least 1");
-        }
-        if cfg.interval.0 < Duration::from_millis(100) {
-            problems.push(&path.key("interval"), "must be at least 100ms");
-        }
-        if problems.0.len() > before {
-            return None;
-        }
-        Some(OtlpPlan {
-            target: Target {
-                url: url?,
-                protocol: cfg.protocol,
-                headers,
-                timeout: cfg.timeout.0,
-                tls: tls?,
-            },
-            interval: cfg.interval.0,
-            max_queue: cfg.max_queue,
-            resource: resource_attributes(cfg.service_name.as_deref(), &|k| std::env::var(k).ok()),
+            let alpn: &[&[u8]] = match cfg.protocol {
+                OtlpProtocol::Grpc => &[b"h2"],
+                OtlpProtocol::HttpProtobuf => &[b"http/1.1"],
+            };
+            let tls = tls::client_config(&cfg.tls, alpn)
+                .map_err(|e| cx.key("tls").problem_at("ca_file", e))
+                .ok();
+            if cfg.max_queue == 0 {
+                cx.problem_at("max_queue", "must be at least 1");
+            }
+            if cfg.interval.0 < Duration::from_millis(100) {
+                cx.problem_at("interval", "must be at least 100ms");
+            }
+            Some(OtlpPlan {
+                target: Target {
+                    url: url?,
+                    protocol: cfg.protocol,
+                    headers,
+                    timeout: cfg.timeout.0,
+                    tls: tls?,
+                },
+                interval: cfg.interval.0,
+                max_queue: cfg.max_queue,
+                resource: resource_attributes(cfg.service_name.as_deref(), &|k| {
+                    std::env::var(k).ok()
+                }),
+            })
         })
     }
 }

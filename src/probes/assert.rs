@@ -4,25 +4,29 @@
 use regex::Regex;
 use serde_json::Value;
 
-use crate::config::{JsonExpect, Path, Problems};
+use crate::config::{BuildCx, JsonExpect};
 
 /// Accepted HTTP status codes: exact codes and `Nxx` classes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusSet(Vec<(u16, u16)>);
 
 impl StatusSet {
-    pub fn parse(items: &[String], path: &Path, problems: &mut Problems) -> StatusSet {
+    /// Any 2xx: what an empty `status` list means.
+    pub fn success() -> StatusSet {
+        StatusSet(vec![(200, 299)])
+    }
+
+    pub fn parse(items: &[String], cx: &mut BuildCx) -> StatusSet {
         if items.is_empty() {
-            return StatusSet(vec![(200, 299)]);
+            return StatusSet::success();
         }
         let mut ranges = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match parse_status(item) {
                 Some(r) => ranges.push(r),
-                None => problems.push(
-                    &path.index(i),
-                    format!("`{item}` is not a status code (100-599) or class (2xx)"),
-                ),
+                None => cx.index(i).problem(format!(
+                    "`{item}` is not a status code (100-599) or class (2xx)"
+                )),
             }
         }
         StatusSet(ranges)
@@ -44,15 +48,12 @@ fn parse_status(s: &str) -> Option<(u16, u16)> {
 }
 
 /// Compiles an optional regex, reporting a bad one at `path`.
-pub fn regex(src: &Option<String>, path: &Path, problems: &mut Problems) -> Option<Regex> {
+pub fn regex(src: &Option<String>, cx: &mut BuildCx) -> Option<Regex> {
     let src = src.as_ref()?;
     match Regex::new(src) {
         Ok(r) => Some(r),
         Err(e) => {
-            problems.push(
-                path,
-                format!("invalid regex: {}", first_line(&e.to_string())),
-            );
+            cx.problem(format!("invalid regex: {}", first_line(&e.to_string())));
             None
         }
     }
@@ -83,21 +84,19 @@ pub struct JsonCheck {
 }
 
 impl JsonCheck {
-    pub fn build(cfg: &JsonExpect, path: &Path, problems: &mut Problems) -> Option<JsonCheck> {
+    pub fn build(cfg: &JsonExpect, cx: &mut BuildCx) -> Option<JsonCheck> {
         let steps = match parse_json_path(&cfg.path) {
             Ok(s) => Some(s),
             Err(e) => {
-                problems.push(&path.key("path"), e);
+                cx.problem_at("path", e);
                 None
             }
         };
         let want = match (&cfg.equals, &cfg.matches) {
             (Some(v), None) => Some(Want::Equals(v.clone())),
-            (None, Some(_)) => {
-                regex(&cfg.matches, &path.key("matches"), problems).map(Want::Matches)
-            }
+            (None, Some(_)) => regex(&cfg.matches, &mut cx.key("matches")).map(Want::Matches),
             _ => {
-                problems.push(path, "set exactly one of `equals` or `matches`");
+                cx.problem("set exactly one of `equals` or `matches`");
                 None
             }
         };
@@ -202,21 +201,20 @@ fn parse_json_path(p: &str) -> Result<Vec<Step>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
     use serde_json::json;
 
     #[test]
     fn status_sets() {
-        let mut p = Problems::default();
-        let s = StatusSet::parse(&["200".into(), "3xx".into()], &Path::default(), &mut p);
-        assert!(p.is_empty());
+        let (mut p, mut r) = (Problems::default(), Redactor::default());
+        let mut cx = BuildCx::new(&mut p, &mut r);
+        let s = StatusSet::parse(&["200".into(), "3xx".into()], &mut cx);
+        assert!(cx.problems.is_empty());
         assert!(s.contains(200) && s.contains(301) && !s.contains(204));
-        let d = StatusSet::parse(&[], &Path::default(), &mut p);
+        let d = StatusSet::parse(&[], &mut cx);
         assert!(d.contains(204) && !d.contains(301));
-        StatusSet::parse(
-            &["600".into(), "9xx".into(), "ok".into()],
-            &Path::default(),
-            &mut p,
-        );
+        StatusSet::parse(&["600".into(), "9xx".into(), "ok".into()], &mut cx);
         assert_eq!(p.0.len(), 3);
     }
 
@@ -246,7 +244,11 @@ mod tests {
             equals: equals.map(Into::into),
             matches: matches.map(Into::into),
         };
-        JsonCheck::build(&cfg, &Path::default(), &mut Problems::default()).unwrap()
+        JsonCheck::build(
+            &cfg,
+            &mut BuildCx::new(&mut Problems::default(), &mut Redactor::default()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -276,7 +278,9 @@ mod tests {
             matches: None,
         };
         let mut p = Problems::default();
-        assert!(JsonCheck::build(&cfg, &Path::default(), &mut p).is_none());
+        assert!(
+            JsonCheck::build(&cfg, &mut BuildCx::new(&mut p, &mut Redactor::default())).is_none()
+        );
         assert_eq!(p.0.len(), 1);
     }
 }

@@ -22,10 +22,10 @@ use url::{Position, Url};
 
 use super::assert::{regex, JsonCheck, StatusSet};
 use super::Recorder;
-use crate::config::{HttpConfig, HttpExpect, Path, Problems};
+use crate::config::{BuildCx, HttpConfig, HttpExpect};
 use crate::net::dial::{dial, io_reason, io_source};
 use crate::net::{tls, Failure, Phase, Reason};
-use crate::redact::{is_secret_header, mask_url, Redactor};
+use crate::redact::{is_secret_header, mask_url};
 
 const USER_AGENT_VALUE: &str = concat!("sidewatch/", env!("CARGO_PKG_VERSION"));
 
@@ -61,44 +61,38 @@ struct Response {
 }
 
 impl HttpProbe {
-    pub fn build(
-        cfg: &HttpConfig,
-        path: &Path,
-        problems: &mut Problems,
-        redactor: &mut Redactor,
-    ) -> Option<HttpProbe> {
-        let before = problems.0.len();
-        let url = parse_url(&cfg.url, &path.key("url"), problems, redactor);
-        let method = Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| problems.push(&path.key("method"), "not an HTTP method"))
-            .ok();
-        let mut headers = build_headers(&cfg.headers, &path.key("headers"), problems, redactor);
-        if let Some(url) = &url {
-            add_basic_auth(url, &mut headers);
-        }
-        let tls = tls::client_config(&cfg.tls, &[b"http/1.1"])
-            .map_err(|e| problems.push(&path.key("tls").key("ca_file"), e))
-            .ok();
-        if let Some(name) = &cfg.tls.server_name {
-            if let Err(e) = tls::server_name(name) {
-                problems.push(&path.key("tls").key("server_name"), e);
+    pub fn build(cfg: &HttpConfig, cx: &mut BuildCx) -> Option<HttpProbe> {
+        cx.checked(|cx| {
+            let url = parse_url(&cfg.url, &mut cx.key("url"));
+            let method = Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| cx.problem_at("method", "not an HTTP method"))
+                .ok();
+            let mut headers = build_headers(&cfg.headers, &mut cx.key("headers"));
+            if let Some(url) = &url {
+                add_basic_auth(url, &mut headers);
             }
-        }
-        let expect = build_expect(&cfg.expect, &path.key("expect"), problems);
-        if problems.0.len() > before {
-            return None;
-        }
-        Some(HttpProbe {
-            url: url?,
-            method: method?,
-            headers,
-            body: Bytes::from(cfg.body.clone().unwrap_or_default()),
-            follow_redirects: cfg.follow_redirects,
-            max_redirects: cfg.max_redirects,
-            max_body: cfg.max_body_bytes,
-            tls: tls?,
-            server_name: cfg.tls.server_name.clone(),
-            expect: expect?,
+            let mut tls_cx = cx.key("tls");
+            let tls = tls::client_config(&cfg.tls, &[b"http/1.1"])
+                .map_err(|e| tls_cx.problem_at("ca_file", e))
+                .ok();
+            if let Some(name) = &cfg.tls.server_name {
+                if let Err(e) = tls::server_name(name) {
+                    tls_cx.problem_at("server_name", e);
+                }
+            }
+            let expect = build_expect(&cfg.expect, &mut cx.key("expect"));
+            Some(HttpProbe {
+                url: url?,
+                method: method?,
+                headers,
+                body: Bytes::from(cfg.body.clone().unwrap_or_default()),
+                follow_redirects: cfg.follow_redirects,
+                max_redirects: cfg.max_redirects,
+                max_body: cfg.max_body_bytes,
+                tls: tls?,
+                server_name: cfg.tls.server_name.clone(),
+                expect: expect?,
+            })
         })
     }
 
@@ -274,35 +268,27 @@ impl HttpProbe {
     }
 }
 
-fn parse_url(
-    raw: &str,
-    path: &Path,
-    problems: &mut Problems,
-    redactor: &mut Redactor,
-) -> Option<Url> {
+fn parse_url(raw: &str, cx: &mut BuildCx) -> Option<Url> {
     let url = match Url::parse(raw) {
         Ok(u) => u,
         Err(e) => {
             // The url crate's messages never echo the input, so no secret leaks.
-            problems.push(path, format!("invalid URL: {e}"));
+            cx.problem(format!("invalid URL: {e}"));
             return None;
         }
     };
     if let Some(pw) = url.password() {
-        redactor.add(pw);
+        cx.redactor.add(pw);
         if let Ok(decoded) = percent_decode(pw) {
-            redactor.add(&decoded);
+            cx.redactor.add(&decoded);
         }
     }
     if !matches!(url.scheme(), "http" | "https") {
-        problems.push(
-            path,
-            format!("scheme `{}` is not http or https", url.scheme()),
-        );
+        cx.problem(format!("scheme `{}` is not http or https", url.scheme()));
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
-        problems.push(path, "the URL has no host");
+        cx.problem("the URL has no host");
         return None;
     }
     Some(url)
@@ -315,23 +301,18 @@ fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {
         .map(|c| c.into_owned())
 }
 
-fn build_headers(
-    cfg: &std::collections::BTreeMap<String, String>,
-    path: &Path,
-    problems: &mut Problems,
-    redactor: &mut Redactor,
-) -> HeaderMap {
+fn build_headers(cfg: &std::collections::BTreeMap<String, String>, cx: &mut BuildCx) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in cfg {
         let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
-            problems.push(&path.key(k), "not a valid header name");
+            cx.problem_at(k, "not a valid header name");
             continue;
         };
         if is_secret_header(k) {
-            redactor.add(v);
+            cx.redactor.add(v);
             // `Bearer <token>`: the token alone may show up in error text.
             if let Some((_, token)) = v.rsplit_once(' ') {
-                redactor.add(token);
+                cx.redactor.add(token);
             }
         }
         match HeaderValue::from_str(v) {
@@ -339,7 +320,7 @@ fn build_headers(
                 value.set_sensitive(is_secret_header(k));
                 map.insert(name, value);
             }
-            Err(_) => problems.push(&path.key(k), "not a valid header value"),
+            Err(_) => cx.problem_at(k, "not a valid header value"),
         }
     }
     map
@@ -383,34 +364,37 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn build_expect(cfg: &HttpExpect, path: &Path, problems: &mut Problems) -> Option<Expect> {
-    let before = problems.0.len();
-    let status = StatusSet::parse(&cfg.status, &path.key("status"), problems);
-    let body_regex = regex(&cfg.body_regex, &path.key("body_regex"), problems);
-    let body_not_regex = regex(&cfg.body_not_regex, &path.key("body_not_regex"), problems);
-    let mut headers = Vec::new();
-    for (k, v) in &cfg.headers {
-        let p = path.key("headers").key(k);
-        let name = HeaderName::from_bytes(k.as_bytes());
-        match (name, regex(&Some(v.clone()), &p, problems)) {
-            (Ok(n), Some(re)) => headers.push((n, re)),
-            (Err(_), _) => problems.push(&p, "not a valid header name"),
-            _ => {}
+fn build_expect(cfg: &HttpExpect, cx: &mut BuildCx) -> Option<Expect> {
+    cx.checked(|cx| {
+        let status = StatusSet::parse(&cfg.status, &mut cx.key("status"));
+        let body_regex = regex(&cfg.body_regex, &mut cx.key("body_regex"));
+        let body_not_regex = regex(&cfg.body_not_regex, &mut cx.key("body_not_regex"));
+        let mut headers = Vec::new();
+        let mut headers_cx = cx.key("headers");
+        for (k, v) in &cfg.headers {
+            let mut header_cx = headers_cx.key(k);
+            let name = HeaderName::from_bytes(k.as_bytes());
+            match (name, regex(&Some(v.clone()), &mut header_cx)) {
+                (Ok(n), Some(re)) => headers.push((n, re)),
+                (Err(_), _) => header_cx.problem("not a valid header name"),
+                _ => {}
+            }
         }
-    }
-    let json = cfg
-        .json
-        .iter()
-        .enumerate()
-        .filter_map(|(i, j)| JsonCheck::build(j, &path.key("json").index(i), problems))
-        .collect();
-    (problems.0.len() == before).then_some(Expect {
-        status,
-        body_regex,
-        body_not_regex,
-        headers,
-        json,
-        max_latency: cfg.max_latency.map(|d| d.0),
+        let mut json_cx = cx.key("json");
+        let json = cfg
+            .json
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| JsonCheck::build(j, &mut json_cx.index(i)))
+            .collect();
+        Some(Expect {
+            status,
+            body_regex,
+            body_not_regex,
+            headers,
+            json,
+            max_latency: cfg.max_latency.map(|d| d.0),
+        })
     })
 }
 
@@ -504,6 +488,8 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
     use crate::config::Document;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
 
     #[test]
     fn base64_matches_rfc4648() {
@@ -520,9 +506,7 @@ mod tests {
         let mut redactor = Redactor::default();
         let probe = HttpProbe::build(
             doc.config.probes[0].http.as_ref().unwrap(),
-            &Path::default(),
-            &mut problems,
-            &mut redactor,
+            &mut BuildCx::new(&mut problems, &mut redactor),
         );
         (probe, problems, redactor)
     }

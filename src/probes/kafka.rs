@@ -32,9 +32,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, Mutex};
 
 use super::{KafkaStats, Recorder};
-use crate::config::{KafkaConfig, Path, Problems};
+use crate::config::{BuildCx, KafkaConfig};
 use crate::net::{Failure, Phase, Reason};
-use crate::redact::Redactor;
 
 /// Sequence numbers remembered for duplicate detection.
 const REMEMBER: u64 = 10_000;
@@ -106,97 +105,91 @@ impl KafkaProbe {
         cfg: &KafkaConfig,
         name: &str,
         timeout: Duration,
-        path: &Path,
-        problems: &mut Problems,
-        redactor: &mut Redactor,
+        cx: &mut BuildCx,
     ) -> Option<KafkaProbe> {
-        let before = problems.0.len();
-        for b in cfg.brokers.split(',') {
-            if crate::net::dial::split_host_port(b.trim()).is_err() {
-                problems.push(
-                    &path.key("brokers"),
-                    format!("`{}` is not host:port", b.trim()),
+        cx.checked(|cx| {
+            for b in cfg.brokers.split(',') {
+                if crate::net::dial::split_host_port(b.trim()).is_err() {
+                    cx.problem_at("brokers", format!("`{}` is not host:port", b.trim()));
+                }
+            }
+            let topic_ok = !cfg.topic.is_empty()
+                && cfg.topic.len() <= 249
+                && cfg
+                    .topic
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !topic_ok {
+                cx.problem_at("topic", "must be 1 to 249 letters, digits, `.`, `_` or `-`");
+            }
+            if cfg.partitions < 1 || cfg.replication_factor < 1 {
+                cx.problem_at(
+                    "partitions",
+                    "partitions and replication_factor must be at least 1",
                 );
             }
-        }
-        let topic_ok = !cfg.topic.is_empty()
-            && cfg.topic.len() <= 249
-            && cfg
-                .topic
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !topic_ok {
-            problems.push(
-                &path.key("topic"),
-                "must be 1 to 249 letters, digits, `.`, `_` or `-`",
-            );
-        }
-        if cfg.partitions < 1 || cfg.replication_factor < 1 {
-            problems.push(
-                &path.key("partitions"),
-                "partitions and replication_factor must be at least 1",
-            );
-        }
-        if !matches!(cfg.acks.as_str(), "all" | "-1" | "0" | "1") {
-            problems.push(&path.key("acks"), "must be `all`, `1` or `0`");
-        }
-        let proto = cfg.security_protocol.to_ascii_lowercase();
-        match proto.as_str() {
-            "plaintext" | "sasl_plaintext" => {}
-            "ssl" | "sasl_ssl" if cfg!(feature = "kafka-tls") => {}
-            "ssl" | "sasl_ssl" => problems.push(
-                &path.key("security_protocol"),
-                "TLS to Kafka needs a build with `--features kafka-tls`",
-            ),
-            _ => problems.push(
-                &path.key("security_protocol"),
-                "must be plaintext, sasl_plaintext, ssl or sasl_ssl",
-            ),
-        }
-        if proto.starts_with("sasl") && (cfg.sasl_username.is_none() || cfg.sasl_password.is_none())
-        {
-            problems.push(
-                &path.key("sasl_username"),
-                "SASL needs sasl_username and sasl_password",
-            );
-        }
-        let mut base = ClientConfig::new();
-        base.set("bootstrap.servers", &cfg.brokers)
-            .set("security.protocol", &proto)
-            .set("socket.nagle.disable", "true")
-            .set("log_level", "3");
-        if let Some(m) = &cfg.sasl_mechanism {
-            base.set("sasl.mechanism", m);
-        }
-        if let Some(u) = &cfg.sasl_username {
-            base.set("sasl.username", u);
-        }
-        if let Some(pw) = &cfg.sasl_password {
-            redactor.add(pw);
-            base.set("sasl.password", pw);
-        }
-        if let Some(ca) = &cfg.ca_file {
-            base.set("ssl.ca.location", ca.display().to_string());
-        }
-        let instance = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
-        (problems.0.len() == before).then(|| KafkaProbe {
-            base,
-            topic: cfg.topic.clone(),
-            partitions: cfg.partitions,
-            replication: cfg.replication_factor,
-            acks: cfg.acks.clone(),
-            client_id: format!("sidewatch-{name}"),
-            // Leave room to report `lost` before the probe's own timeout.
-            budget: timeout
-                .saturating_sub(Duration::from_millis(100))
-                .max(timeout * 9 / 10),
-            instance,
-            seq: AtomicU64::new(0),
-            session: Mutex::new(None),
-            target: format!("kafka://{}/{}", cfg.brokers, cfg.topic),
+            if !matches!(cfg.acks.as_str(), "all" | "-1" | "0" | "1") {
+                cx.problem_at("acks", "must be `all`, `1` or `0`");
+            }
+            let proto = cfg.security_protocol.to_ascii_lowercase();
+            match proto.as_str() {
+                "plaintext" | "sasl_plaintext" => {}
+                "ssl" | "sasl_ssl" if cfg!(feature = "kafka-tls") => {}
+                "ssl" | "sasl_ssl" => cx.problem_at(
+                    "security_protocol",
+                    "TLS to Kafka needs a build with `--features kafka-tls`",
+                ),
+                _ => cx.problem_at(
+                    "security_protocol",
+                    "must be plaintext, sasl_plaintext, ssl or sasl_ssl",
+                ),
+            }
+            if proto.starts_with("sasl")
+                && (cfg.sasl_username.is_none() || cfg.sasl_password.is_none())
+            {
+                cx.problem_at(
+                    "sasl_username",
+                    "SASL needs sasl_username and sasl_password",
+                );
+            }
+            let mut base = ClientConfig::new();
+            base.set("bootstrap.servers", &cfg.brokers)
+                .set("security.protocol", &proto)
+                .set("socket.nagle.disable", "true")
+                .set("log_level", "3");
+            if let Some(m) = &cfg.sasl_mechanism {
+                base.set("sasl.mechanism", m);
+            }
+            if let Some(u) = &cfg.sasl_username {
+                base.set("sasl.username", u);
+            }
+            if let Some(pw) = &cfg.sasl_password {
+                cx.redactor.add(pw);
+                base.set("sasl.password", pw);
+            }
+            if let Some(ca) = &cfg.ca_file {
+                base.set("ssl.ca.location", ca.display().to_string());
+            }
+            let instance = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id());
+            Some(KafkaProbe {
+                base,
+                topic: cfg.topic.clone(),
+                partitions: cfg.partitions,
+                replication: cfg.replication_factor,
+                acks: cfg.acks.clone(),
+                client_id: format!("sidewatch-{name}"),
+                // Leave room to report `lost` before the probe's own timeout.
+                budget: timeout
+                    .saturating_sub(Duration::from_millis(100))
+                    .max(timeout * 9 / 10),
+                instance,
+                seq: AtomicU64::new(0),
+                session: Mutex::new(None),
+                target: format!("kafka://{}/{}", cfg.brokers, cfg.topic),
+            })
         })
     }
 
@@ -487,6 +480,8 @@ fn kafka_failure(e: &KafkaError, brokers_down: bool) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
 
     fn cfg(brokers: &str, topic: &str) -> KafkaConfig {
         KafkaConfig {
@@ -512,9 +507,7 @@ mod tests {
             &cfg("127.0.0.1:9092", "probe"),
             "k",
             t,
-            &Path::default(),
-            &mut p,
-            &mut r
+            &mut BuildCx::new(&mut p, &mut r)
         )
         .is_some());
         assert!(p.is_empty());
@@ -522,9 +515,7 @@ mod tests {
             &cfg("nohost", "bad topic"),
             "k",
             t,
-            &Path::default(),
-            &mut p,
-            &mut r
+            &mut BuildCx::new(&mut p, &mut r)
         )
         .is_none());
         assert_eq!(p.0.len(), 2);
@@ -532,7 +523,7 @@ mod tests {
         c.security_protocol = "sasl_plaintext".into();
         c.sasl_username = Some("u".into());
         c.sasl_password = Some("kafka-s3cret".into());
-        assert!(KafkaProbe::build(&c, "k", t, &Path::default(), &mut p, &mut r).is_some());
+        assert!(KafkaProbe::build(&c, "k", t, &mut BuildCx::new(&mut p, &mut r)).is_some());
         assert_eq!(r.redact("kafka-s3cret"), "***");
     }
 

@@ -17,9 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{Path, ProbeConfig, ProbeDefaults, Problems};
+use crate::config::{BuildCx, ProbeConfig, ProbeDefaults};
 use crate::net::{Failure, Phase, Reason, Timings};
-use crate::redact::Redactor;
 use crate::units::human_duration;
 
 /// The probe kinds; the `kind` label.
@@ -201,14 +200,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 impl Probe {
     /// Compiles one probe section. Problems are reported by path; `None` means
     /// at least one was found.
-    pub fn build(
-        cfg: &ProbeConfig,
-        defaults: &ProbeDefaults,
-        path: &Path,
-        problems: &mut Problems,
-        redactor: &mut Redactor,
-    ) -> Option<Probe> {
-        crate::config::check_name(&cfg.name, &path.key("name"), problems);
+    pub fn build(cfg: &ProbeConfig, defaults: &ProbeDefaults, cx: &mut BuildCx) -> Option<Probe> {
+        crate::config::check_name(&cfg.name, &mut cx.key("name"));
         let interval = cfg.interval.unwrap_or(defaults.interval).0;
         let timeout = cfg
             .timeout
@@ -216,11 +209,11 @@ impl Probe {
             .map(|d| d.0)
             .unwrap_or(DEFAULT_TIMEOUT.min(interval));
         if interval < MIN_INTERVAL {
-            problems.push(&path.key("interval"), "must be at least 100ms");
+            cx.problem_at("interval", "must be at least 100ms");
         }
         if timeout > interval {
-            problems.push(
-                &path.key("timeout"),
+            cx.problem_at(
+                "timeout",
                 format!(
                     "timeout {} exceeds the interval {}",
                     human_duration(timeout),
@@ -229,7 +222,7 @@ impl Probe {
             );
         }
         if timeout.is_zero() {
-            problems.push(&path.key("timeout"), "must be greater than zero");
+            cx.problem_at("timeout", "must be greater than zero");
         }
         let set = [
             cfg.http.is_some(),
@@ -238,37 +231,21 @@ impl Probe {
             cfg.kafka.is_some(),
         ];
         if set.iter().filter(|s| **s).count() != 1 {
-            problems.push(
-                path,
-                "set exactly one of `http`, `tcp`, `postgres` or `kafka`",
-            );
+            cx.problem("set exactly one of `http`, `tcp`, `postgres` or `kafka`");
             return None;
         }
         let (kind, target, inner) = if let Some(h) = &cfg.http {
-            let p = http::HttpProbe::build(h, &path.key("http"), problems, redactor)?;
+            let p = http::HttpProbe::build(h, &mut cx.key("http"))?;
             (Kind::Http, p.target(), Target::Http(Box::new(p)))
         } else if let Some(t) = &cfg.tcp {
-            let p = tcp::TcpProbe::build(t, &path.key("tcp"), problems)?;
+            let p = tcp::TcpProbe::build(t, &mut cx.key("tcp"))?;
             (Kind::Tcp, p.target(), Target::Tcp(p))
         } else if let Some(pg) = &cfg.postgres {
-            let p = postgres::PostgresProbe::build(
-                pg,
-                timeout,
-                &path.key("postgres"),
-                problems,
-                redactor,
-            )?;
+            let p = postgres::PostgresProbe::build(pg, timeout, &mut cx.key("postgres"))?;
             (Kind::Postgres, p.target(), Target::Postgres(Box::new(p)))
         } else {
             let k = cfg.kafka.as_ref().expect("exactly one kind is set");
-            let p = kafka::KafkaProbe::build(
-                k,
-                &cfg.name,
-                timeout,
-                &path.key("kafka"),
-                problems,
-                redactor,
-            )?;
+            let p = kafka::KafkaProbe::build(k, &cfg.name, timeout, &mut cx.key("kafka"))?;
             (Kind::Kafka, p.target(), Target::Kafka(Box::new(p)))
         };
         Some(Probe {

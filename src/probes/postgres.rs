@@ -16,10 +16,9 @@ use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{QueryValue, Recorder};
-use crate::config::{Path, PostgresConfig, PostgresMode, PostgresTlsMode, Problems, TlsConfig};
+use crate::config::{BuildCx, PostgresConfig, PostgresMode, PostgresTlsMode, TlsConfig};
 use crate::net::dial::{io_reason, io_source};
 use crate::net::{tls, Failure, Phase, Reason};
-use crate::redact::Redactor;
 
 const MAX_ROWS: usize = 100;
 const MAX_LABEL: usize = 64;
@@ -69,88 +68,82 @@ impl PostgresProbe {
     pub fn build(
         cfg: &PostgresConfig,
         timeout: Duration,
-        path: &Path,
-        problems: &mut Problems,
-        redactor: &mut Redactor,
+        cx: &mut BuildCx,
     ) -> Option<PostgresProbe> {
-        let before = problems.0.len();
-        let mut config = match cfg.dsn.parse::<Config>() {
-            Ok(c) => c,
-            Err(_) => {
-                // tokio-postgres' messages can quote the DSN; say what is wrong without it.
-                problems.push(
-                    &path.key("dsn"),
-                    "not a valid libpq connection string or postgres:// URL",
-                );
-                return None;
+        cx.checked(|cx| {
+            let mut config = match cfg.dsn.parse::<Config>() {
+                Ok(c) => c,
+                Err(_) => {
+                    // tokio-postgres' messages can quote the DSN; say what is wrong without it.
+                    cx.problem_at(
+                        "dsn",
+                        "not a valid libpq connection string or postgres:// URL",
+                    );
+                    return None;
+                }
+            };
+            if let Some(pw) = config.get_password() {
+                cx.redactor.add(&String::from_utf8_lossy(pw));
             }
-        };
-        if let Some(pw) = config.get_password() {
-            redactor.add(&String::from_utf8_lossy(pw));
-        }
-        if config.get_hosts().is_empty() {
-            problems.push(&path.key("dsn"), "names no host");
-        }
-        config.connect_timeout(timeout);
-        config.options(format!("-c statement_timeout={}", timeout.as_millis()));
-        config.application_name("sidewatch");
-        let tls = match cfg.tls.mode {
-            PostgresTlsMode::Disable => None,
-            mode => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let tls_cfg = TlsConfig {
-                    insecure_skip_verify: mode == PostgresTlsMode::Require,
-                    ca_file: cfg.tls.ca_file.clone(),
-                    server_name: None,
-                };
-                match tls::client_config(&tls_cfg, &[]) {
-                    Ok(c) => Some(MakeRustlsConnect::new((*c).clone())),
-                    Err(e) => {
-                        problems.push(&path.key("tls").key("ca_file"), e);
-                        None
+            if config.get_hosts().is_empty() {
+                cx.problem_at("dsn", "names no host");
+            }
+            config.connect_timeout(timeout);
+            config.options(format!("-c statement_timeout={}", timeout.as_millis()));
+            config.application_name("sidewatch");
+            let tls = match cfg.tls.mode {
+                PostgresTlsMode::Disable => None,
+                mode => {
+                    config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                    let tls_cfg = TlsConfig {
+                        insecure_skip_verify: mode == PostgresTlsMode::Require,
+                        ca_file: cfg.tls.ca_file.clone(),
+                        server_name: None,
+                    };
+                    match tls::client_config(&tls_cfg, &[]) {
+                        Ok(c) => Some(MakeRustlsConnect::new((*c).clone())),
+                        Err(e) => {
+                            cx.key("tls").problem_at("ca_file", e);
+                            None
+                        }
                     }
                 }
-            }
-        };
-        let expect = Expect {
-            rows: cfg.expect.rows,
-            value: cfg.expect.value.clone(),
-            value_regex: super::assert::regex(
-                &cfg.expect.value_regex,
-                &path.key("expect").key("value_regex"),
-                problems,
-            ),
-            max_latency: cfg.expect.max_latency.map(|d| d.0),
-        };
-        let values = cfg.values.as_ref().map(|v| {
-            if v.columns.is_empty() {
-                problems.push(
-                    &path.key("values").key("columns"),
-                    "name at least one column",
-                );
-            }
-            if v.max_rows == 0 || v.max_rows > MAX_ROWS {
-                problems.push(
-                    &path.key("values").key("max_rows"),
-                    format!("must be 1 to {MAX_ROWS}"),
-                );
-            }
-            Values {
-                columns: v.columns.clone(),
-                label: v.label.clone(),
-                max_rows: v.max_rows,
-            }
-        });
-        let target = describe(&config);
-        (problems.0.len() == before).then(|| PostgresProbe {
-            config,
-            tls,
-            query: cfg.query.clone(),
-            mode: cfg.mode,
-            expect,
-            values,
-            pool: Mutex::new(Pooled::default()),
-            target,
+            };
+            let expect = Expect {
+                rows: cfg.expect.rows,
+                value: cfg.expect.value.clone(),
+                value_regex: super::assert::regex(
+                    &cfg.expect.value_regex,
+                    &mut cx.key("expect").key("value_regex"),
+                ),
+                max_latency: cfg.expect.max_latency.map(|d| d.0),
+            };
+            let values = cfg.values.as_ref().map(|v| {
+                if v.columns.is_empty() {
+                    cx.key("values")
+                        .problem_at("columns", "name at least one column");
+                }
+                if v.max_rows == 0 || v.max_rows > MAX_ROWS {
+                    cx.key("values")
+                        .problem_at("max_rows", format!("must be 1 to {MAX_ROWS}"));
+                }
+                Values {
+                    columns: v.columns.clone(),
+                    label: v.label.clone(),
+                    max_rows: v.max_rows,
+                }
+            });
+            let target = describe(&config);
+            Some(PostgresProbe {
+                config,
+                tls,
+                query: cfg.query.clone(),
+                mode: cfg.mode,
+                expect,
+                values,
+                pool: Mutex::new(Pooled::default()),
+                target,
+            })
         })
     }
 
@@ -369,6 +362,8 @@ fn failure(e: tokio_postgres::Error, connecting: bool) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
 
     fn build(dsn: &str) -> (Option<PostgresProbe>, Problems, Redactor) {
         let cfg = PostgresConfig {
@@ -385,9 +380,7 @@ mod tests {
             PostgresProbe::build(
                 &cfg,
                 Duration::from_secs(1),
-                &Path::default(),
-                &mut p,
-                &mut r,
+                &mut BuildCx::new(&mut p, &mut r),
             ),
             p,
             r,

@@ -8,7 +8,7 @@ use regex::bytes::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Recorder;
-use crate::config::{Path, Problems, TcpConfig};
+use crate::config::{BuildCx, TcpConfig};
 use crate::net::dial::{dial, io_reason, split_host_port};
 use crate::net::{Failure, Phase, Reason};
 
@@ -22,20 +22,20 @@ pub struct TcpProbe {
 }
 
 impl TcpProbe {
-    pub fn build(cfg: &TcpConfig, path: &Path, problems: &mut Problems) -> Option<TcpProbe> {
+    pub fn build(cfg: &TcpConfig, cx: &mut BuildCx) -> Option<TcpProbe> {
         let addr = split_host_port(&cfg.address)
-            .map_err(|e| problems.push(&path.key("address"), e))
+            .map_err(|e| cx.problem_at("address", e))
             .ok();
         let expect = match cfg.expect.as_deref().map(Regex::new) {
             Some(Err(e)) => {
-                problems.push(&path.key("expect"), format!("invalid regex: {e}"));
+                cx.problem_at("expect", format!("invalid regex: {e}"));
                 return None;
             }
             Some(Ok(re)) => Some(re),
             None => None,
         };
         if cfg.max_read_bytes == 0 {
-            problems.push(&path.key("max_read_bytes"), "must be at least 1");
+            cx.problem_at("max_read_bytes", "must be at least 1");
             return None;
         }
         let (host, port) = addr?;
@@ -136,6 +136,8 @@ fn unescape(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
     use tokio::net::TcpListener;
 
     #[test]
@@ -151,7 +153,11 @@ mod tests {
             expect: expect.map(Into::into),
             max_read_bytes: 64,
         };
-        TcpProbe::build(&cfg, &Path::default(), &mut Problems::default()).unwrap()
+        TcpProbe::build(
+            &cfg,
+            &mut BuildCx::new(&mut Problems::default(), &mut Redactor::default()),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
