@@ -170,12 +170,17 @@ fn build_checks(
             time_scale: scale,
             ..rails.clone()
         };
-        let cx = Context {
+        let env = Context {
             rails: &rails,
             selectors,
             has_store: cfg.store.is_some(),
         };
-        out.extend(CheckPlan::build(c, &cx, &path, problems, redactor));
+        let mut cx = BuildCx {
+            path,
+            problems,
+            redactor,
+        };
+        out.extend(CheckPlan::build(c, &env, &mut cx));
     }
     out
 }

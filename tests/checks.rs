@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use sidewatch::check::baseline::store::Store;
-use sidewatch::check::scenario::Details;
-use sidewatch::check::{execute, CheckResult};
+use sidewatch::check::execute::execute;
+use sidewatch::check::result::{CheckResult, Details};
 use sidewatch::load::Quiet;
 use tokio_util::sync::CancellationToken;
 

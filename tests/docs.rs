@@ -216,7 +216,8 @@ checks:
     let metrics = CheckMetrics::register(&mut registry);
     for check in &p.checks {
         let mut quiet = sidewatch::load::Quiet;
-        let mut r = sidewatch::check::execute(check, None, &mut quiet, Default::default()).await;
+        let mut r =
+            sidewatch::check::execute::execute(check, None, &mut quiet, Default::default()).await;
         r.comparisons = compare(&r, &r, &Tolerances::default());
         metrics.finished(&r);
         metrics.running(&check.name, false);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use sidewatch::check::CheckResult;
+use sidewatch::check::result::CheckResult;
 use sidewatch::config::Document;
 use sidewatch::plan::Plan;
 

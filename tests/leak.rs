@@ -10,9 +10,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use sidewatch::check::execute;
+use sidewatch::check::execute::execute;
 use sidewatch::check::leak::{analyse, LeakParams};
-use sidewatch::check::scenario::Details;
+use sidewatch::check::result::Details;
 use sidewatch::load::Quiet;
 use tokio_util::sync::CancellationToken;
 
@@ -158,7 +158,7 @@ async fn leaks_are_caught_and_other_profiles_are_not_flagged() {
 }
 
 /// The earliest time after warm-up at which the samples so far flag the leak.
-fn report_detection_time(points: &[sidewatch::check::watch::MemPoint]) {
+fn report_detection_time(points: &[sidewatch::check::result::MemPoint]) {
     let params = LeakParams {
         warmup: 2.0,
         window: 1.0,

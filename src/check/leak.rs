@@ -7,9 +7,7 @@
 //! climbs at half that floor or more (a cache that filled and then
 //! plateaued does not).
 
-use serde::{Deserialize, Serialize};
-
-use crate::check::watch::MemPoint;
+use crate::check::result::{LeakReport, MemPoint};
 use crate::stats::{mann_kendall, remove_level_shifts, theil_sen};
 use crate::units::show_slope;
 
@@ -26,28 +24,6 @@ pub struct LeakParams {
 
 /// The fewest windows a verdict is drawn from.
 pub const MIN_WINDOWS: usize = 6;
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct LeakReport {
-    pub process: String,
-    pub windows: usize,
-    pub slope_bytes_per_second: f64,
-    pub slope_low: f64,
-    pub slope_high: f64,
-    pub recent_slope_bytes_per_second: f64,
-    pub p_value: f64,
-    pub level_shifts: usize,
-    pub restarts: usize,
-    /// Lowest RSS of the last window minus that of the first (raw).
-    pub growth_bytes: f64,
-    pub max_rss_bytes: f64,
-    pub suspected: bool,
-    pub reason: String,
-    /// (window middle, window minimum, shift-adjusted minimum) for plots.
-    pub minima: Vec<(f64, f64, f64)>,
-    /// The fitted line on the adjusted minima: rss = intercept + slope·t.
-    pub intercept: f64,
-}
 
 /// Samples past warm-up: none from before `warmup` after the first sample
 /// or after any restart. Returns them and the number of restarts.

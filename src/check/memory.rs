@@ -5,10 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::watch::MemPoint;
-use crate::check::leak::{analyse, LeakParams, LeakReport};
-use crate::check::scenario::{Details, Finding};
-use crate::config::{Path, Problems};
+use crate::check::leak::{analyse, LeakParams};
+use crate::check::result::{Details, Finding, LeakReport, MemPoint};
+use crate::config::BuildCx;
 use crate::resources::process::Selector;
 use crate::units::{bytes, show_bytes, show_slope, slope};
 
@@ -85,23 +84,19 @@ impl MemRule {
     }
 }
 
-/// Parses the memory thresholds `(index, expr)` of a check.
-pub fn build(
-    exprs: &[(usize, &String)],
-    selectors: &[Selector],
-    path: &Path,
-    problems: &mut Problems,
-) -> Vec<MemRule> {
+/// Parses the memory thresholds `(index, expr)` of a check; `cx` is the
+/// check's.
+pub fn build(exprs: &[(usize, &String)], selectors: &[Selector], cx: &mut BuildCx) -> Vec<MemRule> {
     let mut out = Vec::new();
+    let mut thresholds = cx.key("thresholds");
     for (i, e) in exprs {
-        let p = path.key("thresholds").index(*i);
+        let mut cx = thresholds.index(*i);
         match MemRule::parse(e) {
-            Ok(_) if selectors.is_empty() => problems.push(
-                &p,
-                "memory thresholds watch the service: add `service.processes`",
-            ),
+            Ok(_) if selectors.is_empty() => {
+                cx.problem("memory thresholds watch the service: add `service.processes`")
+            }
             Ok(r) => out.push(r),
-            Err(err) => problems.push(&p, err),
+            Err(err) => cx.problem(err),
         }
     }
     out
@@ -110,10 +105,8 @@ pub fn build(
 /// The leak analysis a scenario already made, or one with defaults
 /// scaled to the run (warm-up a fifth of it, 20 windows at most 30 s).
 fn trend(samples: &[MemPoint], details: &Details) -> LeakReport {
-    match details {
-        Details::Leak(r) => return r.clone(),
-        Details::Soak(s) if s.memory.is_some() => return s.memory.clone().expect("checked"),
-        _ => {}
+    if let Some(r) = details.leak() {
+        return r.clone();
     }
     let span = samples.last().map_or(0.0, |p| p.t) - samples.first().map_or(0.0, |p| p.t);
     let params = LeakParams {

@@ -12,8 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::CheckResult;
-use crate::check::scenario::Details;
+use crate::check::result::{CheckResult, Details};
 use crate::load::Verdict;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -1,34 +1,34 @@
 //! Checks: a scenario with thresholds, run on a schedule or on request.
-//! [`CheckPlan::build`] compiles a check's config; [`execute`] runs it,
-//! watching the service, and returns a [`CheckResult`] that the baseline
-//! comparison, the store and the reports take from there.
+//! [`CheckPlan::build`] compiles a check's config; [`execute::execute`] runs
+//! it, watching the service, and returns a [`result::CheckResult`] (the
+//! stored schema) that the baseline comparison, the store and the reports
+//! take from there; [`runner`] runs checks inside the sidecar.
+//!
+//! The submodules are layered (`tests/layers.rs` judges it), each importing
+//! only those below it: `result` (the stored schema); `timeline`, `watch`
+//! (what a run collects); `leak` (the trend test); `memory`, `metrics`;
+//! `scenario`, `baseline`; `execute`; `runner`.
 
 pub mod baseline;
+pub mod execute;
 pub mod leak;
 pub mod memory;
 pub mod metrics;
+pub mod result;
 pub mod runner;
 pub mod scenario;
 pub mod timeline;
 pub mod watch;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
-
-use crate::check::baseline::regression::{Comparison, Tolerances};
-use crate::check::scenario::{Build, Details, Finding, Run, Scenario};
-use crate::config::{CheckConfig, Overlap, Path, Problems};
-use crate::load::histogram::Summary;
-use crate::load::metrics::LoadMetrics;
-use crate::load::thresholds::ThresholdResult;
-use crate::load::{Guardrails, LoadPlan, LoadResult, Progress, Verdict};
-use crate::redact::Redactor;
+use crate::check::baseline::regression::Tolerances;
+use crate::check::result::ScenarioKind;
+use crate::check::scenario::{Build, Scenario};
+use crate::config::{BuildCx, CheckConfig, Overlap};
+use crate::load::{Guardrails, LoadPlan};
 use crate::resources::process::Selector;
 use memory::MemRule;
-use timeline::Window;
-use watch::{MemPoint, Watch};
 
 /// A compiled check.
 #[derive(Clone, Debug)]
@@ -55,113 +55,101 @@ pub struct Context<'a> {
 }
 
 impl CheckPlan {
-    pub fn build(
-        c: &CheckConfig,
-        cx: &Context,
-        path: &Path,
-        problems: &mut Problems,
-        redactor: &mut Redactor,
-    ) -> Option<CheckPlan> {
-        let before = problems.0.len();
-        crate::config::check_name(
-            &c.name,
-            &mut crate::config::BuildCx {
-                path: path.key("name"),
-                problems,
-                redactor,
-            },
-        );
-        type Indexed<'a> = Vec<(usize, &'a String)>;
-        let (mem_exprs, load_exprs): (Indexed, Indexed) = c
-            .thresholds
-            .iter()
-            .enumerate()
-            .partition(|(_, t)| MemRule::is_memory(t));
-        let memory_rules = memory::build(&mem_exprs, cx.selectors, path, problems);
-        let load_exprs: Vec<String> = load_exprs.into_iter().map(|(_, t)| t.clone()).collect();
-        let scenario_sets_time = c.scenarios() > 0;
-        let load = c.load.as_ref().and_then(|l| {
-            if scenario_sets_time && (l.duration.is_some() || l.stages.is_some()) {
-                problems.push(
-                    &path.key("load"),
-                    "the scenario sets the timeline: drop `duration` and `stages`",
-                );
-                return None;
-            }
-            LoadPlan::build(
-                &c.name,
-                l,
-                &load_exprs,
-                &c.abort,
-                cx.rails,
-                scenario_sets_time,
-                path,
-                problems,
-                redactor,
-            )
-        });
-        if c.load.is_none() && !(load_exprs.is_empty() && c.abort.is_empty()) {
-            problems.push(
-                &path.key("thresholds"),
-                "load thresholds and abort rules need a `load`",
-            );
-        }
-        if c.breakpoint.is_some() && !load_exprs.is_empty() {
-            problems.push(
-                &path.key("thresholds"),
-                "a breakpoint is judged by `breakpoint.break` rules, not load thresholds",
-            );
-        }
-        let process = cx.selectors.first().map(|s| s.label.as_str());
-        let build = Build {
-            base: load.as_ref(),
-            rate_scale: cx.rails.rate_scale(),
-            time_scale: cx.rails.time_scale,
-            max_rate: cx.rails.max_rate,
-            process,
-        };
-        let scenario = Scenario::build(c, &build, path, problems)?;
-        let schedule = c.schedule.as_ref().and_then(|s| {
-            runner::parse_cron(s)
-                .map_err(|e| problems.push(&path.key("schedule"), e))
-                .ok()
-        });
-        let baseline = c.baseline.as_ref().and_then(|b| {
-            if !cx.has_store {
-                problems.push(
-                    &path.key("baseline"),
-                    "baseline comparison needs a `store` to keep results in",
-                );
-            }
-            Tolerances::build(b, &path.key("baseline"), problems)
-        });
-        let watch = Self::watch(&scenario, cx.selectors, path, problems);
-        let expected = scenario.duration(load.as_ref());
-        let max_duration = c
-            .max_duration
-            .map_or(expected + Duration::from_secs(600), |d| {
-                d.0.mul_f64(cx.rails.time_scale)
+    /// Compiles `checks[i]`; `cx` is at that item.
+    pub fn build(c: &CheckConfig, env: &Context, cx: &mut BuildCx) -> Option<CheckPlan> {
+        cx.checked(|cx| {
+            crate::config::check_name(&c.name, &mut cx.key("name"));
+            type Indexed<'a> = Vec<(usize, &'a String)>;
+            let (mem_exprs, load_exprs): (Indexed, Indexed) = c
+                .thresholds
+                .iter()
+                .enumerate()
+                .partition(|(_, t)| MemRule::is_memory(t));
+            let memory_rules = memory::build(&mem_exprs, env.selectors, cx);
+            let load_exprs: Vec<String> = load_exprs.into_iter().map(|(_, t)| t.clone()).collect();
+            let scenario_sets_time = c.scenarios() > 0;
+            let load = c.load.as_ref().and_then(|l| {
+                if scenario_sets_time && (l.duration.is_some() || l.stages.is_some()) {
+                    cx.problem_at(
+                        "load",
+                        "the scenario sets the timeline: drop `duration` and `stages`",
+                    );
+                    return None;
+                }
+                let (path, problems, redactor) = (&cx.path, &mut *cx.problems, &mut *cx.redactor);
+                LoadPlan::build(
+                    &c.name,
+                    l,
+                    &load_exprs,
+                    &c.abort,
+                    env.rails,
+                    scenario_sets_time,
+                    path,
+                    problems,
+                    redactor,
+                )
             });
-        if max_duration < expected {
-            problems.push(
-                &path.key("max_duration"),
-                format!(
-                    "shorter than the scenario itself ({})",
-                    crate::units::human_duration(expected)
-                ),
-            );
-        }
-        (problems.0.len() == before).then(|| CheckPlan {
-            name: c.name.clone(),
-            schedule,
-            schedule_text: c.schedule.clone(),
-            max_duration,
-            overlap: c.overlap,
-            load,
-            scenario,
-            memory_rules,
-            baseline,
-            watch,
+            if c.load.is_none() && !(load_exprs.is_empty() && c.abort.is_empty()) {
+                cx.problem_at(
+                    "thresholds",
+                    "load thresholds and abort rules need a `load`",
+                );
+            }
+            if c.breakpoint.is_some() && !load_exprs.is_empty() {
+                cx.problem_at(
+                    "thresholds",
+                    "a breakpoint is judged by `breakpoint.break` rules, not load thresholds",
+                );
+            }
+            let process = env.selectors.first().map(|s| s.label.as_str());
+            let build = Build {
+                base: load.as_ref(),
+                rate_scale: env.rails.rate_scale(),
+                time_scale: env.rails.time_scale,
+                max_rate: env.rails.max_rate,
+                process,
+            };
+            let scenario = Scenario::build(c, &build, cx)?;
+            let schedule = c.schedule.as_ref().and_then(|s| {
+                runner::parse_cron(s)
+                    .map_err(|e| cx.problem_at("schedule", e))
+                    .ok()
+            });
+            let baseline = c.baseline.as_ref().and_then(|b| {
+                let mut cx = cx.key("baseline");
+                if !env.has_store {
+                    cx.problem("baseline comparison needs a `store` to keep results in");
+                }
+                Tolerances::build(b, &mut cx)
+            });
+            let watch = Self::watch(&scenario, env.selectors, cx);
+            let expected = scenario.duration(load.as_ref());
+            let max_duration = c
+                .max_duration
+                .map_or(expected + Duration::from_secs(600), |d| {
+                    d.0.mul_f64(env.rails.time_scale)
+                });
+            if max_duration < expected {
+                cx.problem_at(
+                    "max_duration",
+                    format!(
+                        "shorter than the scenario itself ({})",
+                        crate::units::human_duration(expected)
+                    ),
+                );
+            }
+            Some(CheckPlan {
+                name: c.name.clone(),
+                schedule,
+                schedule_text: c.schedule.clone(),
+                max_duration,
+                overlap: c.overlap,
+                load,
+                scenario,
+                memory_rules,
+                baseline,
+                watch,
+            })
         })
     }
 
@@ -169,8 +157,7 @@ impl CheckPlan {
     fn watch(
         scenario: &Scenario,
         selectors: &[Selector],
-        path: &Path,
-        problems: &mut Problems,
+        cx: &mut BuildCx,
     ) -> Option<(Selector, Duration)> {
         let (label, interval) = match scenario {
             Scenario::Leak(l) => (Some(l.process.as_str()), l.sample_interval),
@@ -181,8 +168,8 @@ impl CheckPlan {
             None => selectors.first(),
         };
         if label.is_some() && found.is_none() {
-            problems.push(
-                &path.key("leak").key("process"),
+            cx.key("leak").problem_at(
+                "process",
                 format!(
                     "no `service.processes` entry labelled `{}`",
                     label.unwrap_or("")
@@ -192,7 +179,7 @@ impl CheckPlan {
         found.map(|s| (s.clone(), interval))
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ScenarioKind {
         self.scenario.kind()
     }
 
@@ -202,302 +189,148 @@ impl CheckPlan {
     }
 }
 
-/// A whole-phase load summary, owned so results can be read back.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct PhaseSummary {
-    pub name: String,
-    pub executor: String,
-    pub duration_seconds: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub target_rate: Option<f64>,
-    pub achieved_rate: f64,
-    pub error_rate: f64,
-    pub errors_by_reason: std::collections::BTreeMap<String, u64>,
-    pub latency_seconds: Summary,
-    pub service_time_seconds: Summary,
-    pub aborted_by: Option<String>,
-}
-
-impl PhaseSummary {
-    fn of(name: &str, r: &LoadResult) -> PhaseSummary {
-        PhaseSummary {
-            name: name.to_string(),
-            executor: r.executor.clone(),
-            duration_seconds: r.duration_seconds,
-            requests: r.requests,
-            errors: r.errors,
-            dropped: r.dropped,
-            target_rate: r.target_rate,
-            achieved_rate: r.achieved_rate,
-            error_rate: timeline::ratio(r.errors, r.requests),
-            errors_by_reason: r
-                .errors_by_reason
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            latency_seconds: r.latency_seconds,
-            service_time_seconds: r.service_time_seconds,
-            aborted_by: r.aborted_by.clone(),
-        }
-    }
-}
-
-/// Everything a check run produced; the JSON report and the stored record.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct CheckResult {
-    pub id: String,
-    pub check: String,
-    pub kind: String,
-    pub started_unix: f64,
-    pub duration_seconds: f64,
-    /// `pass`, `fail` or `aborted`.
-    pub verdict: Verdict,
-    pub aborted_by: Option<String>,
-    pub phases: Vec<PhaseSummary>,
-    pub thresholds: Vec<ThresholdResult>,
-    pub findings: Vec<Finding>,
-    pub details: Details,
-    pub windows: Vec<Window>,
-    /// The watched process's samples (at most ~2000, evenly thinned).
-    pub memory: Vec<MemPoint>,
-    pub memory_process: Option<String>,
-    /// The baseline run compared against, if any.
-    pub baseline: Option<String>,
-    pub comparisons: Vec<Comparison>,
-}
-
-impl CheckResult {
-    pub fn passed(&self) -> bool {
-        self.verdict == Verdict::Pass
-    }
-
-    pub fn regressions(&self) -> impl Iterator<Item = &Comparison> {
-        self.comparisons.iter().filter(|c| c.regressed)
-    }
-
-    /// Re-derives the verdict after comparisons were added.
-    pub fn settle_verdict(&mut self) {
-        if self.verdict == Verdict::Aborted {
-            return;
-        }
-        let ok = self.thresholds.iter().all(|t| t.passed)
-            && self.findings.iter().all(|f| f.passed)
-            && self.regressions().next().is_none();
-        self.verdict = if ok { Verdict::Pass } else { Verdict::Fail };
-    }
-
-    /// The first phase: for most scenarios, the whole load.
-    pub fn main_phase(&self) -> Option<&PhaseSummary> {
-        self.phases.first()
-    }
-
-    /// Peak RSS of the watched process over the run.
-    pub fn peak_rss(&self) -> Option<f64> {
-        self.memory
-            .iter()
-            .filter(|p| p.processes > 0)
-            .map(|p| p.rss)
-            .reduce(f64::max)
-    }
-}
-
-/// A run id: UTC time to the millisecond, then the check name.
-pub fn run_id(check: &str, at: SystemTime) -> String {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    let (days, rem) = (ms / 86_400_000, ms % 86_400_000);
-    let (y, m, d) = civil(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z-{check}",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-pub fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Runs a check to its end, its time limit or `cancel`.
-pub async fn execute(
-    plan: &CheckPlan,
-    metrics: Option<&LoadMetrics>,
-    progress: &mut dyn Progress,
-    cancel: CancellationToken,
-) -> CheckResult {
-    let started = SystemTime::now();
-    let epoch = Instant::now();
-    let token = cancel.child_token();
-    let limit = {
-        let t = token.clone();
-        let max = plan.max_duration;
-        tokio::spawn(async move {
-            tokio::time::sleep(max).await;
-            t.cancel();
-        })
-    };
-    let watch = plan
-        .watch
-        .as_ref()
-        .map(|(sel, every)| Watch::start(sel.clone(), *every, epoch));
-    let mut run = Run {
-        base: plan.load.as_ref(),
-        metrics,
-        progress,
-        cancel: token.clone(),
-        epoch,
-        watch: watch.as_ref(),
-        phases: Vec::new(),
-        windows: Vec::new(),
-    };
-    let (details, mut findings) = plan.scenario.run(&mut run).await;
-    limit.abort();
-    let timed_out = token.is_cancelled() && !cancel.is_cancelled();
-    let stopped = run.stopped();
-    let (phases, windows) = (run.phases, run.windows);
-    let samples = watch.map(Watch::stop).unwrap_or_default();
-    findings.extend(memory::judge(&plan.memory_rules, &samples, &details));
-    let aborted_by = if timed_out {
-        Some(format!(
-            "max_duration {} reached",
-            crate::units::human_duration(plan.max_duration)
-        ))
-    } else if stopped {
-        phases
-            .iter()
-            .find_map(|p| p.result.aborted_by.clone())
-            .or_else(|| Some("cancelled".into()))
-    } else {
-        None
-    };
-    let mut result = CheckResult {
-        id: run_id(&plan.name, started),
-        check: plan.name.clone(),
-        kind: plan.kind().into(),
-        started_unix: started
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64(),
-        duration_seconds: epoch.elapsed().as_secs_f64(),
-        verdict: if aborted_by.is_some() {
-            Verdict::Aborted
-        } else {
-            Verdict::Pass
-        },
-        aborted_by,
-        thresholds: phases
-            .iter()
-            .flat_map(|p| p.result.thresholds.iter().cloned())
-            .collect(),
-        phases: phases
-            .iter()
-            .map(|p| PhaseSummary::of(&p.name, &p.result))
-            .collect(),
-        findings,
-        details,
-        windows,
-        memory: thin(samples, 2000),
-        memory_process: plan.watch.as_ref().map(|(s, _)| s.label.clone()),
-        baseline: None,
-        comparisons: Vec::new(),
-    };
-    result.settle_verdict();
-    result
-}
-
-/// A made-up result with a few hundred windows and samples, for the
-/// store's crash test.
-pub fn synthetic(check: &str, n: u32) -> CheckResult {
-    let started = 1_700_000_000.0 + f64::from(n);
-    CheckResult {
-        id: format!(
-            "{}-{n:06}",
-            run_id(check, UNIX_EPOCH + Duration::from_secs_f64(started))
-        ),
-        check: check.into(),
-        kind: "load".into(),
-        started_unix: started,
-        duration_seconds: 60.0,
-        verdict: Verdict::Pass,
-        aborted_by: None,
-        phases: vec![PhaseSummary::default()],
-        thresholds: Vec::new(),
-        findings: Vec::new(),
-        details: Details::Load,
-        windows: (0..300)
-            .map(|i| Window {
-                start: f64::from(i),
-                seconds: 1.0,
-                p95: 0.01 + f64::from(i % 7) * 1e-3,
-                ..Window::default()
-            })
-            .collect(),
-        memory: (0..600)
-            .map(|i| MemPoint {
-                t: f64::from(i),
-                rss: 1e8 + f64::from(i) * 1e4,
-                processes: 1,
-                ..MemPoint::default()
-            })
-            .collect(),
-        memory_process: Some("app".into()),
-        baseline: None,
-        comparisons: Vec::new(),
-    }
-}
-
-/// Keeps at most `max` evenly spaced points (and always the last).
-fn thin(points: Vec<MemPoint>, max: usize) -> Vec<MemPoint> {
-    if points.len() <= max {
-        return points;
-    }
-    let step = points.len().div_ceil(max);
-    let last = *points.last().expect("non-empty");
-    let mut out: Vec<MemPoint> = points.into_iter().step_by(step).collect();
-    if out.last() != Some(&last) {
-        out.push(last);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Document;
+    use crate::plan::Plan;
 
-    #[test]
-    fn run_ids_sort_by_time() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_795_400_000_123);
-        assert_eq!(run_id("soak", at), "20261123T021320.123Z-soak");
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_782), (2024, 2, 29));
+    const LOAD: &str = "{rate: 10/s, mix: [{http: {url: 'http://127.0.0.1:9/'}}]}";
+    const USERS: &str = "{concurrency: 2, mix: [{http: {url: 'http://127.0.0.1:9/'}}]}";
+
+    fn problems(text: &str) -> Vec<String> {
+        let doc = Document::parse("c.yaml", text, &|_| None).unwrap();
+        let errors = Plan::from_document(doc).unwrap_err().to_string();
+        errors.lines().map(String::from).collect()
     }
 
+    /// Every problem of a check's config, at its path.
     #[test]
-    fn thinning_keeps_the_ends() {
-        let pts: Vec<MemPoint> = (0..5000)
-            .map(|i| MemPoint {
-                t: f64::from(i),
-                ..MemPoint::default()
-            })
-            .collect();
-        let out = thin(pts, 2000);
-        assert!(out.len() <= 2001);
-        assert_eq!(out[0].t, 0.0);
-        assert_eq!(out.last().unwrap().t, 4999.0);
+    fn check_problems_are_reported_at_their_paths() {
+        let without_service = format!(
+            "limits: {{max_rate: 1000/s}}
+checks:
+  - name: 'bad name'
+    load: {LOAD}
+    thresholds: ['rss_max < 1GB', 'rss_peak < 1GB']
+  - name: timeline
+    load: {{rate: 10/s, duration: 5s, mix: [{{http: {{url: 'http://127.0.0.1:9/'}}}}]}}
+    soak: {{duration: 1h}}
+  - name: nothing
+    thresholds: ['p95 < 1s']
+  - name: two
+    load: {LOAD}
+    soak: {{duration: 1h}}
+    spike: {{factor: 2}}
+  - name: soak
+    soak: {{duration: 10m}}
+  - name: soak2
+    load: {LOAD}
+    soak: {{duration: 5m, drift: lots}}
+  - name: spike
+    load: {LOAD}
+    spike: {{factor: 1, before: 5s}}
+  - name: spike2
+    load: {USERS}
+    spike: {{factor: 2}}
+  - name: spike3
+    load: {LOAD}
+    spike: {{factor: 200, before: 10s, max_error_rate: bad}}
+  - name: bp
+    load: {LOAD}
+    thresholds: ['p95 < 1s']
+    breakpoint: {{steps: [10/s, fast, 5000/s], break: ['error_rate > 5% over 10s', 'nonsense']}}
+  - name: bp2
+    load: {LOAD}
+    breakpoint: {{steps: [20/s, 10/s]}}
+  - name: bp3
+    load: {LOAD}
+    breakpoint: {{max: slow, tolerance: x}}
+  - name: curve
+    load: {LOAD}
+    curve: {{levels: []}}
+  - name: curve2
+    load: {LOAD}
+    curve: {{levels: [10/s, quick], step: 10s, settle: 8s}}
+  - name: leak
+    leak: {{duration: 1m, alpha: 2, min_slope: up, min_step: big}}
+  - name: sched
+    load: {{rate: 10/s, duration: 1m, mix: [{{http: {{url: 'http://127.0.0.1:9/'}}}}]}}
+    schedule: nightly
+    max_duration: 10s
+    baseline: {{latency: much, alpha: 0.7}}
+  - name: base2
+    load: {{rate: 10/s, duration: 1m, mix: [{{http: {{url: 'http://127.0.0.1:9/'}}}}]}}
+    baseline: {{alpha: 0.9}}
+  - name: observe
+"
+        );
+        assert_eq!(
+            problems(&without_service),
+            [
+            "c.yaml:3:5: checks[0]: give a `load`, or a `leak` scenario to only observe",
+            "c.yaml:3:11: checks[0].name: must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)",
+            "c.yaml:4:11: checks[0].load: set `duration` for a constant load, or `stages` for a ramp",
+            "c.yaml:5:18: checks[0].thresholds[0]: memory thresholds watch the service: add `service.processes`",
+            "c.yaml:5:35: checks[0].thresholds[1]: unknown memory metric `rss_peak` (rss_growth, rss_increase, rss_max)",
+            "c.yaml:7:11: checks[1].load: the scenario sets the timeline: drop `duration` and `stages`",
+            "c.yaml:8:11: checks[1].soak: a soak needs a `load` with a `rate` and a `mix`",
+            "c.yaml:9:5: checks[2]: give a `load`, or a `leak` scenario to only observe",
+            "c.yaml:10:17: checks[2].thresholds: load thresholds and abort rules need a `load`",
+            "c.yaml:11:5: checks[3]: give at most one scenario (soak, spike, breakpoint, curve, leak)",
+            "c.yaml:16:11: checks[4].soak: a soak needs a `load` with a `rate` and a `mix`",
+            "c.yaml:19:22: checks[5].soak.duration: a soak needs at least 6 windows (duration >= 6 x window)",
+            "c.yaml:19:33: checks[5].soak.drift: `lots` is not a percentage (use 10% or 0.1)",
+            "c.yaml:22:21: checks[6].spike.factor: must be greater than 1",
+            "c.yaml:25:12: checks[7].spike.load: this scenario needs an arrival `rate` (open model), not `concurrency`",
+            "c.yaml:28:21: checks[8].spike.factor: the spike's 2000/s exceeds the limit of 1000/s (limits.max_rate)",
+            "c.yaml:28:34: checks[8].spike.before: needs at least 2 windows to measure the pre-spike level",
+            "c.yaml:28:55: checks[8].spike.max_error_rate: `bad` is not a percentage (use 10% or 0.1)",
+            "c.yaml:31:17: checks[9].thresholds: a breakpoint is judged by `breakpoint.break` rules, not load thresholds",
+            "c.yaml:32:32: checks[9].breakpoint.steps[1]: `fast` is not a rate (use e.g. 200/s)",
+            "c.yaml:32:38: checks[9].breakpoint.steps[2]: 5000/s exceeds the limit of 1000/s (limits.max_rate)",
+            "c.yaml:35:25: checks[10].breakpoint.steps: give 1 to 64 increasing rates",
+            "c.yaml:38:23: checks[11].breakpoint.max: `slow` is not a rate (use e.g. 200/s)",
+            "c.yaml:41:21: checks[12].curve.levels: give 1 to 64 rate levels",
+            "c.yaml:44:28: checks[13].curve.levels[1]: `quick` is not a rate (use e.g. 200/s)",
+            "c.yaml:44:55: checks[13].curve.settle: must be at most half of `step`",
+            "c.yaml:46:11: checks[14].leak: a leak check watches a service process: add `service.processes`",
+            "c.yaml:49:15: checks[15].schedule: `nightly` is not a cron schedule: Invalid pattern: Pattern must have 5 or 6 fields when years are disallowed.",
+            "c.yaml:50:19: checks[15].max_duration: shorter than the scenario itself (60.00s)",
+            "c.yaml:51:15: checks[15].baseline: baseline comparison needs a `store` to keep results in",
+            "c.yaml:51:25: checks[15].baseline.latency: `much` is not a percentage (use 10% or 0.1)",
+            "c.yaml:54:15: checks[16].baseline: baseline comparison needs a `store` to keep results in",
+            "c.yaml:54:23: checks[16].baseline.alpha: must be between 0 and 0.5",
+            "c.yaml:55:5: checks[17]: give a `load`, or a `leak` scenario to only observe",
+            ]
+        );
+        let with_service = format!(
+            "service: {{processes: [{{label: web, comm: nginx}}]}}
+store: {{dir: /tmp/x}}
+checks:
+  - name: leak
+    leak: {{duration: 10s, process: db, window: 5s}}
+  - name: mem
+    load: {{rate: 10/s, duration: 1m, mix: [{{http: {{url: 'http://127.0.0.1:9/'}}}}]}}
+    thresholds: ['rss_max > 1GB', 'rss_growth < 1MB/min']
+  - name: leak2
+    leak: {{duration: 1m, alpha: 2, min_slope: up, min_step: big}}
+  - name: bp4
+    load: {LOAD}
+    breakpoint: {{steps: [10/s, 20/s], break: ['error_rate > 5% over 10s', 'nonsense']}}
+"
+        );
+        assert_eq!(
+            problems(&with_service),
+            [
+            "c.yaml:5:22: checks[0].leak.duration: needs at least 6 windows after the warm-up (duration >= warmup + 6 x window)",
+            "c.yaml:5:36: checks[0].leak.process: no `service.processes` entry labelled `db`",
+            "c.yaml:8:18: checks[1].thresholds[0]: `>`: memory thresholds are upper bounds (< or <=)",
+            "c.yaml:10:33: checks[2].leak.alpha: must be between 0 and 0.5",
+            "c.yaml:10:47: checks[2].leak.min_slope: `up` is not a rate of growth (use e.g. 10MB/min)",
+            "c.yaml:10:61: checks[2].leak.min_step: `big` is not a size (use e.g. 500MB)",
+            "c.yaml:13:47: checks[3].breakpoint.break[0]: a break rule is judged over a whole step: no [entry], `over` or `for`",
+            "c.yaml:13:75: checks[3].breakpoint.break[1]: `nonsense`: expected METRIC OP VALUE, e.g. `p95 < 50ms`",
+            ]
+        );
     }
 }

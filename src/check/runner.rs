@@ -3,7 +3,7 @@
 //! end of every run: baseline comparison, the store, and the series.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use croner::parser::{CronParser, Seconds, Year};
@@ -12,14 +12,15 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::CheckMetrics;
-use super::{execute, CheckPlan, CheckResult};
 use crate::check::baseline::regression::compare;
 use crate::check::baseline::store::Store;
+use crate::check::execute::execute;
+use crate::check::metrics::CheckMetrics;
+use crate::check::result::{CheckResult, ScenarioKind, Verdict};
+use crate::check::CheckPlan;
 use crate::config::Overlap;
 use crate::load::metrics::LoadMetrics;
 use crate::load::Quiet;
-use crate::load::Verdict;
 
 /// Parses a 5-field (or 6 with seconds) cron expression.
 pub fn parse_cron(s: &str) -> Result<Cron, String> {
@@ -56,13 +57,28 @@ pub fn conclude(r: &mut CheckResult, plan: &CheckPlan, store: Option<&Store>) ->
     store.save(r, accept).err()
 }
 
+/// Where a check stands, as the control API shows it (`state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Not running, nor waiting to.
+    #[default]
+    Idle,
+    /// Its schedule fired while another check ran (`overlap: queue`).
+    Queued,
+    Running,
+    /// Only in the answer to a cancel: the run was told to stop. It shows
+    /// as `running` until it has written its result.
+    Cancelling,
+}
+
 /// A check's state as `GET /api/v1/checks` shows it.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Status {
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckStatus {
     pub name: String,
-    pub kind: String,
+    pub kind: ScenarioKind,
     pub schedule: Option<String>,
-    pub state: &'static str,
+    pub state: RunState,
     pub next_run_unix: Option<f64>,
     pub last: Option<LastRun>,
 }
@@ -84,12 +100,27 @@ pub enum Refused {
     NotRunning,
 }
 
-struct Shared {
-    plans: Mutex<Arc<Vec<CheckPlan>>>,
-    store: Mutex<Option<Arc<Store>>>,
-    status: Mutex<BTreeMap<String, Status>>,
+/// What a config installed: replaced as a whole on reload. A run keeps the
+/// `Arc` it started with, so it finishes under its own plan.
+#[derive(Default)]
+struct Installed {
+    plans: Vec<CheckPlan>,
+    store: Option<Arc<Store>>,
+    /// The bearer token of the control API; `None` turns the API off.
+    token: Option<String>,
+}
+
+/// What is happening now: what the API shows and who runs.
+#[derive(Default)]
+struct Live {
+    status: BTreeMap<String, CheckStatus>,
     /// The running check and its cancel token.
-    running: Mutex<Option<(String, CancellationToken)>>,
+    running: Option<(String, CancellationToken)>,
+}
+
+struct Shared {
+    installed: Mutex<Arc<Installed>>,
+    live: Mutex<Live>,
     /// One check at a time.
     gate: Arc<tokio::sync::Mutex<()>>,
     metrics: Arc<CheckMetrics>,
@@ -97,12 +128,28 @@ struct Shared {
     shutdown: CancellationToken,
 }
 
-/// The checks component of the sidecar.
+impl Shared {
+    fn installed(&self) -> Arc<Installed> {
+        self.installed.lock().expect("installed").clone()
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().expect("live")
+    }
+
+    fn set_status(&self, name: &str, f: impl FnOnce(&mut CheckStatus)) {
+        if let Some(s) = self.live().status.get_mut(name) {
+            f(s);
+        }
+    }
+}
+
+/// The checks component of the sidecar. Four locks, each with one job: what
+/// is installed, what is live, the gate (one check at a time) and the
+/// schedule's timers; none is held while another is taken.
 pub struct Checks {
     shared: Arc<Shared>,
     timers: Mutex<Vec<JoinHandle<()>>>,
-    /// The bearer token of the control API; `None` turns the API off.
-    pub token: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Checks {
@@ -115,65 +162,71 @@ impl Checks {
     pub fn new(metrics: Arc<CheckMetrics>, load_metrics: Arc<LoadMetrics>) -> Checks {
         Checks {
             shared: Arc::new(Shared {
-                plans: Mutex::new(Arc::new(Vec::new())),
-                store: Mutex::new(None),
-                status: Mutex::new(BTreeMap::new()),
-                running: Mutex::new(None),
+                installed: Mutex::new(Arc::default()),
+                live: Mutex::new(Live::default()),
                 gate: Arc::new(tokio::sync::Mutex::new(())),
                 metrics,
                 load_metrics,
                 shutdown: CancellationToken::new(),
             }),
             timers: Mutex::new(Vec::new()),
-            token: Mutex::new(None),
         }
     }
 
     /// Installs a plan's checks (at start and on reload). A running check
     /// finishes under its old plan.
     pub fn configure(&self, plans: Vec<CheckPlan>, store: Option<Store>, token: Option<String>) {
-        for t in self.timers.lock().expect("timers").drain(..) {
-            t.abort();
-        }
-        *self.token.lock().expect("token") = token.filter(|t| !t.is_empty());
-        *self.shared.store.lock().expect("store") = store.map(Arc::new);
-        let plans = Arc::new(plans);
-        *self.shared.plans.lock().expect("plans") = plans.clone();
-        let mut status = self.shared.status.lock().expect("status");
-        status.retain(|name, _| plans.iter().any(|p| &p.name == name));
-        for p in plans.iter() {
-            let s = status.entry(p.name.clone()).or_default();
-            s.name = p.name.clone();
-            s.kind = p.kind().into();
-            s.schedule = p.schedule_text.clone();
+        self.stop_timers();
+        let installed = Arc::new(Installed {
+            plans,
+            store: store.map(Arc::new),
+            token: token.filter(|t| !t.is_empty()),
+        });
+        *self.shared.installed.lock().expect("installed") = installed.clone();
+        let mut live = self.shared.live();
+        live.status
+            .retain(|name, _| installed.plans.iter().any(|p| &p.name == name));
+        for p in &installed.plans {
             self.shared.metrics.configured(&p.name);
-            if s.state.is_empty() {
-                s.state = "idle";
-            }
+            let fresh = || CheckStatus {
+                name: p.name.clone(),
+                kind: p.kind(),
+                schedule: None,
+                state: RunState::Idle,
+                next_run_unix: None,
+                last: None,
+            };
+            let s = live.status.entry(p.name.clone()).or_insert_with(fresh);
+            s.kind = p.kind();
+            s.schedule = p.schedule_text.clone();
         }
-        drop(status);
+        drop(live);
         let mut timers = self.timers.lock().expect("timers");
-        for (i, p) in plans.iter().enumerate() {
+        for (i, p) in installed.plans.iter().enumerate() {
             if p.schedule.is_some() {
-                timers.push(tokio::spawn(timer(self.shared.clone(), plans.clone(), i)));
+                timers.push(tokio::spawn(timer(
+                    self.shared.clone(),
+                    installed.clone(),
+                    i,
+                )));
             }
         }
     }
 
-    pub fn statuses(&self) -> Vec<Status> {
-        self.shared
-            .status
-            .lock()
-            .expect("status")
-            .values()
-            .cloned()
-            .collect()
+    /// The control API's bearer token; `None` when the API is off.
+    pub fn token(&self) -> Option<String> {
+        self.shared.installed().token.clone()
+    }
+
+    pub fn statuses(&self) -> Vec<CheckStatus> {
+        self.shared.live().status.values().cloned().collect()
     }
 
     /// Starts a check now if none is running.
     pub fn trigger(&self, name: &str) -> Result<(), Refused> {
-        let plans = self.shared.plans.lock().expect("plans").clone();
-        let i = plans
+        let installed = self.shared.installed();
+        let i = installed
+            .plans
             .iter()
             .position(|p| p.name == name)
             .ok_or(Refused::Unknown)?;
@@ -186,20 +239,14 @@ impl Checks {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            run_one(&shared, &plans[i]).await;
+            run_one(&shared, &installed.plans[i]).await;
         });
         Ok(())
     }
 
     pub fn cancel(&self, name: &str) -> Result<(), Refused> {
-        let known = self
-            .shared
-            .plans
-            .lock()
-            .expect("plans")
-            .iter()
-            .any(|p| p.name == name);
-        match &*self.shared.running.lock().expect("running") {
+        let known = self.shared.installed().plans.iter().any(|p| p.name == name);
+        match &self.shared.live().running {
             Some((n, token)) if n == name => {
                 token.cancel();
                 Ok(())
@@ -210,32 +257,31 @@ impl Checks {
     }
 
     fn running_name(&self) -> Option<String> {
-        self.shared
-            .running
-            .lock()
-            .expect("running")
-            .as_ref()
-            .map(|(n, _)| n.clone())
+        self.shared.live().running.as_ref().map(|(n, _)| n.clone())
+    }
+
+    fn stop_timers(&self) {
+        for t in self.timers.lock().expect("timers").drain(..) {
+            t.abort();
+        }
     }
 
     /// Cancels a running check and stops the timers.
     pub async fn shutdown(&self) {
-        for t in self.timers.lock().expect("timers").drain(..) {
-            t.abort();
-        }
+        self.stop_timers();
         self.shared.shutdown.cancel();
         // Wait for the running check to write its result.
         let _ = self.shared.gate.lock().await;
     }
 }
 
-async fn timer(shared: Arc<Shared>, plans: Arc<Vec<CheckPlan>>, i: usize) {
-    let plan = &plans[i];
+async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
+    let plan = &installed.plans[i];
     let Some(cron) = &plan.schedule else { return };
     loop {
         let Some(at) = next_fire(cron) else { return };
         shared.metrics.next_run(&plan.name, Some(at));
-        set_status(&shared, &plan.name, |s| s.next_run_unix = Some(at));
+        shared.set_status(&plan.name, |s| s.next_run_unix = Some(at));
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -254,7 +300,7 @@ async fn timer(shared: Arc<Shared>, plans: Arc<Vec<CheckPlan>>, i: usize) {
                 }
             },
             Overlap::Queue => {
-                set_status(&shared, &plan.name, |s| s.state = "queued");
+                shared.set_status(&plan.name, |s| s.state = RunState::Queued);
                 shared.gate.clone().lock_owned().await
             }
         };
@@ -265,27 +311,26 @@ async fn timer(shared: Arc<Shared>, plans: Arc<Vec<CheckPlan>>, i: usize) {
     }
 }
 
-fn set_status(shared: &Shared, name: &str, f: impl FnOnce(&mut Status)) {
-    if let Some(s) = shared.status.lock().expect("status").get_mut(name) {
-        f(s);
-    }
-}
-
 /// Runs one check (the caller holds the gate) and publishes the result.
 async fn run_one(shared: &Shared, plan: &CheckPlan) {
     let token = shared.shutdown.child_token();
-    *shared.running.lock().expect("running") = Some((plan.name.clone(), token.clone()));
-    set_status(shared, &plan.name, |s| s.state = "running");
+    {
+        let mut live = shared.live();
+        live.running = Some((plan.name.clone(), token.clone()));
+        if let Some(s) = live.status.get_mut(&plan.name) {
+            s.state = RunState::Running;
+        }
+    }
     shared.metrics.running(&plan.name, true);
-    tracing::info!(check = %plan.name, kind = plan.kind(), "check started");
+    tracing::info!(check = %plan.name, kind = plan.kind().as_str(), "check started");
     let mut result = execute(plan, Some(&shared.load_metrics), &mut Quiet, token).await;
-    let store = shared.store.lock().expect("store").clone();
+    // The store installed now: a reload during the run may have moved it.
+    let store = shared.installed().store.clone();
     if let Some(e) = conclude(&mut result, plan, store.as_deref()) {
         tracing::error!(check = %plan.name, error = %e, "cannot store the check's result");
     }
     shared.metrics.finished(&result);
     shared.metrics.running(&plan.name, false);
-    *shared.running.lock().expect("running") = None;
     tracing::info!(
         check = %plan.name,
         id = %result.id,
@@ -293,8 +338,10 @@ async fn run_one(shared: &Shared, plan: &CheckPlan) {
         regressions = result.regressions().count(),
         "check finished"
     );
-    set_status(shared, &plan.name, |s| {
-        s.state = "idle";
+    let mut live = shared.live();
+    live.running = None;
+    if let Some(s) = live.status.get_mut(&plan.name) {
+        s.state = RunState::Idle;
         s.last = Some(LastRun {
             id: result.id.clone(),
             verdict: result.verdict,
@@ -302,7 +349,7 @@ async fn run_one(shared: &Shared, plan: &CheckPlan) {
             duration_seconds: result.duration_seconds,
             regressions: result.regressions().map(|c| c.metric.clone()).collect(),
         });
-    });
+    }
 }
 
 #[cfg(test)]
@@ -321,5 +368,18 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         assert!(next > now - 0.01 && next <= now + 1.01, "{next} vs {now}");
+    }
+
+    #[test]
+    fn run_states_serialize_as_before() {
+        let all = [
+            (RunState::Idle, "idle"),
+            (RunState::Queued, "queued"),
+            (RunState::Running, "running"),
+            (RunState::Cancelling, "cancelling"),
+        ];
+        for (state, text) in all {
+            assert_eq!(serde_json::to_value(state).unwrap(), text);
+        }
     }
 }

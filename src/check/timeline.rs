@@ -2,43 +2,26 @@
 //! the baseline test) and named segments (a spike, a breakpoint step, a
 //! curve level), built from the engine's merged seconds.
 
-use serde::{Deserialize, Serialize};
-
+use crate::check::result::Window;
 use crate::load::engine::EntryStats;
 use crate::load::thresholds::Stats;
 use crate::load::Observer;
 
-/// One window of a run. Times are seconds from the start of the check.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Window {
-    pub start: f64,
-    pub seconds: f64,
-    pub target_rate: f64,
-    pub rate: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub error_rate: f64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-}
-
-impl Window {
-    fn of(start: f64, seconds: f64, target_sum: f64, s: &EntryStats) -> Window {
-        Window {
-            start,
-            seconds,
-            target_rate: target_sum / seconds,
-            rate: s.requests as f64 / seconds,
-            requests: s.requests,
-            errors: s.errors(),
-            dropped: s.dropped,
-            error_rate: ratio(s.errors(), s.requests),
-            p50: s.latency.quantile(0.50),
-            p95: s.latency.quantile(0.95),
-            p99: s.latency.quantile(0.99),
-        }
+/// A window over `seconds` seconds from `start`, of `s`; `target_sum` is
+/// the sum of the per-second target rates.
+fn window(start: f64, seconds: f64, target_sum: f64, s: &EntryStats) -> Window {
+    Window {
+        start,
+        seconds,
+        target_rate: target_sum / seconds,
+        rate: s.requests as f64 / seconds,
+        requests: s.requests,
+        errors: s.errors(),
+        dropped: s.dropped,
+        error_rate: ratio(s.errors(), s.requests),
+        p50: s.latency.quantile(0.50),
+        p95: s.latency.quantile(0.95),
+        p99: s.latency.quantile(0.99),
     }
 }
 
@@ -83,7 +66,7 @@ impl Segment {
     }
 
     pub fn window(&self, offset: f64) -> Window {
-        Window::of(
+        window(
             offset + f64::from(self.from),
             f64::from(self.seconds.max(1)),
             0.0,
@@ -133,7 +116,7 @@ impl Collector {
     pub fn finish(&mut self) {
         if let Some((start, stats, target, secs)) = self.open.take() {
             if secs * 2 >= self.window {
-                let w = Window::of(
+                let w = window(
                     self.offset + f64::from(start),
                     f64::from(secs),
                     target,
@@ -161,7 +144,7 @@ impl Observer for Collector {
         open.3 += 1;
         if index % w == w - 1 {
             let (start, stats, target, secs) = self.open.take().expect("just filled");
-            let win = Window::of(
+            let win = window(
                 self.offset + f64::from(start),
                 f64::from(secs),
                 target,

@@ -6,21 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+use crate::check::result::MemPoint;
 use crate::resources::process::Selector;
-
-/// One sample. `t` is seconds from the start of the check.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct MemPoint {
-    pub t: f64,
-    pub rss: f64,
-    pub cpu_seconds: f64,
-    pub processes: u32,
-    /// Start time of the newest process (clock ticks after boot): a change
-    /// is a restart.
-    pub start: u64,
-}
 
 #[derive(Debug)]
 pub struct Watch {

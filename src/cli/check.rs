@@ -8,12 +8,12 @@ use clap::{Args, Subcommand};
 use prometheus_client::registry::Registry;
 
 use crate::check::baseline::store::Store;
+use crate::check::execute::{execute, synthetic};
 use crate::check::metrics::CheckMetrics;
+use crate::check::result::{CheckResult, Verdict};
 use crate::check::runner::conclude;
-use crate::check::{execute, CheckResult};
 use crate::cli::exit;
 use crate::load::metrics::LoadMetrics;
-use crate::load::Verdict;
 use crate::plan::{Plan, Tuning};
 use crate::report::progress::Live;
 
@@ -294,7 +294,7 @@ fn list(store: &Store, check: Option<&str>) {
             vec![
                 e.id,
                 e.check,
-                e.kind,
+                e.kind.to_string(),
                 e.verdict.to_string(),
                 if base {
                     "baseline".into()
@@ -357,7 +357,7 @@ pub fn store_writer(dir: &Path, count: u32) -> u8 {
         }
     };
     for i in 0..count {
-        let r = crate::check::synthetic(&format!("c{}", i % 3), i);
+        let r = synthetic(&format!("c{}", i % 3), i);
         if let Err(e) = store.save(&r, i % 7 == 0) {
             eprintln!("error: {e}");
             return exit::FAILED;

@@ -14,6 +14,7 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
+use crate::check::result::ScenarioKind;
 use crate::cli::exit;
 use crate::config::{ConfigErrors, Document};
 use crate::load::metrics::LoadMetrics;
@@ -179,7 +180,7 @@ fn plan(args: &LoadArgs) -> Result<LoadPlan, String> {
             )
         })?;
     match (check.kind(), check.load) {
-        ("load", Some(load)) => Ok(load),
+        (ScenarioKind::Load, Some(load)) => Ok(load),
         (kind, _) => Err(format!(
             "error: `{name}` is a {kind} check; run it with `sidewatch check --config FILE {name}`"
         )),

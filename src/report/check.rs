@@ -3,8 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::check::scenario::Details;
-use crate::check::CheckResult;
+use crate::check::result::{CheckResult, Details, LeakReport};
 use crate::units::{pct, secs, show_bytes, show_slope};
 
 /// A titled table with optional lines of prose under it.
@@ -215,7 +214,7 @@ fn details(d: &Details) -> Vec<Section> {
     }
 }
 
-fn leak(l: &crate::check::leak::LeakReport) -> Section {
+fn leak(l: &LeakReport) -> Section {
     let mut s = Section::new(
         format!("memory ({})", l.process),
         vec![

@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 
 use super::check::{headline, sections};
-use crate::check::scenario::Details;
-use crate::check::CheckResult;
+use crate::check::result::{CheckResult, Details, Level, Window};
 use crate::units::secs;
 
 /// One line on a chart.
@@ -151,7 +150,7 @@ fn percentiles<'a>(
 
 fn charts(r: &CheckResult) -> String {
     let w = &r.windows;
-    let at = |f: fn(&crate::check::timeline::Window) -> f64| -> Vec<(f64, f64)> {
+    let at = |f: fn(&Window) -> f64| -> Vec<(f64, f64)> {
         w.iter()
             .map(|x| (x.start + x.seconds / 2.0, f(x)))
             .collect()
@@ -173,9 +172,8 @@ fn charts(r: &CheckResult) -> String {
             &|v| format!("{v:.0}/s"),
             &minutes,
         );
-        let dropped = |x: &crate::check::timeline::Window| {
-            100.0 * x.dropped as f64 / (x.requests + x.dropped).max(1) as f64
-        };
+        let dropped =
+            |x: &Window| 100.0 * x.dropped as f64 / (x.requests + x.dropped).max(1) as f64;
         out += &chart(
             "errors and dropped per window",
             &[
@@ -188,7 +186,7 @@ fn charts(r: &CheckResult) -> String {
     }
     out += &memory_chart(r);
     if let Details::Curve(c) = &r.details {
-        let p = |f: fn(&crate::check::scenario::curve::Level) -> f64| -> Vec<(f64, f64)> {
+        let p = |f: fn(&Level) -> f64| -> Vec<(f64, f64)> {
             c.levels.iter().map(|l| (l.rate, f(l))).collect()
         };
         out += &chart(
@@ -214,12 +212,7 @@ fn memory_chart(r: &CheckResult) -> String {
         return String::new();
     }
     let mut series = vec![Series::line("RSS", "#4e79a7", pts)];
-    let leak = match &r.details {
-        Details::Leak(l) => Some(l),
-        Details::Soak(s) => s.memory.as_ref(),
-        _ => None,
-    };
-    if let Some(l) = leak.filter(|l| !l.minima.is_empty()) {
+    if let Some(l) = r.details.leak().filter(|l| !l.minima.is_empty()) {
         let minima = l.minima.iter().map(|m| (m.0, m.1 / 1e6)).collect();
         series.push(Series::line("window minima", "#59a14f", minima));
         // The fit is on shift-adjusted minima; anchor it at the first raw one.

@@ -12,7 +12,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::json;
 
-use crate::check::runner::{Checks, Refused};
+use crate::check::runner::{Checks, Refused, RunState};
 
 /// An API answer: status and JSON body.
 pub type Answer = (StatusCode, String);
@@ -36,7 +36,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 
 /// Handles a request under `/api/`; `None` when the API is off.
 pub fn handle(checks: &Checks, method: &Method, path: &str, headers: &HeaderMap) -> Option<Answer> {
-    let token = checks.token.lock().expect("token").clone()?;
+    let token = checks.token()?;
     if !authorized(headers, &token) {
         return Some(answer(
             StatusCode::UNAUTHORIZED,
@@ -52,14 +52,14 @@ pub fn handle(checks: &Checks, method: &Method, path: &str, headers: &HeaderMap)
         (&Method::POST, ["", "api", "v1", "checks", name, "run"]) => match checks.trigger(name) {
             Ok(()) => answer(
                 StatusCode::ACCEPTED,
-                json!({"check": name, "state": "running"}),
+                json!({"check": name, "state": RunState::Running}),
             ),
             Err(e) => refused(name, e),
         },
         (&Method::POST, ["", "api", "v1", "checks", name, "cancel"]) => match checks.cancel(name) {
             Ok(()) => answer(
                 StatusCode::ACCEPTED,
-                json!({"check": name, "state": "cancelling"}),
+                json!({"check": name, "state": RunState::Cancelling}),
             ),
             Err(e) => refused(name, e),
         },

@@ -5,10 +5,8 @@
 //! whole-run p95 happens to be 11% worse does not fail a release unless its
 //! windows are, as a set, significantly slower.
 
-use serde::{Deserialize, Serialize};
-
-use crate::check::CheckResult;
-use crate::config::{BaselineConfig, Path, Problems};
+use crate::check::result::{CheckResult, Comparison};
+use crate::config::{BaselineConfig, BuildCx};
 use crate::stats::mann_whitney_greater;
 use crate::units::percent;
 
@@ -25,12 +23,9 @@ pub struct Tolerances {
 }
 
 impl Tolerances {
-    pub fn build(c: &BaselineConfig, path: &Path, problems: &mut Problems) -> Option<Tolerances> {
-        let mut p = |s: &str, key: &str| {
-            percent(s)
-                .map_err(|e| problems.push(&path.key(key), e))
-                .ok()
-        };
+    /// Compiles a check's `baseline`; `cx` is at that key.
+    pub fn build(c: &BaselineConfig, cx: &mut BuildCx) -> Option<Tolerances> {
+        let mut p = |s: &str, key: &str| percent(s).map_err(|e| cx.problem_at(key, e)).ok();
         let t = Tolerances {
             latency: p(&c.latency, "latency")?,
             latency_min: c.latency_min.0.as_secs_f64(),
@@ -41,7 +36,7 @@ impl Tolerances {
             auto_accept: c.auto_accept,
         };
         if !(c.alpha > 0.0 && c.alpha < 0.5) {
-            problems.push(&path.key("alpha"), "must be between 0 and 0.5");
+            cx.problem_at("alpha", "must be between 0 and 0.5");
             return None;
         }
         Some(t)
@@ -60,21 +55,6 @@ impl Default for Tolerances {
             auto_accept: false,
         }
     }
-}
-
-/// One metric compared; `metric` is the `metric` label of
-/// `sidewatch_check_regressions`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Comparison {
-    pub metric: String,
-    pub baseline: f64,
-    pub current: f64,
-    /// Relative change (error rate: absolute points), signed so that
-    /// positive is worse.
-    pub worse_by: f64,
-    pub tolerance: f64,
-    pub p_value: f64,
-    pub regressed: bool,
 }
 
 /// The metrics [`compare`] reports, in order.
@@ -172,9 +152,7 @@ pub fn compare(current: &CheckResult, base: &CheckResult, t: &Tolerances) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::scenario::Details;
-    use crate::check::timeline::Window;
-    use crate::check::PhaseSummary;
+    use crate::check::result::{Details, PhaseSummary, ScenarioKind, Window, FORMAT};
 
     fn result(p95s: &[f64], rate: f64) -> CheckResult {
         let windows: Vec<Window> = p95s
@@ -194,9 +172,10 @@ mod tests {
         sorted.sort_by(f64::total_cmp);
         phase.latency_seconds.p95 = sorted[sorted.len() * 95 / 100];
         CheckResult {
+            format: FORMAT,
             id: "x".into(),
             check: "c".into(),
-            kind: "load".into(),
+            kind: ScenarioKind::Load,
             started_unix: 0.0,
             duration_seconds: 0.0,
             verdict: crate::load::Verdict::Pass,

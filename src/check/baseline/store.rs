@@ -15,16 +15,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::CheckResult;
+use crate::check::result::{CheckResult, ScenarioKind, Verdict};
 use crate::fsutil::write_atomic;
-use crate::load::Verdict;
 
 /// One run as the index lists it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Entry {
+pub struct IndexEntry {
     pub id: String,
     pub check: String,
-    pub kind: String,
+    pub kind: ScenarioKind,
     pub started_unix: f64,
     pub verdict: Verdict,
 }
@@ -32,7 +31,7 @@ pub struct Entry {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
     version: u32,
-    runs: Vec<Entry>,
+    runs: Vec<IndexEntry>,
     baselines: BTreeMap<String, String>,
 }
 
@@ -180,7 +179,7 @@ impl Store {
     /// Runs of `check` beyond the newest `keep`, sparing the baseline.
     fn prune(&self, index: &Index, check: &str) -> Vec<String> {
         let base = index.baselines.get(check);
-        let runs: Vec<&Entry> = index
+        let runs: Vec<&IndexEntry> = index
             .runs
             .iter()
             .filter(|e| e.check == check && Some(&e.id) != base)
@@ -190,7 +189,7 @@ impl Store {
     }
 
     /// Runs, oldest first, optionally of one check.
-    pub fn list(&self, check: Option<&str>) -> Vec<Entry> {
+    pub fn list(&self, check: Option<&str>) -> Vec<IndexEntry> {
         self.read_index()
             .runs
             .into_iter()
@@ -244,11 +243,11 @@ impl Store {
     }
 }
 
-fn entry(r: &CheckResult) -> Entry {
-    Entry {
+fn entry(r: &CheckResult) -> IndexEntry {
+    IndexEntry {
         id: r.id.clone(),
         check: r.check.clone(),
-        kind: r.kind.clone(),
+        kind: r.kind,
         started_unix: r.started_unix,
         verdict: r.verdict,
     }
@@ -261,13 +260,14 @@ fn read_result(p: &Path) -> Option<CheckResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::scenario::Details;
+    use crate::check::result::{Details, FORMAT};
 
     pub fn sample(check: &str, n: u32) -> CheckResult {
         CheckResult {
+            format: FORMAT,
             id: format!("2026010{n}T000000.000Z-{check}"),
             check: check.into(),
-            kind: "load".into(),
+            kind: ScenarioKind::Load,
             started_unix: f64::from(n),
             duration_seconds: 1.0,
             verdict: Verdict::Pass,

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::{secs, steps, Build, Details, Finding, Recovery, Run};
-use crate::check::timeline::{ratio, Collector, Event, Segment, Window};
-use crate::config::{BreakpointConfig, Path, Problems};
+use super::{secs, steps, Build, Recovery, Run};
+use crate::check::result::{BreakpointReport, Details, Finding, StepRow, Window};
+use crate::check::timeline::{ratio, Collector, Event, Segment};
+use crate::config::{BreakpointConfig, BuildCx};
 use crate::load::arrival::Profile;
 use crate::load::thresholds::Rule;
 use crate::units::human_duration;
@@ -24,54 +23,28 @@ pub struct Breakpoint {
     tolerance: f64,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct StepRow {
-    pub target_rate: f64,
-    pub rate: f64,
-    pub p95: f64,
-    pub error_rate: f64,
-    pub dropped_ratio: f64,
-    pub broke: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Report {
-    pub steps: Vec<StepRow>,
-    pub max_sustainable_rate: Option<f64>,
-    pub breaking_rate: Option<f64>,
-    pub broken_by: Option<String>,
-    /// Seconds after the load fell back; `None` if it did not recover (or
-    /// never broke).
-    pub recovery_seconds: Option<f64>,
-    pub resolution_seconds: f64,
-}
-
 /// At most this many steps, however the series is given.
 const MAX_STEPS: usize = 64;
 
 impl Breakpoint {
-    pub fn build(
-        c: &BreakpointConfig,
-        b: &Build,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<Breakpoint> {
-        let levels = Self::levels(c, b, path, problems)?;
+    pub fn build(c: &BreakpointConfig, b: &Build, cx: &mut BuildCx) -> Option<Breakpoint> {
+        let levels = Self::levels(c, b, cx)?;
         let exprs: Vec<String> = if c.break_on.is_empty() {
             vec!["error_rate > 5%".into(), "dropped > 1%".into()]
         } else {
             c.break_on.clone()
         };
         let mut rules = Vec::new();
+        let mut break_on = cx.key("break");
         for (i, e) in exprs.iter().enumerate() {
             match Rule::parse(e) {
-                Ok(r) if r.entry.is_some() || r.over.is_some() || r.hold.is_some() => problems
-                    .push(
-                        &path.key("break").index(i),
+                Ok(r) if r.entry.is_some() || r.over.is_some() || r.hold.is_some() => {
+                    break_on.index(i).problem(
                         "a break rule is judged over a whole step: no [entry], `over` or `for`",
-                    ),
+                    )
+                }
                 Ok(r) => rules.push(r),
-                Err(err) => problems.push(&path.key("break").index(i), err),
+                Err(err) => break_on.index(i).problem(err),
             }
         }
         Some(Breakpoint {
@@ -80,40 +53,33 @@ impl Breakpoint {
             rules,
             recovery: b.time(c.recovery.0),
             window: secs(b.time(c.window.0)),
-            tolerance: b.percent(&c.tolerance, &path.key("tolerance"), problems)?,
+            tolerance: b.percent(&c.tolerance, &mut cx.key("tolerance"))?,
         })
     }
 
-    fn levels(
-        c: &BreakpointConfig,
-        b: &Build,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<Vec<f64>> {
+    fn levels(c: &BreakpointConfig, b: &Build, cx: &mut BuildCx) -> Option<Vec<f64>> {
         if !c.steps.is_empty() {
+            let mut steps = cx.key("steps");
             let v: Vec<Option<f64>> = c
                 .steps
                 .iter()
                 .enumerate()
-                .map(|(i, s)| b.rate(s, &path.key("steps").index(i), problems))
+                .map(|(i, s)| b.rate(s, &mut steps.index(i)))
                 .collect();
             let v: Vec<f64> = v.into_iter().collect::<Option<_>>()?;
             if v.len() > MAX_STEPS || v.windows(2).any(|w| w[1] <= w[0]) {
-                problems.push(
-                    &path.key("steps"),
-                    format!("give 1 to {MAX_STEPS} increasing rates"),
-                );
+                cx.problem_at("steps", format!("give 1 to {MAX_STEPS} increasing rates"));
                 return None;
             }
             return Some(v);
         }
-        let start = b.base_rate(path, problems)?;
+        let start = b.base_rate(cx)?;
         if !(c.factor.is_finite() && c.factor > 1.0) {
-            problems.push(&path.key("factor"), "must be greater than 1");
+            cx.problem_at("factor", "must be greater than 1");
             return None;
         }
         let max = match &c.max {
-            Some(m) => b.rate(m, &path.key("max"), problems)?,
+            Some(m) => b.rate(m, &mut cx.key("max"))?,
             None => b.max_rate,
         };
         let mut v = vec![start];
@@ -154,10 +120,10 @@ impl Breakpoint {
         (Details::Breakpoint(report), findings)
     }
 
-    fn judge(&self, segs: &[Segment]) -> Report {
-        let mut report = Report {
+    fn judge(&self, segs: &[Segment]) -> BreakpointReport {
+        let mut report = BreakpointReport {
             resolution_seconds: f64::from(self.window),
-            ..Report::default()
+            ..BreakpointReport::default()
         };
         for (seg, target) in segs.iter().zip(&self.levels).filter(|(s, _)| s.seconds > 0) {
             let broke = broken(&self.rules, seg);
@@ -201,7 +167,7 @@ impl Breakpoint {
         back.first(&windows).map(|w| (w.start - offset).max(0.0))
     }
 
-    fn findings(&self, r: &Report) -> Vec<Finding> {
+    fn findings(&self, r: &BreakpointReport) -> Vec<Finding> {
         let Some(rate) = r.breaking_rate else {
             return vec![Finding::new(
                 "held every step",

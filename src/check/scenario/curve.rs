@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::{secs, steps, Build, Details, Finding, Run};
+use super::{secs, steps, Build, Run};
+use crate::check::result::{CurveReport, Details, Finding, Level, MemPoint};
 use crate::check::timeline::{ratio, Collector, Segment};
-use crate::check::watch::{usage, MemPoint};
-use crate::config::{CurveConfig, Path, Problems};
+use crate::check::watch::usage;
+use crate::config::{BuildCx, CurveConfig};
 
 #[derive(Clone, Debug)]
 pub struct Curve {
@@ -18,49 +17,27 @@ pub struct Curve {
     settle: u32,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Level {
-    pub target_rate: f64,
-    pub rate: f64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub error_rate: f64,
-    pub dropped: u64,
-    pub cpu_cores: Option<f64>,
-    pub rss_bytes: Option<f64>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Report {
-    pub levels: Vec<Level>,
-}
-
 impl Curve {
-    pub fn build(
-        c: &CurveConfig,
-        b: &Build,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<Curve> {
+    pub fn build(c: &CurveConfig, b: &Build, cx: &mut BuildCx) -> Option<Curve> {
         if b.base.is_none() {
-            problems.push(path, "a curve needs a `load` with a `mix`");
+            cx.problem("a curve needs a `load` with a `mix`");
             return None;
         }
         if c.levels.is_empty() || c.levels.len() > 64 {
-            problems.push(&path.key("levels"), "give 1 to 64 rate levels");
+            cx.problem_at("levels", "give 1 to 64 rate levels");
             return None;
         }
+        let mut at = cx.key("levels");
         let levels: Vec<Option<f64>> = c
             .levels
             .iter()
             .enumerate()
-            .map(|(i, l)| b.rate(l, &path.key("levels").index(i), problems))
+            .map(|(i, l)| b.rate(l, &mut at.index(i)))
             .collect();
         let step = b.time(c.step.0);
         let settle = b.time(c.settle.0);
         if settle * 2 > step {
-            problems.push(&path.key("settle"), "must be at most half of `step`");
+            cx.problem_at("settle", "must be at most half of `step`");
         }
         Some(Curve {
             levels: levels.into_iter().collect::<Option<_>>()?,
@@ -89,7 +66,7 @@ impl Curve {
         )
     }
 
-    fn judge(&self, segs: &[Segment], points: &[MemPoint], offset: f64) -> Report {
+    fn judge(&self, segs: &[Segment], points: &[MemPoint], offset: f64) -> CurveReport {
         let levels = segs
             .iter()
             .zip(&self.levels)
@@ -111,6 +88,6 @@ impl Curve {
                 }
             })
             .collect();
-        Report { levels }
+        CurveReport { levels }
     }
 }

@@ -1,16 +1,15 @@
 //! Leak: drive the base load (or only watch) and judge the service's RSS
-//! trend with [`super::leak_stats`].
+//! trend with [`crate::check::leak`].
 
 use std::time::Duration;
 
-use super::{Build, Details, Finding, Run};
+use super::{Build, Run};
 use crate::check::leak::{analyse, LeakParams};
+use crate::check::result::{Details, Finding};
 use crate::check::timeline::Collector;
-use crate::config::{LeakConfig, Path, Problems};
+use crate::config::{BuildCx, LeakConfig};
 use crate::load::arrival::Profile;
 use crate::units::{bytes, show_slope, slope};
-
-pub use crate::check::leak::LeakReport as Report;
 
 #[derive(Clone, Debug)]
 pub struct Leak {
@@ -23,19 +22,16 @@ pub struct Leak {
 }
 
 impl Leak {
-    pub fn build(c: &LeakConfig, b: &Build, path: &Path, problems: &mut Problems) -> Option<Leak> {
+    pub fn build(c: &LeakConfig, b: &Build, cx: &mut BuildCx) -> Option<Leak> {
         let Some(process) = c.process.as_deref().or(b.process) else {
-            problems.push(
-                path,
-                "a leak check watches a service process: add `service.processes`",
-            );
+            cx.problem("a leak check watches a service process: add `service.processes`");
             return None;
         };
         if !(c.alpha > 0.0 && c.alpha < 0.5) {
-            problems.push(&path.key("alpha"), "must be between 0 and 0.5");
+            cx.problem_at("alpha", "must be between 0 and 0.5");
         }
-        let min_slope = slope(&c.min_slope).map_err(|e| problems.push(&path.key("min_slope"), e));
-        let min_step = bytes(&c.min_step).map_err(|e| problems.push(&path.key("min_step"), e));
+        let min_slope = slope(&c.min_slope).map_err(|e| cx.problem_at("min_slope", e));
+        let min_step = bytes(&c.min_step).map_err(|e| cx.problem_at("min_step", e));
         let params = LeakParams {
             warmup: b.time(c.warmup.0).as_secs_f64(),
             window: b.time(c.window.0).as_secs_f64(),
@@ -45,8 +41,8 @@ impl Leak {
         };
         let duration = b.time(c.duration.0);
         if params.window <= 0.0 || duration.as_secs_f64() - params.warmup < params.window * 6.0 {
-            problems.push(
-                &path.key("duration"),
+            cx.problem_at(
+                "duration",
                 "needs at least 6 windows after the warm-up (duration >= warmup + 6 x window)",
             );
         }

@@ -3,10 +3,13 @@
 //! report section. All have the same shape:
 //!
 //! ```text
-//! build(cfg, &Build, path, problems) -> Option<Self>   config → plan
+//! build(cfg, &Build, &mut BuildCx) -> Option<Self>    config → plan
 //! duration(&self) -> Duration                         expected length
 //! run(&self, &mut Run) -> (Details, Vec<Finding>)     stages → verdict
 //! ```
+//!
+//! The reports they fill ([`Details`] and the scenario reports in it) are
+//! defined with the rest of the stored schema in [`crate::check::result`].
 
 pub mod breakpoint;
 pub mod curve;
@@ -16,49 +19,17 @@ pub mod spike;
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::check::timeline::{ratio, Collector, Window};
+use crate::check::result::{Details, Finding, ScenarioKind, Window};
+use crate::check::timeline::{ratio, Collector};
 use crate::check::watch::Watch;
-use crate::config::{CheckConfig, Path, Problems};
+use crate::config::{BuildCx, CheckConfig};
 use crate::load::arrival::{Profile, Stage};
 use crate::load::engine::{EntryStats, Model};
 use crate::load::metrics::LoadMetrics;
 use crate::load::{LoadPlan, LoadResult, Point, Progress};
 use crate::units::parse_rate;
-
-/// One verdict item a scenario adds beside the thresholds.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Finding {
-    pub name: String,
-    pub passed: bool,
-    pub observed: String,
-    pub limit: String,
-}
-
-impl Finding {
-    pub fn new(name: &str, passed: bool, observed: String, limit: String) -> Finding {
-        Finding {
-            name: name.to_string(),
-            passed,
-            observed,
-            limit,
-        }
-    }
-}
-
-/// The scenario's own section of a result.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Details {
-    Load,
-    Soak(soak::Report),
-    Spike(spike::Report),
-    Breakpoint(breakpoint::Report),
-    Curve(curve::Report),
-    Leak(leak::Report),
-}
 
 /// A compiled scenario.
 #[derive(Clone, Debug)]
@@ -91,94 +62,79 @@ impl Build<'_> {
     }
 
     /// The base plan's constant start rate; scenarios need the open model.
-    fn base_rate(&self, path: &Path, problems: &mut Problems) -> Option<f64> {
+    fn base_rate(&self, cx: &mut BuildCx) -> Option<f64> {
         match self.base {
             Some(b) if b.model == Model::Rate => Some(b.profile.start),
             Some(_) => {
-                problems.push(
-                    &path.key("load"),
+                cx.problem_at(
+                    "load",
                     "this scenario needs an arrival `rate` (open model), not `concurrency`",
                 );
                 None
             }
             None => {
-                problems.push(
-                    path,
-                    "this scenario needs a `load` with a `rate` and a `mix`",
-                );
+                cx.problem("this scenario needs a `load` with a `rate` and a `mix`");
                 None
             }
         }
     }
 
     /// Parses a rate and applies the rate scale and the limit.
-    fn rate(&self, s: &str, path: &Path, problems: &mut Problems) -> Option<f64> {
-        let r = parse_rate(s).map_err(|e| problems.push(path, e)).ok()? * self.rate_scale;
+    fn rate(&self, s: &str, cx: &mut BuildCx) -> Option<f64> {
+        let r = parse_rate(s).map_err(|e| cx.problem(e)).ok()? * self.rate_scale;
         if r > self.max_rate {
-            problems.push(
-                path,
-                format!(
-                    "{r:.0}/s exceeds the limit of {:.0}/s (limits.max_rate)",
-                    self.max_rate
-                ),
-            );
+            cx.problem(format!(
+                "{r:.0}/s exceeds the limit of {:.0}/s (limits.max_rate)",
+                self.max_rate
+            ));
             return None;
         }
         Some(r)
     }
 
-    fn percent(&self, s: &str, path: &Path, problems: &mut Problems) -> Option<f64> {
-        crate::units::percent(s)
-            .map_err(|e| problems.push(path, e))
-            .ok()
+    fn percent(&self, s: &str, cx: &mut BuildCx) -> Option<f64> {
+        crate::units::percent(s).map_err(|e| cx.problem(e)).ok()
     }
 }
 
 impl Scenario {
-    pub fn build(
-        cfg: &CheckConfig,
-        b: &Build,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<Scenario> {
+    /// Compiles the check's scenario; `cx` is the check's.
+    pub fn build(cfg: &CheckConfig, b: &Build, cx: &mut BuildCx) -> Option<Scenario> {
         if cfg.scenarios() > 1 {
-            problems.push(
-                path,
-                "give at most one scenario (soak, spike, breakpoint, curve, leak)",
-            );
+            cx.problem("give at most one scenario (soak, spike, breakpoint, curve, leak)");
             return None;
         }
         if let Some(c) = &cfg.soak {
-            return soak::Soak::build(c, b, &path.key("soak"), problems).map(Scenario::Soak);
+            return soak::Soak::build(c, b, &mut cx.key("soak")).map(Scenario::Soak);
         }
         if let Some(c) = &cfg.spike {
-            return spike::Spike::build(c, b, &path.key("spike"), problems).map(Scenario::Spike);
+            return spike::Spike::build(c, b, &mut cx.key("spike")).map(Scenario::Spike);
         }
         if let Some(c) = &cfg.breakpoint {
-            return breakpoint::Breakpoint::build(c, b, &path.key("breakpoint"), problems)
+            return breakpoint::Breakpoint::build(c, b, &mut cx.key("breakpoint"))
                 .map(Scenario::Breakpoint);
         }
         if let Some(c) = &cfg.curve {
-            return curve::Curve::build(c, b, &path.key("curve"), problems).map(Scenario::Curve);
+            return curve::Curve::build(c, b, &mut cx.key("curve")).map(Scenario::Curve);
         }
         if let Some(c) = &cfg.leak {
-            return leak::Leak::build(c, b, &path.key("leak"), problems).map(Scenario::Leak);
+            return leak::Leak::build(c, b, &mut cx.key("leak")).map(Scenario::Leak);
         }
         if b.base.is_none() {
-            problems.push(path, "give a `load`, or a `leak` scenario to only observe");
+            cx.problem("give a `load`, or a `leak` scenario to only observe");
             return None;
         }
         Some(Scenario::Load)
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ScenarioKind {
         match self {
-            Scenario::Load => "load",
-            Scenario::Soak(_) => "soak",
-            Scenario::Spike(_) => "spike",
-            Scenario::Breakpoint(_) => "breakpoint",
-            Scenario::Curve(_) => "curve",
-            Scenario::Leak(_) => "leak",
+            Scenario::Load => ScenarioKind::Load,
+            Scenario::Soak(_) => ScenarioKind::Soak,
+            Scenario::Spike(_) => ScenarioKind::Spike,
+            Scenario::Breakpoint(_) => ScenarioKind::Breakpoint,
+            Scenario::Curve(_) => ScenarioKind::Curve,
+            Scenario::Leak(_) => ScenarioKind::Leak,
         }
     }
 
@@ -278,9 +234,10 @@ pub fn steps(levels: &[(Duration, f64)]) -> Profile {
     }
 }
 
-/// One load phase of a check.
+/// One leg of a check: a load profile the engine drove, and its result.
+/// Each becomes a `PhaseSummary` of the stored result.
 #[derive(Clone, Debug)]
-pub struct Phase {
+pub struct Leg {
     pub name: String,
     pub result: LoadResult,
 }
@@ -293,7 +250,7 @@ pub struct Run<'a> {
     pub cancel: CancellationToken,
     pub epoch: Instant,
     pub watch: Option<&'a Watch>,
-    pub phases: Vec<Phase>,
+    pub legs: Vec<Leg>,
     pub windows: Vec<Window>,
 }
 
@@ -337,7 +294,7 @@ impl Run<'_> {
         .await;
         collector.finish();
         self.windows.extend(collector.windows.iter().cloned());
-        self.phases.push(Phase {
+        self.legs.push(Leg {
             name: name.to_string(),
             result,
         });
@@ -367,9 +324,9 @@ impl Run<'_> {
         self.progress.finish();
     }
 
-    /// True when a phase was stopped by an abort rule, a cancel or the
-    /// time limit.
+    /// True when a leg was stopped by an abort rule, a cancel or the time
+    /// limit.
     pub fn stopped(&self) -> bool {
-        self.cancel.is_cancelled() || self.phases.iter().any(|p| p.result.aborted_by.is_some())
+        self.cancel.is_cancelled() || self.legs.iter().any(|l| l.result.aborted_by.is_some())
     }
 }

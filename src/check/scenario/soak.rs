@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::{secs, Build, Details, Finding, Run};
-use crate::check::leak::{analyse, LeakParams, LeakReport};
-use crate::check::timeline::{Collector, Window};
-use crate::config::{Path, Problems, SoakConfig};
+use super::{secs, Build, Run};
+use crate::check::leak::{analyse, LeakParams};
+use crate::check::result::{Details, Finding, SoakReport, Window};
+use crate::check::timeline::Collector;
+use crate::config::{BuildCx, SoakConfig};
 use crate::load::arrival::Profile;
 use crate::stats::{mann_whitney_greater, median};
 use crate::units::show_slope;
@@ -27,40 +26,27 @@ pub struct Soak {
     memory: LeakParams,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Report {
-    pub windows: usize,
-    pub compared: usize,
-    pub first_p95: f64,
-    pub last_p95: f64,
-    pub drift_ratio: f64,
-    pub drift_p_value: f64,
-    pub worst_window_error_rate: f64,
-    pub memory: Option<LeakReport>,
-}
-
 /// Significance for drift: the later windows must be slower with p < this.
 const ALPHA: f64 = 0.05;
 
 impl Soak {
-    pub fn build(c: &SoakConfig, b: &Build, path: &Path, problems: &mut Problems) -> Option<Soak> {
+    pub fn build(c: &SoakConfig, b: &Build, cx: &mut BuildCx) -> Option<Soak> {
         let Some(base) = b.base else {
-            problems.push(path, "a soak needs a `load` with a `rate` and a `mix`");
+            cx.problem("a soak needs a `load` with a `rate` and a `mix`");
             return None;
         };
         let duration = b.time(c.duration.0);
         let window = secs(b.time(c.window.0));
         if duration.as_secs_f64() < f64::from(window) * 6.0 {
-            problems.push(
-                &path.key("duration"),
+            cx.problem_at(
+                "duration",
                 "a soak needs at least 6 windows (duration >= 6 x window)",
             );
         }
-        let drift = b.percent(&c.drift, &path.key("drift"), problems);
+        let drift = b.percent(&c.drift, &mut cx.key("drift"));
         let err = b.percent(
             &c.max_window_error_rate,
-            &path.key("max_window_error_rate"),
-            problems,
+            &mut cx.key("max_window_error_rate"),
         );
         let memory = LeakParams {
             warmup: (duration.as_secs_f64() / 5.0).min(300.0),
@@ -104,7 +90,7 @@ impl Soak {
         (Details::Soak(report), findings)
     }
 
-    fn judge(&self, windows: &[Window]) -> Report {
+    fn judge(&self, windows: &[Window]) -> SoakReport {
         let k = self
             .compare
             .map_or((windows.len() / 4).max(3), |k| k as usize)
@@ -112,7 +98,7 @@ impl Soak {
         let p95s: Vec<f64> = windows.iter().map(|w| w.p95).collect();
         let (first, last) = (&p95s[..k], &p95s[p95s.len() - k..]);
         let (a, b) = (median(first), median(last));
-        Report {
+        SoakReport {
             windows: windows.len(),
             compared: k,
             first_p95: a,
@@ -124,7 +110,7 @@ impl Soak {
         }
     }
 
-    fn findings(&self, r: &Report) -> Vec<Finding> {
+    fn findings(&self, r: &SoakReport) -> Vec<Finding> {
         let drifted = r.compared >= 3
             && r.drift_ratio > self.drift
             && r.last_p95 - r.first_p95 > self.drift_min

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::{secs, steps, Build, Details, Finding, Recovery, Run};
-use crate::check::timeline::{ratio, Collector, Segment, Window};
-use crate::config::{Path, Problems, SpikeConfig};
+use super::{secs, steps, Build, Recovery, Run};
+use crate::check::result::{Details, Finding, SpikeReport, Window};
+use crate::check::timeline::{ratio, Collector, Segment};
+use crate::config::{BuildCx, SpikeConfig};
 use crate::units::human_duration;
 
 #[derive(Clone, Debug)]
@@ -26,36 +25,16 @@ pub struct Spike {
     max_recovery: Duration,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Report {
-    pub base_rate: f64,
-    pub spike_rate: f64,
-    pub pre_p95: f64,
-    pub pre_error_rate: f64,
-    pub spike_p95: f64,
-    pub spike_error_rate: f64,
-    pub spike_achieved_rate: f64,
-    /// Seconds from the end of the burst; `None` if it never recovered.
-    pub recovery_seconds: Option<f64>,
-    /// Recovery is timed to the window: this many seconds.
-    pub resolution_seconds: f64,
-}
-
 impl Spike {
-    pub fn build(
-        c: &SpikeConfig,
-        b: &Build,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<Spike> {
-        let base = b.base_rate(path, problems)?;
+    pub fn build(c: &SpikeConfig, b: &Build, cx: &mut BuildCx) -> Option<Spike> {
+        let base = b.base_rate(cx)?;
         if !(c.factor.is_finite() && c.factor > 1.0) {
-            problems.push(&path.key("factor"), "must be greater than 1");
+            cx.problem_at("factor", "must be greater than 1");
             return None;
         }
         if base * c.factor > b.max_rate {
-            problems.push(
-                &path.key("factor"),
+            cx.problem_at(
+                "factor",
                 format!(
                     "the spike's {:.0}/s exceeds the limit of {:.0}/s (limits.max_rate)",
                     base * c.factor,
@@ -66,8 +45,8 @@ impl Spike {
         let window = secs(b.time(c.window.0));
         let before = b.time(c.before.0);
         if before.as_secs_f64() < f64::from(window) * 2.0 {
-            problems.push(
-                &path.key("before"),
+            cx.problem_at(
+                "before",
                 "needs at least 2 windows to measure the pre-spike level",
             );
         }
@@ -78,9 +57,9 @@ impl Spike {
             hold: b.time(c.hold.0),
             after: b.time(c.after.0),
             window,
-            max_error_rate: b.percent(&c.max_error_rate, &path.key("max_error_rate"), problems)?,
+            max_error_rate: b.percent(&c.max_error_rate, &mut cx.key("max_error_rate"))?,
             max_p95: c.max_p95.map(|d| d.0.as_secs_f64()),
-            tolerance: b.percent(&c.tolerance, &path.key("tolerance"), problems)?,
+            tolerance: b.percent(&c.tolerance, &mut cx.key("tolerance"))?,
             max_recovery: b.time(c.max_recovery.0),
         })
     }
@@ -111,7 +90,7 @@ impl Spike {
         (Details::Spike(report), findings)
     }
 
-    fn judge(&self, segs: &[Segment], windows: &[Window], spike_end: f64) -> Report {
+    fn judge(&self, segs: &[Segment], windows: &[Window], spike_end: f64) -> SpikeReport {
         let (pre, spike) = (&segs[0].stats, &segs[1].stats);
         let after: Vec<&Window> = windows
             .iter()
@@ -120,7 +99,7 @@ impl Spike {
         let recovered = Recovery::against(pre, self.tolerance)
             .first(&after)
             .map(|w| (w.start - spike_end).max(0.0));
-        Report {
+        SpikeReport {
             base_rate: self.base,
             spike_rate: self.base * self.factor,
             pre_p95: pre.latency.quantile(0.95),
@@ -133,7 +112,7 @@ impl Spike {
         }
     }
 
-    fn findings(&self, r: &Report) -> Vec<Finding> {
+    fn findings(&self, r: &SpikeReport) -> Vec<Finding> {
         let ms = |s: f64| human_duration(Duration::from_secs_f64(s.max(0.0)));
         let mut out = vec![Finding::new(
             "error rate during the spike",
