@@ -25,8 +25,10 @@ use crate::load::histogram::Summary;
 use crate::load::thresholds::ThresholdResult;
 pub use crate::load::Verdict;
 
-/// The format new results are written in. Results stored before the field
-/// existed read as `0`, which has the same shape as `1`.
+/// The format new results are written in. A change to the stored format is
+/// a deliberate act: bump this, keep reading every older format, and update
+/// `tests/golden/` (see the module documentation). Results stored before
+/// the field existed read as `0`, which has the same shape as `1`.
 pub const FORMAT: u32 = 1;
 
 /// Which scenario a check runs: the compiled plan's, the `kind` of a result,

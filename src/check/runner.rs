@@ -145,8 +145,9 @@ impl Shared {
 }
 
 /// The checks component of the sidecar. Four locks, each with one job: what
-/// is installed, what is live, the gate (one check at a time) and the
-/// schedule's timers; none is held while another is taken.
+/// is installed, what is live, the gate (one check at a time, held for a
+/// whole run) and the schedule's timers. The other three are held only for
+/// a read or a write, never two at once.
 pub struct Checks {
     shared: Arc<Shared>,
     timers: Mutex<Vec<JoinHandle<()>>>,
