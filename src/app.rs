@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -26,13 +26,13 @@ use crate::probes::metrics::{unix_seconds, ProbeMetrics};
 use crate::resources::{ResourceMetrics, Resources};
 use crate::scheduler::{Outcomes, ProbeSet};
 use crate::server::{serve, ServerMetrics, ServerState};
-use crate::telemetry;
+use crate::telemetry::{self, FloatGauge};
 
 /// Metrics about the sidecar's own configuration.
 #[derive(Debug, Default)]
 struct AppMetrics {
     reload_ok: Gauge,
-    reload_time: Gauge<f64, AtomicU64>,
+    reload_time: FloatGauge,
     probes: Gauge,
 }
 

@@ -3,7 +3,6 @@
 //! leak detector's slope.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,16 +13,17 @@ use prometheus_client::registry::Registry;
 
 use crate::check::result::{CheckResult, Details};
 use crate::load::Verdict;
+use crate::telemetry::labels::{CheckLabels, ProcessLabels};
+use crate::telemetry::FloatGauge;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CheckLabels {
-    check: String,
-}
+// `Verdict` has its own `Display`; it becomes a label value here, where it
+// is exported.
+crate::telemetry::label_value!(Verdict);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
     check: String,
-    verdict: String,
+    verdict: Verdict,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,33 +32,27 @@ struct ThresholdLabels {
     threshold: String,
 }
 
+/// `metric` is a comparison's, as stored with the result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MetricLabels {
     check: String,
     metric: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProcessLabels {
-    process: String,
-}
-
-type F64 = Gauge<f64, AtomicU64>;
-
 #[derive(Debug, Default)]
 pub struct CheckMetrics {
-    last_run: Family<CheckLabels, F64>,
+    last_run: Family<CheckLabels, FloatGauge>,
     last_passed: Family<CheckLabels, Gauge>,
-    last_duration: Family<CheckLabels, F64>,
-    next_run: Family<CheckLabels, F64>,
+    last_duration: Family<CheckLabels, FloatGauge>,
+    next_run: Family<CheckLabels, FloatGauge>,
     running: Family<CheckLabels, Gauge>,
     runs: Family<VerdictLabels, Counter>,
     skipped: Family<CheckLabels, Counter>,
     threshold: Family<ThresholdLabels, Gauge>,
     regressions: Family<MetricLabels, Gauge>,
-    recovery: Family<CheckLabels, F64>,
-    sustainable: Family<CheckLabels, F64>,
-    leak_slope: Family<ProcessLabels, F64>,
+    recovery: Family<CheckLabels, FloatGauge>,
+    sustainable: Family<CheckLabels, FloatGauge>,
+    leak_slope: Family<ProcessLabels, FloatGauge>,
     leak_suspected: Family<ProcessLabels, Gauge>,
     /// Threshold labels set by each check's last run, to clear on the next.
     shown: Mutex<HashMap<String, Vec<ThresholdLabels>>>,
@@ -136,9 +130,7 @@ impl CheckMetrics {
     }
 
     fn key(check: &str) -> CheckLabels {
-        CheckLabels {
-            check: check.to_string(),
-        }
+        CheckLabels::new(check)
     }
 
     pub fn running(&self, check: &str, on: bool) {
@@ -156,7 +148,7 @@ impl CheckMetrics {
         for verdict in Verdict::ALL {
             let _ = self.runs.get_or_create(&VerdictLabels {
                 check: check.to_string(),
-                verdict: verdict.to_string(),
+                verdict,
             });
         }
     }
@@ -189,7 +181,7 @@ impl CheckMetrics {
         self.runs
             .get_or_create(&VerdictLabels {
                 check: r.check.clone(),
-                verdict: r.verdict.to_string(),
+                verdict: r.verdict,
             })
             .inc();
         self.thresholds(r);
@@ -248,9 +240,7 @@ impl CheckMetrics {
             _ => None,
         };
         if let Some(l) = leak.filter(|l| l.windows >= crate::check::leak::MIN_WINDOWS) {
-            let p = ProcessLabels {
-                process: l.process.clone(),
-            };
+            let p = ProcessLabels::new(&l.process);
             self.leak_slope
                 .get_or_create(&p)
                 .set(l.slope_bytes_per_second);

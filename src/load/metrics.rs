@@ -1,8 +1,6 @@
 //! Live load-run series, registered by the load component, updated once a
 //! second by the coordinator (never from the send path).
 
-use std::sync::atomic::AtomicU64;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,43 +10,26 @@ use prometheus_client::registry::Registry;
 
 use super::engine::EntryStats;
 use crate::net::Reason;
-use crate::telemetry::latency_histogram;
+use crate::telemetry::labels::{CheckLabels, ReasonLabels, ResultLabels, RunResult};
+use crate::telemetry::{latency_histogram, FloatGauge};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CheckLabels {
-    check: String,
-}
-
+/// A mix entry of a check's load.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EntryLabels {
     check: String,
     entry: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    check: String,
-    entry: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    check: String,
-    entry: String,
-    reason: Reason,
-}
-
 type Hists = Family<EntryLabels, Histogram, fn() -> Histogram>;
 
 #[derive(Debug)]
 pub struct LoadMetrics {
-    requests: Family<ResultLabels, Counter>,
-    errors: Family<ReasonLabels, Counter>,
+    requests: Family<ResultLabels<EntryLabels>, Counter>,
+    errors: Family<ReasonLabels<EntryLabels, Reason>, Counter>,
     latency: Hists,
     service: Hists,
     dropped: Family<CheckLabels, Counter>,
-    target: Family<CheckLabels, Gauge<f64, AtomicU64>>,
+    target: Family<CheckLabels, FloatGauge>,
     active: Family<CheckLabels, Gauge>,
     users: Family<CheckLabels, Gauge>,
 }
@@ -101,17 +82,13 @@ impl LoadMetrics {
     }
 
     pub fn start(&self, check: &str) {
-        let l = CheckLabels {
-            check: check.into(),
-        };
+        let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(1);
         let _ = self.dropped.get_or_create(&l);
     }
 
     pub fn finish(&self, check: &str) {
-        let l = CheckLabels {
-            check: check.into(),
-        };
+        let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(0);
         self.target.get_or_create(&l).set(0.0);
         self.users.get_or_create(&l).set(0);
@@ -126,9 +103,7 @@ impl LoadMetrics {
         target: f64,
         in_flight: usize,
     ) {
-        let cl = CheckLabels {
-            check: check.into(),
-        };
+        let cl = CheckLabels::new(check);
         self.target.get_or_create(&cl).set(target);
         self.users.get_or_create(&cl).set(in_flight as i64);
         for (name, e) in names.iter().zip(entries) {
@@ -138,18 +113,18 @@ impl LoadMetrics {
             };
             let errors = e.errors();
             let res = |result| ResultLabels {
-                check: check.into(),
-                entry: name.clone(),
+                of: el.clone(),
                 result,
             };
             self.requests
-                .get_or_create(&res("success"))
+                .get_or_create(&res(RunResult::Success))
                 .inc_by(e.requests - errors);
-            self.requests.get_or_create(&res("failure")).inc_by(errors);
+            self.requests
+                .get_or_create(&res(RunResult::Failure))
+                .inc_by(errors);
             for (i, n) in e.errors.iter().enumerate().filter(|(_, n)| **n > 0) {
                 let l = ReasonLabels {
-                    check: check.into(),
-                    entry: name.clone(),
+                    of: el.clone(),
                     reason: Reason::ALL[i],
                 };
                 self.errors.get_or_create(&l).inc_by(*n);

@@ -1,11 +1,10 @@
 //! The probe metric families, registered by the probes component itself.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,7 +13,8 @@ use prometheus_client::registry::Registry;
 
 use super::{Kind, Outcome, Probe};
 use crate::net::{Phase, Reason};
-use crate::telemetry::latency_histogram;
+use crate::telemetry::labels::{ReasonLabels, ResultLabels, RunResult};
+use crate::telemetry::{latency_histogram, FloatGauge};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
@@ -22,35 +22,8 @@ pub struct ProbeLabels {
     pub kind: Kind,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RunLabels {
-    probe: String,
-    kind: Kind,
-    result: RunResult,
-}
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum RunResult {
-    Success,
-    Failure,
-}
-
-impl EncodeLabelValue for RunResult {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        let s = match self {
-            RunResult::Success => "success",
-            RunResult::Failure => "failure",
-        };
-        EncodeLabelValue::encode(&s, e)
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabels {
-    probe: String,
-    kind: Kind,
-    reason: Reason,
-}
+type RunLabels = ResultLabels<ProbeLabels>;
+type FailureLabels = ReasonLabels<ProbeLabels, Reason>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -97,10 +70,10 @@ pub struct ProbeMetrics {
     failures: Family<FailureLabels, Counter>,
     duration: HistogramFamily<ProbeLabels>,
     phase: HistogramFamily<PhaseLabels>,
-    tls_expiry: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
+    tls_expiry: Family<ProbeLabels, FloatGauge>,
     http_status: Family<ProbeLabels, Gauge>,
-    last_run: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
-    values: Family<ValueLabels, Gauge<f64, AtomicU64>>,
+    last_run: Family<ProbeLabels, FloatGauge>,
+    values: Family<ValueLabels, FloatGauge>,
     /// The (column, row) pairs each probe exported last, to drop rows that vanish.
     value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
     kafka: KafkaFamilies,
@@ -192,7 +165,7 @@ impl ProbeMetrics {
 
     /// Creates the counters of a new probe at zero, so rates exist from the start.
     pub fn init(&self, probe: &Probe) {
-        for result in [RunResult::Success, RunResult::Failure] {
+        for result in RunResult::ALL {
             let _ = self.runs.get_or_create(&run_labels(probe, result));
         }
         for &reason in probe.kind.reasons() {
@@ -273,12 +246,9 @@ impl ProbeMetrics {
         let labels = labels(probe);
         let ok = outcome.success();
         self.success.get_or_create(&labels).set(i64::from(ok));
-        let result = if ok {
-            RunResult::Success
-        } else {
-            RunResult::Failure
-        };
-        self.runs.get_or_create(&run_labels(probe, result)).inc();
+        self.runs
+            .get_or_create(&run_labels(probe, RunResult::of(ok)))
+            .inc();
         if let Some(reason) = outcome.reason() {
             self.failures
                 .get_or_create(&failure_labels(probe, reason))
@@ -320,17 +290,15 @@ impl ProbeMetrics {
             f.remove(&l);
         }
         self.duration.remove(&l);
-        for result in [RunResult::Success, RunResult::Failure] {
+        for result in RunResult::ALL {
             self.runs.remove(&RunLabels {
-                probe: l.probe.clone(),
-                kind,
+                of: l.clone(),
                 result,
             });
         }
         for reason in Reason::ALL {
             self.failures.remove(&FailureLabels {
-                probe: l.probe.clone(),
-                kind,
+                of: l.clone(),
                 reason,
             });
         }
@@ -382,16 +350,14 @@ fn labels(p: &Probe) -> ProbeLabels {
 
 fn run_labels(p: &Probe, result: RunResult) -> RunLabels {
     RunLabels {
-        probe: p.name.clone(),
-        kind: p.kind,
+        of: labels(p),
         result,
     }
 }
 
 fn failure_labels(p: &Probe, reason: Reason) -> FailureLabels {
     FailureLabels {
-        probe: p.name.clone(),
-        kind: p.kind,
+        of: labels(p),
         reason,
     }
 }

@@ -4,13 +4,13 @@
 //! nodes) are read from the v1 files, normalised to the same series.
 
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::telemetry::cumulative::Deltas;
+use crate::telemetry::{FloatCounter, FloatGauge};
 
 /// Where the cgroup's files are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,9 +170,6 @@ fn read_v1(memory: Option<&FsPath>, cpu: Option<&FsPath>, cpuacct: Option<&FsPat
     }
     r
 }
-
-type FloatGauge = Gauge<f64, AtomicU64>;
-type FloatCounter = Counter<f64, AtomicU64>;
 
 #[derive(Debug, Default)]
 pub struct CgroupMetrics {

@@ -3,7 +3,6 @@
 //! and free space for configured mount points (statvfs).
 
 use std::ffi::CString;
-use std::sync::atomic::AtomicU64;
 
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage, Meminfo};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +14,7 @@ use regex::Regex;
 
 use crate::config::{LabelFilter, Path, Problems, ResourcesConfig};
 use crate::telemetry::cumulative::Deltas;
+use crate::telemetry::FloatGauge;
 
 /// Most devices or interfaces exported, whatever the filters allow.
 pub const MAX_DEVICES: usize = 32;
@@ -116,8 +116,6 @@ struct IfaceLabels {
 struct MountLabels {
     mountpoint: String,
 }
-
-type FloatGauge = Gauge<f64, AtomicU64>;
 
 #[derive(Debug, Default)]
 pub struct HostMetrics {

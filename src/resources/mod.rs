@@ -10,17 +10,16 @@ pub mod process;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Path, Problems, ResourcesConfig, ServiceConfig};
+use crate::telemetry::FloatGauge;
 use cgroup::{Cgroup, CgroupMetrics, Layout};
 use host::{Host, HostMetrics, HostSettings};
 use process::{Group, ProcessMetrics, Scan, Selector};
@@ -80,8 +79,6 @@ impl ResourcePlan {
         l
     }
 }
-
-type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every resource family, registered by this component.
 #[derive(Debug)]

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 
 use procfs::process::{LimitValue, Process, Stat};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,6 +19,8 @@ use regex::Regex;
 use std::time::{Duration, Instant};
 
 use crate::config::{Path, Problems, ProcessSelector};
+use crate::telemetry::labels::ProcessLabels;
+use crate::telemetry::{FloatCounter, FloatGauge};
 
 /// The `process` label of sidewatch's own group.
 pub const SELF_LABEL: &str = "sidewatch";
@@ -329,38 +330,74 @@ fn smaps_rollup(pid: i32) -> (Option<u64>, Option<u64>) {
     (kb("Pss:"), uss)
 }
 
+/// The `mode` of CPU time.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum CpuMode {
+    User,
+    System,
+}
+
+impl CpuMode {
+    const ALL: [CpuMode; 2] = [CpuMode::User, CpuMode::System];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CpuMode::User => "user",
+            CpuMode::System => "system",
+        }
+    }
+}
+
+/// The `mode` of a context switch.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum SwitchMode {
+    Voluntary,
+    Involuntary,
+}
+
+impl SwitchMode {
+    const ALL: [SwitchMode; 2] = [SwitchMode::Voluntary, SwitchMode::Involuntary];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SwitchMode::Voluntary => "voluntary",
+            SwitchMode::Involuntary => "involuntary",
+        }
+    }
+}
+
+crate::telemetry::str_label!(CpuMode, SwitchMode);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProcLabels {
+struct CpuLabels {
     process: String,
+    mode: CpuMode,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ModeLabels {
+struct SwitchLabels {
     process: String,
-    mode: &'static str,
+    mode: SwitchMode,
 }
-
-type FloatGauge = Gauge<f64, AtomicU64>;
-type FloatCounter = Counter<f64, AtomicU64>;
 
 /// The per-group families.
 #[derive(Debug, Default)]
 pub struct ProcessMetrics {
-    up: Family<ProcLabels, Gauge>,
-    count: Family<ProcLabels, Gauge>,
-    rss: Family<ProcLabels, Gauge>,
-    pss: Family<ProcLabels, Gauge>,
-    uss: Family<ProcLabels, Gauge>,
-    vms: Family<ProcLabels, Gauge>,
-    cpu: Family<ModeLabels, FloatCounter>,
-    fds: Family<ProcLabels, Gauge>,
-    max_fds: Family<ProcLabels, Gauge>,
-    fd_ratio: Family<ProcLabels, FloatGauge>,
-    threads: Family<ProcLabels, Gauge>,
-    io_read: Family<ProcLabels, Counter>,
-    io_write: Family<ProcLabels, Counter>,
-    switches: Family<ModeLabels, Counter>,
-    start: Family<ProcLabels, FloatGauge>,
+    up: Family<ProcessLabels, Gauge>,
+    count: Family<ProcessLabels, Gauge>,
+    rss: Family<ProcessLabels, Gauge>,
+    pss: Family<ProcessLabels, Gauge>,
+    uss: Family<ProcessLabels, Gauge>,
+    vms: Family<ProcessLabels, Gauge>,
+    cpu: Family<CpuLabels, FloatCounter>,
+    fds: Family<ProcessLabels, Gauge>,
+    max_fds: Family<ProcessLabels, Gauge>,
+    fd_ratio: Family<ProcessLabels, FloatGauge>,
+    threads: Family<ProcessLabels, Gauge>,
+    io_read: Family<ProcessLabels, Counter>,
+    io_write: Family<ProcessLabels, Counter>,
+    switches: Family<SwitchLabels, Counter>,
+    start: Family<ProcessLabels, FloatGauge>,
 }
 
 impl ProcessMetrics {
@@ -442,7 +479,7 @@ impl ProcessMetrics {
 
     /// Drops the gauges of a group that matched nothing, so stale values do
     /// not linger on dashboards; counters stay.
-    fn clear_gauges(&self, l: &ProcLabels) {
+    fn clear_gauges(&self, l: &ProcessLabels) {
         for f in [
             &self.rss,
             &self.pss,
@@ -460,22 +497,20 @@ impl ProcessMetrics {
 
     /// Removes every series of a group that is no longer configured.
     pub fn remove(&self, label: &str) {
-        let l = ProcLabels {
-            process: label.to_string(),
-        };
+        let l = ProcessLabels::new(label);
         self.clear_gauges(&l);
         self.up.remove(&l);
         self.count.remove(&l);
         self.io_read.remove(&l);
         self.io_write.remove(&l);
-        for mode in ["user", "system"] {
-            self.cpu.remove(&ModeLabels {
+        for mode in CpuMode::ALL {
+            self.cpu.remove(&CpuLabels {
                 process: l.process.clone(),
                 mode,
             });
         }
-        for mode in ["voluntary", "involuntary"] {
-            self.switches.remove(&ModeLabels {
+        for mode in SwitchMode::ALL {
+            self.switches.remove(&SwitchLabels {
                 process: l.process.clone(),
                 mode,
             });
@@ -511,9 +546,7 @@ impl Group {
     }
 
     pub fn sample(&mut self, scan: &Scan, now_ticks: u64, m: &ProcessMetrics) {
-        let l = ProcLabels {
-            process: self.selector.label.clone(),
-        };
+        let l = ProcessLabels::new(&self.selector.label);
         let mut slow = std::mem::take(&mut self.slow);
         let readings: Vec<(i32, Reading)> = scan
             .select(&self.selector.how)
@@ -535,7 +568,7 @@ impl Group {
         self.advance_counters(&readings, now_ticks, &l, m);
     }
 
-    fn set_gauges(&self, rs: &[(i32, Reading)], l: &ProcLabels, m: &ProcessMetrics) {
+    fn set_gauges(&self, rs: &[(i32, Reading)], l: &ProcessLabels, m: &ProcessMetrics) {
         let sum = |f: fn(&Reading) -> u64| rs.iter().map(|(_, r)| f(r)).sum::<u64>() as i64;
         let sum_opt = |f: fn(&Reading) -> Option<u64>| -> Option<i64> {
             rs.iter()
@@ -581,7 +614,7 @@ impl Group {
         &mut self,
         rs: &[(i32, Reading)],
         now_ticks: u64,
-        l: &ProcLabels,
+        l: &ProcessLabels,
         m: &ProcessMetrics,
     ) {
         let zero = Reading::default();
@@ -594,15 +627,19 @@ impl Group {
                 _ if self.last_ticks.is_none_or(|t| r.start_ticks >= t) => &zero,
                 _ => r,
             };
-            let mode = |mode| ModeLabels {
+            let cpu = |mode| CpuLabels {
+                process: l.process.clone(),
+                mode,
+            };
+            let switch = |mode| SwitchLabels {
                 process: l.process.clone(),
                 mode,
             };
             m.cpu
-                .get_or_create(&mode("user"))
+                .get_or_create(&cpu(CpuMode::User))
                 .inc_by((r.user_seconds - prev.user_seconds).max(0.0));
             m.cpu
-                .get_or_create(&mode("system"))
+                .get_or_create(&cpu(CpuMode::System))
                 .inc_by((r.system_seconds - prev.system_seconds).max(0.0));
             let grow = |now: Option<u64>, before: Option<u64>| {
                 now.unwrap_or(0).saturating_sub(before.unwrap_or(0))
@@ -614,10 +651,10 @@ impl Group {
                 .get_or_create(l)
                 .inc_by(grow(r.write_bytes, prev.write_bytes));
             m.switches
-                .get_or_create(&mode("voluntary"))
+                .get_or_create(&switch(SwitchMode::Voluntary))
                 .inc_by(grow(r.voluntary, prev.voluntary));
             m.switches
-                .get_or_create(&mode("involuntary"))
+                .get_or_create(&switch(SwitchMode::Involuntary))
                 .inc_by(grow(r.involuntary, prev.involuntary));
             next.insert(
                 *pid,
@@ -632,7 +669,7 @@ impl Group {
     }
 }
 
-fn set_or_remove(f: &Family<ProcLabels, Gauge>, l: &ProcLabels, v: Option<i64>) {
+fn set_or_remove(f: &Family<ProcessLabels, Gauge>, l: &ProcessLabels, v: Option<i64>) {
     match v {
         Some(v) => {
             f.get_or_create(l).set(v);

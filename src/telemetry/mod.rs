@@ -1,11 +1,16 @@
-//! Shared metric plumbing: the bucket layout, build info, and the two text
-//! encodings of a registry. Each component registers its own families; this
-//! module owns none of them except `sidewatch_build_info`.
+//! Shared metric plumbing: the bucket layout, the float metric types, the
+//! shared label sets, build info, and the two text encodings of a registry.
+//! Each component registers its own families; this module owns none of them
+//! except `sidewatch_build_info`.
 
 pub mod cumulative;
+pub mod labels;
 mod text;
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -22,6 +27,14 @@ macro_rules! str_label {
                 f.write_str(self.as_str())
             }
         }
+        $crate::telemetry::label_value!($t);
+    )+};
+}
+
+/// Implements prometheus-client's `EncodeLabelValue` alone, for enums with an
+/// `as_str` that have their own `Display`.
+macro_rules! label_value {
+    ($($t:ty),+) => {$(
         impl prometheus_client::encoding::EncodeLabelValue for $t {
             fn encode(
                 &self,
@@ -32,7 +45,15 @@ macro_rules! str_label {
         }
     )+};
 }
+pub(crate) use label_value;
 pub(crate) use str_label;
+
+/// A gauge of `f64` values (seconds, ratios, timestamps), stored as bits in
+/// an `AtomicU64`.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// A counter of `f64` increments (CPU seconds).
+pub type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Latency buckets from 100µs to 30s on a 1-2-5 series, so the seeds'
 /// thresholds (20, 50, 100, 200, 500 ms, 1 s, 2 s) fall on bucket edges and
