@@ -47,34 +47,34 @@ impl LoadMetrics {
             users: Family::default(),
         };
         r.register(
-            "sidewatch_load_requests",
+            "requests",
             "Load requests completed, by mix entry and result",
             m.requests.clone(),
         );
         r.register(
-            "sidewatch_load_errors",
+            "errors",
             "Failed load requests, by mix entry and bounded reason",
             m.errors.clone(),
         );
-        r.register("sidewatch_load_latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)", m.latency.clone());
+        r.register("latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)", m.latency.clone());
         r.register(
-            "sidewatch_load_service_time_seconds",
+            "service_time_seconds",
             "Load request latency from the actual send",
             m.service.clone(),
         );
         r.register(
-            "sidewatch_load_dropped",
+            "dropped",
             "Requests the engine could not start on time because the connection cap was reached",
             m.dropped.clone(),
         );
-        r.register("sidewatch_load_target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now", m.target.clone());
+        r.register("target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now", m.target.clone());
         r.register(
-            "sidewatch_load_active",
+            "active",
             "1 while a load run of the check is in progress",
             m.active.clone(),
         );
         r.register(
-            "sidewatch_load_in_flight",
+            "in_flight",
             "Requests in flight in the load run",
             m.users.clone(),
         );

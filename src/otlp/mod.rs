@@ -168,27 +168,27 @@ impl OtlpMetrics {
     pub fn register(r: &mut Registry) -> OtlpMetrics {
         let m = OtlpMetrics::default();
         r.register(
-            "sidewatch_otlp_exports",
+            "exports",
             "OTLP export attempts, by result",
             m.exports.clone(),
         );
         r.register(
-            "sidewatch_otlp_export_failures",
+            "export_failures",
             "Failed OTLP export attempts, by reason",
             m.failures.clone(),
         );
         r.register(
-            "sidewatch_otlp_dropped_batches",
+            "dropped_batches",
             "Snapshots dropped without being delivered: queue full, or refused by the receiver",
             m.dropped.clone(),
         );
         r.register(
-            "sidewatch_otlp_queue_batches",
+            "queue_batches",
             "Snapshots waiting to be sent",
             m.queue.clone(),
         );
         r.register(
-            "sidewatch_otlp_last_success_timestamp_seconds",
+            "last_success_timestamp_seconds",
             "Unix time of the last delivered export",
             m.last_success.clone(),
         );

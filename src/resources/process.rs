@@ -404,73 +404,73 @@ impl ProcessMetrics {
     pub fn register(r: &mut Registry) -> ProcessMetrics {
         let m = ProcessMetrics::default();
         r.register(
-            "sidewatch_process_up",
+            "up",
             "1 if at least one process matches the group's selector, else 0",
             m.up.clone(),
         );
         r.register(
-            "sidewatch_process_num_procs",
+            "num_procs",
             "Number of processes matched by the group's selector",
             m.count.clone(),
         );
         r.register(
-            "sidewatch_process_resident_memory_bytes",
+            "resident_memory_bytes",
             "Resident set size, summed over the group",
             m.rss.clone(),
         );
         r.register(
-            "sidewatch_process_proportional_memory_bytes",
+            "proportional_memory_bytes",
             "Proportional set size (PSS), summed over the group, where smaps_rollup is readable",
             m.pss.clone(),
         );
-        r.register("sidewatch_process_unique_memory_bytes", "Unique set size (private clean + dirty), summed over the group, where smaps_rollup is readable", m.uss.clone());
+        r.register("unique_memory_bytes", "Unique set size (private clean + dirty), summed over the group, where smaps_rollup is readable", m.uss.clone());
         r.register(
-            "sidewatch_process_virtual_memory_bytes",
+            "virtual_memory_bytes",
             "Virtual memory size, summed over the group",
             m.vms.clone(),
         );
         r.register(
-            "sidewatch_process_cpu_seconds",
+            "cpu_seconds",
             "CPU time used by the group, by mode (user, system)",
             m.cpu.clone(),
         );
         r.register(
-            "sidewatch_process_open_fds",
+            "open_fds",
             "Open file descriptors, summed over the group",
             m.fds.clone(),
         );
         r.register(
-            "sidewatch_process_max_fds",
+            "max_fds",
             "The lowest soft limit on open file descriptors among the group's processes",
             m.max_fds.clone(),
         );
         r.register(
-            "sidewatch_process_fd_usage_ratio",
+            "fd_usage_ratio",
             "The highest open-fds-to-limit ratio among the group's processes",
             m.fd_ratio.clone(),
         );
         r.register(
-            "sidewatch_process_threads",
+            "threads",
             "Threads, summed over the group",
             m.threads.clone(),
         );
         r.register(
-            "sidewatch_process_io_read_bytes",
+            "io_read_bytes",
             "Bytes the group read from storage",
             m.io_read.clone(),
         );
         r.register(
-            "sidewatch_process_io_write_bytes",
+            "io_write_bytes",
             "Bytes the group wrote to storage",
             m.io_write.clone(),
         );
         r.register(
-            "sidewatch_process_context_switches",
+            "context_switches",
             "Context switches of the group, by mode (voluntary, involuntary)",
             m.switches.clone(),
         );
         r.register(
-            "sidewatch_process_start_time_seconds",
+            "start_time_seconds",
             "Unix time at which the newest process of the group started; a restart moves it",
             m.start.clone(),
         );

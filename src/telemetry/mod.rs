@@ -73,8 +73,25 @@ struct BuildLabels {
     rustc: String,
 }
 
-/// Registers `sidewatch_build_info`, a constant 1 labelled with the version.
-pub fn register_build_info(registry: &mut Registry) {
+/// The prefix of every exported family name. A composition root creates its
+/// registry with it and hands each component a sub-registry with the
+/// component's prefix (`probe`, `load`, ...); components register short names.
+///
+/// prometheus-client joins the parts with `_`: `sidewatch` + `probe` +
+/// `runs` is `sidewatch_probe_runs`, and appends `_total` to a counter's
+/// samples itself, so counters are registered without it. Units are part of
+/// the short names (`duration_seconds`) rather than given to
+/// `register_with_unit`, which would add `# UNIT` lines to the OpenMetrics
+/// text.
+pub const PREFIX: &str = "sidewatch";
+
+/// Registers `build_info` in `root` (`sidewatch_build_info`), a constant 1
+/// labelled with the version.
+///
+/// A registry encodes its own families before those of its sub-registries,
+/// so this is the one family to register on the root itself: it comes first
+/// either way, and every other family stays in registration order.
+pub fn register_build_info(root: &mut Registry) {
     let family = Family::<BuildLabels, Gauge>::default();
     family
         .get_or_create(&BuildLabels {
@@ -84,9 +101,36 @@ pub fn register_build_info(registry: &mut Registry) {
                 .to_string(),
         })
         .set(1);
-    registry.register(
-        "sidewatch_build_info",
+    root.register(
+        "build_info",
         "A constant 1, labelled with the sidewatch version and the rustc that built it",
         family,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naming rule every component relies on: prefixes joined with `_`,
+    /// `_total` added to counters by the encoder, and a registry's own
+    /// families before its sub-registries'.
+    #[test]
+    fn sub_registry_prefixes_join_into_the_exported_names() {
+        let mut root = Registry::with_prefix(PREFIX);
+        let runs: Counter = Counter::default();
+        root.sub_registry_with_prefix("probe")
+            .register("runs", "Runs", runs.clone());
+        register_build_info(&mut root);
+        let text = encode_prometheus(&root);
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE sidewatch_build_info gauge",
+                "# TYPE sidewatch_probe_runs_total counter"
+            ]
+        );
+        assert!(text.contains("\nsidewatch_probe_runs_total 0\n"));
+    }
 }
