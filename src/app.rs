@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,40 +17,47 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::baseline::store::Store;
-use crate::check::metrics::CheckMetrics;
+use crate::check::metrics::{CheckFamilies, CheckMetrics, LeakFamilies};
 use crate::check::runner::Checks;
 use crate::load::metrics::LoadMetrics;
 use crate::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::plan::Plan;
-use crate::probes::metrics::{unix_seconds, ProbeMetrics};
-use crate::resources::{ResourceMetrics, Resources};
+use crate::probes::metrics::{
+    unix_seconds, KafkaFamilies, ProbeFamilies, ProbeMetrics, QueryFamilies,
+};
+use crate::resources::cgroup::CgroupMetrics;
+use crate::resources::host::HostMetrics;
+use crate::resources::process::ProcessMetrics;
+use crate::resources::{ResourceMetrics, Resources, SamplerMetrics};
 use crate::scheduler::{Outcomes, ProbeSet};
 use crate::server::{serve, ServerMetrics, ServerState};
-use crate::telemetry;
+use crate::telemetry::{self, FloatGauge};
 
 /// Metrics about the sidecar's own configuration.
 #[derive(Debug, Default)]
 struct AppMetrics {
     reload_ok: Gauge,
-    reload_time: Gauge<f64, AtomicU64>,
+    reload_time: FloatGauge,
     probes: Gauge,
 }
 
 impl AppMetrics {
-    fn register(registry: &mut Registry) -> AppMetrics {
+    /// Registers under two prefixes of the root: `config_` and `probes_`.
+    fn register(root: &mut Registry) -> AppMetrics {
         let m = AppMetrics::default();
-        registry.register(
-            "sidewatch_config_last_reload_successful",
+        let config = root.sub_registry_with_prefix("config");
+        config.register(
+            "last_reload_successful",
             "Whether the last configuration load or SIGHUP reload succeeded (1) or was rejected (0)",
             m.reload_ok.clone(),
         );
-        registry.register(
-            "sidewatch_config_last_reload_success_timestamp_seconds",
+        config.register(
+            "last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load",
             m.reload_time.clone(),
         );
-        registry.register(
-            "sidewatch_probes_configured",
+        root.sub_registry_with_prefix("probes").register(
+            "configured",
             "Number of probes in the running configuration",
             m.probes.clone(),
         );
@@ -61,6 +68,48 @@ impl AppMetrics {
         self.reload_ok.set(1);
         self.reload_time.set(unix_seconds(SystemTime::now()));
         self.probes.set(probes as i64);
+    }
+}
+
+/// Every family the sidecar exports.
+struct Families {
+    probes: ProbeMetrics,
+    app: AppMetrics,
+    resources: ResourceMetrics,
+    otlp: OtlpMetrics,
+    load: LoadMetrics,
+    check: CheckMetrics,
+    server: ServerMetrics,
+}
+
+impl Families {
+    /// The sidecar's metric layout: the prefix each component's families get
+    /// under the root's `sidewatch`. Sub-registries are encoded in the order
+    /// they are created (struct fields are evaluated as written), so this
+    /// order is the order of /metrics.
+    fn register(root: &mut Registry) -> Families {
+        telemetry::register_build_info(root);
+        Families {
+            probes: ProbeMetrics::new(
+                ProbeFamilies::register(root.sub_registry_with_prefix("probe")),
+                QueryFamilies::register(root.sub_registry_with_prefix("query")),
+                KafkaFamilies::register(root.sub_registry_with_prefix("kafka")),
+            ),
+            app: AppMetrics::register(root),
+            resources: ResourceMetrics::new(
+                ProcessMetrics::register(root.sub_registry_with_prefix("process")),
+                HostMetrics::register(root.sub_registry_with_prefix("host")),
+                CgroupMetrics::register(root.sub_registry_with_prefix("cgroup")),
+                SamplerMetrics::register(root.sub_registry_with_prefix("resources")),
+            ),
+            otlp: OtlpMetrics::register(root.sub_registry_with_prefix("otlp")),
+            load: LoadMetrics::register(root.sub_registry_with_prefix("load")),
+            check: CheckMetrics::new(
+                CheckFamilies::register(root.sub_registry_with_prefix("check")),
+                LeakFamilies::register(root.sub_registry_with_prefix("leak")),
+            ),
+            server: ServerMetrics::register(root.sub_registry_with_prefix("metrics")),
+        }
     }
 }
 
@@ -88,16 +137,15 @@ pub struct Sidecar {
 impl Sidecar {
     /// Binds `listen`, starts the server, then schedules the plan's probes.
     pub async fn start(plan: Plan, listen: SocketAddr) -> io::Result<Sidecar> {
-        let mut registry = Registry::default();
-        telemetry::register_build_info(&mut registry);
-        let outcomes = Arc::new(Outcomes::new(ProbeMetrics::register(&mut registry)));
-        let metrics = AppMetrics::register(&mut registry);
-        let resource_metrics = Arc::new(ResourceMetrics::register(&mut registry));
-        let otlp_metrics = Arc::new(OtlpMetrics::register(&mut registry));
-        let load_metrics = Arc::new(LoadMetrics::register(&mut registry));
-        let check_metrics = Arc::new(CheckMetrics::register(&mut registry));
-        let checks = Arc::new(Checks::new(check_metrics, load_metrics.clone()));
-        let server_metrics = ServerMetrics::register(&mut registry);
+        let mut registry = Registry::with_prefix(telemetry::PREFIX);
+        let families = Families::register(&mut registry);
+        let outcomes = Arc::new(Outcomes::new(families.probes));
+        let metrics = families.app;
+        let resource_metrics = Arc::new(families.resources);
+        let otlp_metrics = Arc::new(families.otlp);
+        let load_metrics = Arc::new(families.load);
+        let checks = Arc::new(Checks::new(Arc::new(families.check), load_metrics.clone()));
+        let server_metrics = families.server;
 
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;

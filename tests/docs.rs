@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use sidewatch::app::Sidecar;
+use sidewatch::telemetry::PREFIX;
 
 const BEGIN: &str =
     "<!-- BEGIN GENERATED: do not edit; SIDEWATCH_BLESS=1 cargo test --test docs -->";
@@ -196,7 +197,7 @@ async fn metrics_doc_names_exactly_the_exported_families() {
 /// The check families, after short spike, breakpoint and leak runs.
 async fn check_exposition() -> String {
     use sidewatch::check::baseline::regression::{compare, Tolerances};
-    use sidewatch::check::metrics::CheckMetrics;
+    use sidewatch::check::metrics::{CheckFamilies, CheckMetrics, LeakFamilies};
     let url = format!("{}/data.json", nginx());
     let yaml = format!(
         "service: {{processes: [{{label: web, comm: nginx}}]}}
@@ -212,8 +213,11 @@ checks:
 "
     );
     let p = plan(&yaml);
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = CheckMetrics::register(&mut registry);
+    let mut registry = prometheus_client::registry::Registry::with_prefix(PREFIX);
+    let metrics = CheckMetrics::new(
+        CheckFamilies::register(registry.sub_registry_with_prefix("check")),
+        LeakFamilies::register(registry.sub_registry_with_prefix("leak")),
+    );
     for check in &p.checks {
         let mut quiet = sidewatch::load::Quiet;
         let mut r =
@@ -234,8 +238,9 @@ async fn load_exposition() -> String {
         nginx()
     );
     let p = plan(&yaml);
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = sidewatch::load::metrics::LoadMetrics::register(&mut registry);
+    let mut registry = prometheus_client::registry::Registry::with_prefix(PREFIX);
+    let metrics =
+        sidewatch::load::metrics::LoadMetrics::register(registry.sub_registry_with_prefix("load"));
     let mut quiet = sidewatch::load::Quiet;
     sidewatch::load::run(
         p.checks[0].load.as_ref().unwrap(),

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::sample;
 use prometheus_client::registry::Registry;
-use sidewatch::resources::{ResourceMetrics, Sampler};
-use sidewatch::telemetry::encode_prometheus;
+use sidewatch::resources::cgroup::CgroupMetrics;
+use sidewatch::resources::host::HostMetrics;
+use sidewatch::resources::process::ProcessMetrics;
+use sidewatch::resources::{ResourceMetrics, Sampler, SamplerMetrics};
+use sidewatch::telemetry::{encode_prometheus, PREFIX};
 
 struct Kid(Child);
 
@@ -50,8 +53,14 @@ struct Harness {
 
 impl Harness {
     fn new(yaml: &str) -> Harness {
-        let mut registry = Registry::default();
-        let metrics = ResourceMetrics::register(&mut registry);
+        // Laid out as the sidecar's registry is (app.rs).
+        let mut registry = Registry::with_prefix(PREFIX);
+        let metrics = ResourceMetrics::new(
+            ProcessMetrics::register(registry.sub_registry_with_prefix("process")),
+            HostMetrics::register(registry.sub_registry_with_prefix("host")),
+            CgroupMetrics::register(registry.sub_registry_with_prefix("cgroup")),
+            SamplerMetrics::register(registry.sub_registry_with_prefix("resources")),
+        );
         let plan = common::plan(yaml);
         Harness {
             registry,

@@ -3,7 +3,6 @@
 //! leak detector's slope.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,16 +13,17 @@ use prometheus_client::registry::Registry;
 
 use crate::check::result::{CheckResult, Details};
 use crate::load::Verdict;
+use crate::telemetry::labels::{CheckLabels, ProcessLabels};
+use crate::telemetry::FloatGauge;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CheckLabels {
-    check: String,
-}
+// `Verdict` has its own `Display`; it becomes a label value here, where it
+// is exported.
+crate::telemetry::label_value!(Verdict);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
     check: String,
-    verdict: String,
+    verdict: Verdict,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,153 +32,106 @@ struct ThresholdLabels {
     threshold: String,
 }
 
+/// `metric` is a comparison's, as stored with the result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MetricLabels {
     check: String,
     metric: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProcessLabels {
-    process: String,
-}
-
-type F64 = Gauge<f64, AtomicU64>;
-
+/// The `check_` families.
 #[derive(Debug, Default)]
-pub struct CheckMetrics {
-    last_run: Family<CheckLabels, F64>,
+pub struct CheckFamilies {
+    last_run: Family<CheckLabels, FloatGauge>,
     last_passed: Family<CheckLabels, Gauge>,
-    last_duration: Family<CheckLabels, F64>,
-    next_run: Family<CheckLabels, F64>,
+    last_duration: Family<CheckLabels, FloatGauge>,
+    next_run: Family<CheckLabels, FloatGauge>,
     running: Family<CheckLabels, Gauge>,
     runs: Family<VerdictLabels, Counter>,
     skipped: Family<CheckLabels, Counter>,
     threshold: Family<ThresholdLabels, Gauge>,
     regressions: Family<MetricLabels, Gauge>,
-    recovery: Family<CheckLabels, F64>,
-    sustainable: Family<CheckLabels, F64>,
-    leak_slope: Family<ProcessLabels, F64>,
-    leak_suspected: Family<ProcessLabels, Gauge>,
+    recovery: Family<CheckLabels, FloatGauge>,
+    sustainable: Family<CheckLabels, FloatGauge>,
     /// Threshold labels set by each check's last run, to clear on the next.
     shown: Mutex<HashMap<String, Vec<ThresholdLabels>>>,
 }
 
-impl CheckMetrics {
-    pub fn register(r: &mut Registry) -> CheckMetrics {
-        let m = CheckMetrics::default();
+impl CheckFamilies {
+    pub fn register(r: &mut Registry) -> CheckFamilies {
+        let m = CheckFamilies::default();
         r.register(
-            "sidewatch_check_last_run_timestamp_seconds",
+            "last_run_timestamp_seconds",
             "Unix time the check's last run ended",
             m.last_run.clone(),
         );
         r.register(
-            "sidewatch_check_last_passed",
+            "last_passed",
             "Whether the check's last run passed (1) or failed, regressed or was aborted (0)",
             m.last_passed.clone(),
         );
         r.register(
-            "sidewatch_check_last_duration_seconds",
+            "last_duration_seconds",
             "How long the check's last run took",
             m.last_duration.clone(),
         );
         r.register(
-            "sidewatch_check_next_run_timestamp_seconds",
+            "next_run_timestamp_seconds",
             "Unix time the check's schedule fires next",
             m.next_run.clone(),
         );
         r.register(
-            "sidewatch_check_running",
+            "running",
             "Whether the check is running now",
             m.running.clone(),
         );
         r.register(
-            "sidewatch_check_runs",
+            "runs",
             "Check runs finished, by verdict (pass, fail, aborted)",
             m.runs.clone(),
         );
         r.register(
-            "sidewatch_check_skipped",
+            "skipped",
             "Scheduled runs skipped because another check was running (overlap: skip)",
             m.skipped.clone(),
         );
         r.register(
-            "sidewatch_check_threshold_passed",
+            "threshold_passed",
             "Whether each threshold and scenario finding held in the check's last run",
             m.threshold.clone(),
         );
         r.register(
-            "sidewatch_check_regressions",
+            "regressions",
             "Whether the metric regressed against the accepted baseline in the last run (1) or not (0)",
             m.regressions.clone(),
         );
         r.register(
-            "sidewatch_check_recovery_seconds",
+            "recovery_seconds",
             "Time a spike or breakpoint check took to recover, in its last run",
             m.recovery.clone(),
         );
         r.register(
-            "sidewatch_check_max_sustainable_requests_per_second",
+            "max_sustainable_requests_per_second",
             "Highest rate a breakpoint check's last run held without breaking",
             m.sustainable.clone(),
-        );
-        r.register(
-            "sidewatch_leak_rss_slope_bytes_per_second",
-            "Theil-Sen slope of the service's lower-envelope RSS in the last leak or soak check",
-            m.leak_slope.clone(),
-        );
-        r.register(
-            "sidewatch_leak_suspected",
-            "Whether the last leak or soak check suspected a memory leak (significant slope above the floor)",
-            m.leak_suspected.clone(),
         );
         m
     }
 
-    fn key(check: &str) -> CheckLabels {
-        CheckLabels {
-            check: check.to_string(),
-        }
-    }
-
-    pub fn running(&self, check: &str, on: bool) {
-        self.running
-            .get_or_create(&Self::key(check))
-            .set(i64::from(on));
-    }
-
-    /// Starts a configured check's counters at zero, so `increase()` and
-    /// "not run" alerts have a series before its first run.
-    pub fn configured(&self, check: &str) {
-        let k = Self::key(check);
+    fn configured(&self, check: &str) {
+        let k = CheckLabels::new(check);
         let _ = self.running.get_or_create(&k);
         let _ = self.skipped.get_or_create(&k);
         for verdict in Verdict::ALL {
             let _ = self.runs.get_or_create(&VerdictLabels {
                 check: check.to_string(),
-                verdict: verdict.to_string(),
+                verdict,
             });
         }
     }
 
-    pub fn skipped(&self, check: &str) {
-        self.skipped.get_or_create(&Self::key(check)).inc();
-    }
-
-    pub fn next_run(&self, check: &str, unix: Option<f64>) {
-        match unix {
-            Some(t) => {
-                self.next_run.get_or_create(&Self::key(check)).set(t);
-            }
-            None => {
-                self.next_run.remove(&Self::key(check));
-            }
-        }
-    }
-
-    /// Publishes a finished run.
-    pub fn finished(&self, r: &CheckResult) {
-        let k = Self::key(&r.check);
+    fn finished(&self, r: &CheckResult) {
+        let k = CheckLabels::new(&r.check);
         self.last_run
             .get_or_create(&k)
             .set(r.started_unix + r.duration_seconds);
@@ -189,7 +142,7 @@ impl CheckMetrics {
         self.runs
             .get_or_create(&VerdictLabels {
                 check: r.check.clone(),
-                verdict: r.verdict.to_string(),
+                verdict: r.verdict,
             })
             .inc();
         self.thresholds(r);
@@ -226,13 +179,13 @@ impl CheckMetrics {
         shown.insert(r.check.clone(), now);
     }
 
+    /// The spike and breakpoint figures.
     fn details(&self, r: &CheckResult, k: &CheckLabels) {
-        let leak = match &r.details {
+        match &r.details {
             Details::Spike(s) => {
                 self.recovery
                     .get_or_create(k)
                     .set(s.recovery_seconds.unwrap_or(f64::INFINITY));
-                None
             }
             Details::Breakpoint(b) => {
                 if let Some(s) = b.recovery_seconds {
@@ -241,22 +194,99 @@ impl CheckMetrics {
                 self.sustainable
                     .get_or_create(k)
                     .set(b.max_sustainable_rate.unwrap_or(0.0));
-                None
             }
+            _ => {}
+        }
+    }
+}
+
+/// The leak detector's `leak_` families, by watched process group.
+#[derive(Debug, Default)]
+pub struct LeakFamilies {
+    slope: Family<ProcessLabels, FloatGauge>,
+    suspected: Family<ProcessLabels, Gauge>,
+}
+
+impl LeakFamilies {
+    pub fn register(r: &mut Registry) -> LeakFamilies {
+        let m = LeakFamilies::default();
+        r.register(
+            "rss_slope_bytes_per_second",
+            "Theil-Sen slope of the service's lower-envelope RSS in the last leak or soak check",
+            m.slope.clone(),
+        );
+        r.register(
+            "suspected",
+            "Whether the last leak or soak check suspected a memory leak (significant slope above the floor)",
+            m.suspected.clone(),
+        );
+        m
+    }
+
+    /// Publishes the leak report of a leak or soak run, if it had enough
+    /// windows to judge.
+    fn finished(&self, r: &CheckResult) {
+        let report = match &r.details {
             Details::Leak(l) => Some(l),
             Details::Soak(s) => s.memory.as_ref(),
             _ => None,
         };
-        if let Some(l) = leak.filter(|l| l.windows >= crate::check::leak::MIN_WINDOWS) {
-            let p = ProcessLabels {
-                process: l.process.clone(),
-            };
-            self.leak_slope
-                .get_or_create(&p)
-                .set(l.slope_bytes_per_second);
-            self.leak_suspected
-                .get_or_create(&p)
-                .set(i64::from(l.suspected));
+        if let Some(l) = report.filter(|l| l.windows >= crate::check::leak::MIN_WINDOWS) {
+            let p = ProcessLabels::new(&l.process);
+            self.slope.get_or_create(&p).set(l.slope_bytes_per_second);
+            self.suspected.get_or_create(&p).set(i64::from(l.suspected));
         }
+    }
+}
+
+/// Every check family: the check's own and the leak detector's.
+#[derive(Debug, Default)]
+pub struct CheckMetrics {
+    check: CheckFamilies,
+    leak: LeakFamilies,
+}
+
+impl CheckMetrics {
+    /// Joins the two groups, each registered in its own sub-registry.
+    pub fn new(check: CheckFamilies, leak: LeakFamilies) -> CheckMetrics {
+        CheckMetrics { check, leak }
+    }
+
+    pub fn running(&self, check: &str, on: bool) {
+        self.check
+            .running
+            .get_or_create(&CheckLabels::new(check))
+            .set(i64::from(on));
+    }
+
+    /// Starts a configured check's counters at zero, so `increase()` and
+    /// "not run" alerts have a series before its first run.
+    pub fn configured(&self, check: &str) {
+        self.check.configured(check);
+    }
+
+    pub fn skipped(&self, check: &str) {
+        self.check
+            .skipped
+            .get_or_create(&CheckLabels::new(check))
+            .inc();
+    }
+
+    pub fn next_run(&self, check: &str, unix: Option<f64>) {
+        let k = CheckLabels::new(check);
+        match unix {
+            Some(t) => {
+                self.check.next_run.get_or_create(&k).set(t);
+            }
+            None => {
+                self.check.next_run.remove(&k);
+            }
+        }
+    }
+
+    /// Publishes a finished run.
+    pub fn finished(&self, r: &CheckResult) {
+        self.check.finished(r);
+        self.leak.finished(r);
     }
 }

@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use crate::check::baseline::store::Store;
 use crate::check::execute::{execute, synthetic};
-use crate::check::metrics::CheckMetrics;
+use crate::check::metrics::{CheckFamilies, CheckMetrics, LeakFamilies};
 use crate::check::result::{CheckResult, Verdict};
 use crate::check::runner::conclude;
 use crate::cli::exit;
@@ -156,10 +156,15 @@ pub async fn run(args: CheckRunArgs) -> u8 {
             }
         }
     };
-    let mut registry = Registry::default();
+    let mut registry = Registry::with_prefix(crate::telemetry::PREFIX);
     crate::telemetry::register_build_info(&mut registry);
-    let load_metrics = Arc::new(LoadMetrics::register(&mut registry));
-    let check_metrics = Arc::new(CheckMetrics::register(&mut registry));
+    let load_metrics = Arc::new(LoadMetrics::register(
+        registry.sub_registry_with_prefix("load"),
+    ));
+    let check_metrics = Arc::new(CheckMetrics::new(
+        CheckFamilies::register(registry.sub_registry_with_prefix("check")),
+        LeakFamilies::register(registry.sub_registry_with_prefix("leak")),
+    ));
     let stop_server = match crate::server::serve_run(args.listen, registry).await {
         Ok(stop) => stop,
         Err(e) => {

@@ -114,9 +114,11 @@ pub async fn run(args: LoadArgs) -> u8 {
             return exit::CONFIG;
         }
     };
-    let mut registry = Registry::default();
+    let mut registry = Registry::with_prefix(crate::telemetry::PREFIX);
     crate::telemetry::register_build_info(&mut registry);
-    let metrics = Arc::new(LoadMetrics::register(&mut registry));
+    let metrics = Arc::new(LoadMetrics::register(
+        registry.sub_registry_with_prefix("load"),
+    ));
     let stop_server = match serve_run(args.listen, registry).await {
         Ok(stop) => stop,
         Err(e) => {

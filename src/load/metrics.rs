@@ -1,8 +1,6 @@
 //! Live load-run series, registered by the load component, updated once a
 //! second by the coordinator (never from the send path).
 
-use std::sync::atomic::AtomicU64;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,43 +10,26 @@ use prometheus_client::registry::Registry;
 
 use super::engine::EntryStats;
 use crate::net::Reason;
-use crate::telemetry::latency_histogram;
+use crate::telemetry::labels::{CheckLabels, ReasonLabels, ResultLabels, RunResult};
+use crate::telemetry::{latency_histogram, FloatGauge};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CheckLabels {
-    check: String,
-}
-
+/// A mix entry of a check's load.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EntryLabels {
     check: String,
     entry: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    check: String,
-    entry: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    check: String,
-    entry: String,
-    reason: Reason,
-}
-
 type Hists = Family<EntryLabels, Histogram, fn() -> Histogram>;
 
 #[derive(Debug)]
 pub struct LoadMetrics {
-    requests: Family<ResultLabels, Counter>,
-    errors: Family<ReasonLabels, Counter>,
+    requests: Family<ResultLabels<EntryLabels>, Counter>,
+    errors: Family<ReasonLabels<EntryLabels, Reason>, Counter>,
     latency: Hists,
     service: Hists,
     dropped: Family<CheckLabels, Counter>,
-    target: Family<CheckLabels, Gauge<f64, AtomicU64>>,
+    target: Family<CheckLabels, FloatGauge>,
     active: Family<CheckLabels, Gauge>,
     users: Family<CheckLabels, Gauge>,
 }
@@ -66,34 +47,34 @@ impl LoadMetrics {
             users: Family::default(),
         };
         r.register(
-            "sidewatch_load_requests",
+            "requests",
             "Load requests completed, by mix entry and result",
             m.requests.clone(),
         );
         r.register(
-            "sidewatch_load_errors",
+            "errors",
             "Failed load requests, by mix entry and bounded reason",
             m.errors.clone(),
         );
-        r.register("sidewatch_load_latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)", m.latency.clone());
+        r.register("latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)", m.latency.clone());
         r.register(
-            "sidewatch_load_service_time_seconds",
+            "service_time_seconds",
             "Load request latency from the actual send",
             m.service.clone(),
         );
         r.register(
-            "sidewatch_load_dropped",
+            "dropped",
             "Requests the engine could not start on time because the connection cap was reached",
             m.dropped.clone(),
         );
-        r.register("sidewatch_load_target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now", m.target.clone());
+        r.register("target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now", m.target.clone());
         r.register(
-            "sidewatch_load_active",
+            "active",
             "1 while a load run of the check is in progress",
             m.active.clone(),
         );
         r.register(
-            "sidewatch_load_in_flight",
+            "in_flight",
             "Requests in flight in the load run",
             m.users.clone(),
         );
@@ -101,17 +82,13 @@ impl LoadMetrics {
     }
 
     pub fn start(&self, check: &str) {
-        let l = CheckLabels {
-            check: check.into(),
-        };
+        let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(1);
         let _ = self.dropped.get_or_create(&l);
     }
 
     pub fn finish(&self, check: &str) {
-        let l = CheckLabels {
-            check: check.into(),
-        };
+        let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(0);
         self.target.get_or_create(&l).set(0.0);
         self.users.get_or_create(&l).set(0);
@@ -126,9 +103,7 @@ impl LoadMetrics {
         target: f64,
         in_flight: usize,
     ) {
-        let cl = CheckLabels {
-            check: check.into(),
-        };
+        let cl = CheckLabels::new(check);
         self.target.get_or_create(&cl).set(target);
         self.users.get_or_create(&cl).set(in_flight as i64);
         for (name, e) in names.iter().zip(entries) {
@@ -138,18 +113,18 @@ impl LoadMetrics {
             };
             let errors = e.errors();
             let res = |result| ResultLabels {
-                check: check.into(),
-                entry: name.clone(),
+                of: el.clone(),
                 result,
             };
             self.requests
-                .get_or_create(&res("success"))
+                .get_or_create(&res(RunResult::Success))
                 .inc_by(e.requests - errors);
-            self.requests.get_or_create(&res("failure")).inc_by(errors);
+            self.requests
+                .get_or_create(&res(RunResult::Failure))
+                .inc_by(errors);
             for (i, n) in e.errors.iter().enumerate().filter(|(_, n)| **n > 0) {
                 let l = ReasonLabels {
-                    check: check.into(),
-                    entry: name.clone(),
+                    of: el.clone(),
                     reason: Reason::ALL[i],
                 };
                 self.errors.get_or_create(&l).inc_by(*n);

@@ -8,14 +8,12 @@ mod convert;
 mod transport;
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -27,7 +25,8 @@ use url::Url;
 
 use crate::config::{BuildCx, OtlpConfig, OtlpProtocol};
 use crate::net::tls;
-use crate::telemetry::encode_openmetrics;
+use crate::telemetry::labels::{NoLabels, ReasonLabels, ResultLabels, RunResult};
+use crate::telemetry::{encode_openmetrics, FloatGauge};
 use transport::{Failure, Target};
 
 /// Compiled OTLP settings.
@@ -153,53 +152,43 @@ fn hostname() -> String {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: Failure,
-}
-
 crate::telemetry::str_label!(Failure);
 
 /// The exporter's own families.
 #[derive(Debug, Default)]
 pub struct OtlpMetrics {
-    exports: Family<ResultLabels, Counter>,
-    failures: Family<ReasonLabels, Counter>,
+    exports: Family<ResultLabels<NoLabels>, Counter>,
+    failures: Family<ReasonLabels<NoLabels, Failure>, Counter>,
     dropped: Counter,
     queue: Gauge,
-    last_success: Gauge<f64, AtomicU64>,
+    last_success: FloatGauge,
 }
 
 impl OtlpMetrics {
     pub fn register(r: &mut Registry) -> OtlpMetrics {
         let m = OtlpMetrics::default();
         r.register(
-            "sidewatch_otlp_exports",
+            "exports",
             "OTLP export attempts, by result",
             m.exports.clone(),
         );
         r.register(
-            "sidewatch_otlp_export_failures",
+            "export_failures",
             "Failed OTLP export attempts, by reason",
             m.failures.clone(),
         );
         r.register(
-            "sidewatch_otlp_dropped_batches",
+            "dropped_batches",
             "Snapshots dropped without being delivered: queue full, or refused by the receiver",
             m.dropped.clone(),
         );
         r.register(
-            "sidewatch_otlp_queue_batches",
+            "queue_batches",
             "Snapshots waiting to be sent",
             m.queue.clone(),
         );
         r.register(
-            "sidewatch_otlp_last_success_timestamp_seconds",
+            "last_success_timestamp_seconds",
             "Unix time of the last delivered export",
             m.last_success.clone(),
         );
@@ -207,12 +196,40 @@ impl OtlpMetrics {
     }
 
     fn init(&self) {
-        for result in ["success", "failure"] {
-            let _ = self.exports.get_or_create(&ResultLabels { result });
+        for result in RunResult::ALL {
+            let _ = self.exports.get_or_create(&export(result));
         }
         for reason in Failure::ALL {
-            let _ = self.failures.get_or_create(&ReasonLabels { reason });
+            let _ = self.failures.get_or_create(&failure(reason));
         }
+    }
+
+    fn delivered(&self) {
+        self.exports
+            .get_or_create(&export(RunResult::Success))
+            .inc();
+        self.last_success.set(unix_nanos() as f64 / 1e9);
+    }
+
+    fn failed(&self, reason: Failure) {
+        self.exports
+            .get_or_create(&export(RunResult::Failure))
+            .inc();
+        self.failures.get_or_create(&failure(reason)).inc();
+    }
+}
+
+fn export(result: RunResult) -> ResultLabels<NoLabels> {
+    ResultLabels {
+        of: NoLabels,
+        result,
+    }
+}
+
+fn failure(reason: Failure) -> ReasonLabels<NoLabels, Failure> {
+    ReasonLabels {
+        of: NoLabels,
+        reason,
     }
 }
 
@@ -304,16 +321,10 @@ async fn flush(q: &mut Queue, plan: &OtlpPlan, m: &OtlpMetrics) {
                 q.batches.pop_front();
                 q.backoff = Duration::from_secs(1);
                 q.retry_at = None;
-                m.exports
-                    .get_or_create(&ResultLabels { result: "success" })
-                    .inc();
-                m.last_success.set(unix_nanos() as f64 / 1e9);
+                m.delivered();
             }
             Err(reason) => {
-                m.exports
-                    .get_or_create(&ResultLabels { result: "failure" })
-                    .inc();
-                m.failures.get_or_create(&ReasonLabels { reason }).inc();
+                m.failed(reason);
                 if reason == Failure::Rejected {
                     q.batches.pop_front();
                     m.dropped.inc();

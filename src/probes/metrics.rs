@@ -1,11 +1,13 @@
-//! The probe metric families, registered by the probes component itself.
+//! The probe metric families. Their names fall under three prefixes, each a
+//! sub-registry the composition root hands over: `probe_` for every kind,
+//! `query_` for PostgreSQL value queries and `kafka_` for Kafka stream
+//! health. [`ProbeMetrics`] joins the three.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,7 +16,8 @@ use prometheus_client::registry::Registry;
 
 use super::{Kind, Outcome, Probe};
 use crate::net::{Phase, Reason};
-use crate::telemetry::latency_histogram;
+use crate::telemetry::labels::{ReasonLabels, ResultLabels, RunResult};
+use crate::telemetry::{latency_histogram, FloatGauge};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
@@ -22,35 +25,8 @@ pub struct ProbeLabels {
     pub kind: Kind,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RunLabels {
-    probe: String,
-    kind: Kind,
-    result: RunResult,
-}
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum RunResult {
-    Success,
-    Failure,
-}
-
-impl EncodeLabelValue for RunResult {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        let s = match self {
-            RunResult::Success => "success",
-            RunResult::Failure => "failure",
-        };
-        EncodeLabelValue::encode(&s, e)
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabels {
-    probe: String,
-    kind: Kind,
-    reason: Reason,
-}
+type RunLabels = ResultLabels<ProbeLabels>;
+type FailureLabels = ReasonLabels<ProbeLabels, Reason>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -79,36 +55,22 @@ struct NameLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Kafka stream-health families.
-#[derive(Debug, Default)]
-struct KafkaFamilies {
-    lost: Family<NameLabels, Counter>,
-    duplicated: Family<NameLabels, Counter>,
-    out_of_order: Family<NameLabels, Counter>,
-    lag: Family<PartitionLabels, Gauge>,
-    /// Partitions with a lag series, per probe, to remove with the probe.
-    lag_series: Mutex<HashMap<String, Vec<PartitionLabels>>>,
-}
-
+/// The families every probe kind exports, under `probe_`.
 #[derive(Debug)]
-pub struct ProbeMetrics {
+pub struct ProbeFamilies {
     success: Family<ProbeLabels, Gauge>,
     runs: Family<RunLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: HistogramFamily<ProbeLabels>,
     phase: HistogramFamily<PhaseLabels>,
-    tls_expiry: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
+    tls_expiry: Family<ProbeLabels, FloatGauge>,
     http_status: Family<ProbeLabels, Gauge>,
-    last_run: Family<ProbeLabels, Gauge<f64, AtomicU64>>,
-    values: Family<ValueLabels, Gauge<f64, AtomicU64>>,
-    /// The (column, row) pairs each probe exported last, to drop rows that vanish.
-    value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
-    kafka: KafkaFamilies,
+    last_run: Family<ProbeLabels, FloatGauge>,
 }
 
-impl ProbeMetrics {
-    pub fn register(registry: &mut Registry) -> ProbeMetrics {
-        let m = ProbeMetrics {
+impl ProbeFamilies {
+    pub fn register(r: &mut Registry) -> ProbeFamilies {
+        let m = ProbeFamilies {
             success: Family::default(),
             runs: Family::default(),
             failures: Family::default(),
@@ -117,102 +79,142 @@ impl ProbeMetrics {
             tls_expiry: Family::default(),
             http_status: Family::default(),
             last_run: Family::default(),
-            values: Family::default(),
-            value_rows: Mutex::default(),
-            kafka: KafkaFamilies::default(),
         };
-        registry.register(
-            "sidewatch_probe_success",
+        r.register(
+            "success",
             "Whether the last run of the probe succeeded (1) or failed (0)",
             m.success.clone(),
         );
-        registry.register(
-            "sidewatch_probe_runs",
-            "Probe runs, by result",
-            m.runs.clone(),
-        );
-        registry.register(
-            "sidewatch_probe_failures",
+        r.register("runs", "Probe runs, by result", m.runs.clone());
+        r.register(
+            "failures",
             "Failed probe runs, by bounded failure reason",
             m.failures.clone(),
         );
-        registry.register(
-            "sidewatch_probe_duration_seconds",
+        r.register(
+            "duration_seconds",
             "Total time of a probe run, failed runs included",
             m.duration.clone(),
         );
-        registry.register(
-            "sidewatch_probe_phase_duration_seconds",
+        r.register(
+            "phase_duration_seconds",
             "Time spent in each measured phase of a probe run",
             m.phase.clone(),
         );
-        registry.register(
-            "sidewatch_probe_tls_cert_expiry_timestamp_seconds",
+        r.register(
+            "tls_cert_expiry_timestamp_seconds",
             "Unix time at which the leaf certificate last presented to the probe expires",
             m.tls_expiry.clone(),
         );
-        registry.register(
-            "sidewatch_probe_http_status_code",
+        r.register(
+            "http_status_code",
             "HTTP status code of the last response the probe received",
             m.http_status.clone(),
         );
-        registry.register(
-            "sidewatch_probe_last_run_timestamp_seconds",
+        r.register(
+            "last_run_timestamp_seconds",
             "Unix time at which the last run of the probe started",
             m.last_run.clone(),
-        );
-        registry.register(
-            "sidewatch_query_value",
-            "A numeric result column of a PostgreSQL probe's value query, by column and row",
-            m.values.clone(),
-        );
-        let k = &m.kafka;
-        registry.register(
-            "sidewatch_kafka_messages_lost",
-            "Probe messages produced but not consumed back within the probe's timeout",
-            k.lost.clone(),
-        );
-        registry.register(
-            "sidewatch_kafka_messages_duplicated",
-            "Probe messages consumed more than once",
-            k.duplicated.clone(),
-        );
-        registry.register(
-            "sidewatch_kafka_messages_out_of_order",
-            "Probe messages consumed after one with a higher sequence number",
-            k.out_of_order.clone(),
-        );
-        registry.register(
-            "sidewatch_kafka_consumer_lag",
-            "Messages between the probe consumer's position and the partition's high watermark",
-            k.lag.clone(),
         );
         m
     }
 
-    /// Creates the counters of a new probe at zero, so rates exist from the start.
-    pub fn init(&self, probe: &Probe) {
-        for result in [RunResult::Success, RunResult::Failure] {
+    fn init(&self, probe: &Probe) {
+        for result in RunResult::ALL {
             let _ = self.runs.get_or_create(&run_labels(probe, result));
         }
         for &reason in probe.kind.reasons() {
             let _ = self.failures.get_or_create(&failure_labels(probe, reason));
         }
-        if probe.kind == Kind::Kafka {
-            let l = NameLabels {
-                probe: probe.name.clone(),
-            };
-            for f in [
-                &self.kafka.lost,
-                &self.kafka.duplicated,
-                &self.kafka.out_of_order,
-            ] {
-                let _ = f.get_or_create(&l);
-            }
-        }
     }
 
-    fn record_values(&self, probe: &Probe, outcome: &Outcome) {
+    fn record(&self, probe: &Probe, outcome: &Outcome) {
+        let labels = labels(probe);
+        let ok = outcome.success();
+        self.success.get_or_create(&labels).set(i64::from(ok));
+        self.runs
+            .get_or_create(&run_labels(probe, RunResult::of(ok)))
+            .inc();
+        if let Some(reason) = outcome.reason() {
+            self.failures
+                .get_or_create(&failure_labels(probe, reason))
+                .inc();
+        }
+        self.duration
+            .get_or_create(&labels)
+            .observe(outcome.total.as_secs_f64());
+        for &phase in probe.kind.phases() {
+            if let Some(d) = outcome.recorder.phase(phase) {
+                self.phase
+                    .get_or_create(&phase_labels(probe, phase))
+                    .observe(d.as_secs_f64());
+            }
+        }
+        if let Some(t) = outcome.recorder.timings.tls_not_after {
+            self.tls_expiry.get_or_create(&labels).set(unix_seconds(t));
+        }
+        if let Some(code) = outcome.recorder.http_status {
+            self.http_status.get_or_create(&labels).set(i64::from(code));
+        }
+        self.last_run
+            .get_or_create(&labels)
+            .set(unix_seconds(outcome.started));
+    }
+
+    fn remove(&self, name: &str, kind: Kind) {
+        let l = ProbeLabels {
+            probe: name.to_string(),
+            kind,
+        };
+        for f in [&self.success, &self.http_status] {
+            f.remove(&l);
+        }
+        for f in [&self.tls_expiry, &self.last_run] {
+            f.remove(&l);
+        }
+        self.duration.remove(&l);
+        for result in RunResult::ALL {
+            self.runs.remove(&RunLabels {
+                of: l.clone(),
+                result,
+            });
+        }
+        for reason in Reason::ALL {
+            self.failures.remove(&FailureLabels {
+                of: l.clone(),
+                reason,
+            });
+        }
+        for &phase in kind.phases() {
+            self.phase.remove(&PhaseLabels {
+                probe: l.probe.clone(),
+                kind,
+                phase,
+            });
+        }
+    }
+}
+
+/// The numeric columns of PostgreSQL value queries, under `query_`.
+#[derive(Debug, Default)]
+pub struct QueryFamilies {
+    values: Family<ValueLabels, FloatGauge>,
+    /// The (column, row) pairs each probe exported last, to drop rows that vanish.
+    value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
+}
+
+impl QueryFamilies {
+    pub fn register(r: &mut Registry) -> QueryFamilies {
+        let m = QueryFamilies::default();
+        r.register(
+            "value",
+            "A numeric result column of a PostgreSQL probe's value query, by column and row",
+            m.values.clone(),
+        );
+        m
+    }
+
+    fn record(&self, probe: &Probe, outcome: &Outcome) {
         if probe.kind != Kind::Postgres || outcome.result.is_err() {
             return;
         }
@@ -242,105 +244,7 @@ impl ProbeMetrics {
         rows.insert(probe.name.clone(), now);
     }
 
-    fn record_kafka(&self, probe: &Probe, outcome: &Outcome) {
-        let Some(k) = &outcome.recorder.kafka else {
-            return;
-        };
-        let l = NameLabels {
-            probe: probe.name.clone(),
-        };
-        self.kafka.lost.get_or_create(&l).inc_by(k.lost);
-        self.kafka.duplicated.get_or_create(&l).inc_by(k.duplicates);
-        self.kafka
-            .out_of_order
-            .get_or_create(&l)
-            .inc_by(k.out_of_order);
-        if let Some((partition, lag)) = k.lag {
-            let pl = PartitionLabels {
-                probe: probe.name.clone(),
-                partition: partition.to_string(),
-            };
-            self.kafka.lag.get_or_create(&pl).set(lag);
-            let mut owned = self.kafka.lag_series.lock().expect("lag series lock");
-            let list = owned.entry(probe.name.clone()).or_default();
-            if !list.contains(&pl) {
-                list.push(pl);
-            }
-        }
-    }
-
-    pub fn record(&self, probe: &Probe, outcome: &Outcome) {
-        let labels = labels(probe);
-        let ok = outcome.success();
-        self.success.get_or_create(&labels).set(i64::from(ok));
-        let result = if ok {
-            RunResult::Success
-        } else {
-            RunResult::Failure
-        };
-        self.runs.get_or_create(&run_labels(probe, result)).inc();
-        if let Some(reason) = outcome.reason() {
-            self.failures
-                .get_or_create(&failure_labels(probe, reason))
-                .inc();
-        }
-        self.duration
-            .get_or_create(&labels)
-            .observe(outcome.total.as_secs_f64());
-        for &phase in probe.kind.phases() {
-            if let Some(d) = outcome.recorder.phase(phase) {
-                self.phase
-                    .get_or_create(&phase_labels(probe, phase))
-                    .observe(d.as_secs_f64());
-            }
-        }
-        if let Some(t) = outcome.recorder.timings.tls_not_after {
-            self.tls_expiry.get_or_create(&labels).set(unix_seconds(t));
-        }
-        if let Some(code) = outcome.recorder.http_status {
-            self.http_status.get_or_create(&labels).set(i64::from(code));
-        }
-        self.last_run
-            .get_or_create(&labels)
-            .set(unix_seconds(outcome.started));
-        self.record_values(probe, outcome);
-        self.record_kafka(probe, outcome);
-    }
-
-    /// Drops every series of a probe that is no longer configured.
-    pub fn remove(&self, name: &str, kind: Kind) {
-        let l = ProbeLabels {
-            probe: name.to_string(),
-            kind,
-        };
-        for f in [&self.success, &self.http_status] {
-            f.remove(&l);
-        }
-        for f in [&self.tls_expiry, &self.last_run] {
-            f.remove(&l);
-        }
-        self.duration.remove(&l);
-        for result in [RunResult::Success, RunResult::Failure] {
-            self.runs.remove(&RunLabels {
-                probe: l.probe.clone(),
-                kind,
-                result,
-            });
-        }
-        for reason in Reason::ALL {
-            self.failures.remove(&FailureLabels {
-                probe: l.probe.clone(),
-                kind,
-                reason,
-            });
-        }
-        for &phase in kind.phases() {
-            self.phase.remove(&PhaseLabels {
-                probe: l.probe.clone(),
-                kind,
-                phase,
-            });
-        }
+    fn remove(&self, name: &str) {
         for v in self
             .value_rows
             .lock()
@@ -351,25 +255,138 @@ impl ProbeMetrics {
         {
             self.values.remove(&v);
         }
+    }
+}
+
+/// Kafka stream health, under `kafka_`.
+#[derive(Debug, Default)]
+pub struct KafkaFamilies {
+    lost: Family<NameLabels, Counter>,
+    duplicated: Family<NameLabels, Counter>,
+    out_of_order: Family<NameLabels, Counter>,
+    lag: Family<PartitionLabels, Gauge>,
+    /// Partitions with a lag series, per probe, to remove with the probe.
+    lag_series: Mutex<HashMap<String, Vec<PartitionLabels>>>,
+}
+
+impl KafkaFamilies {
+    pub fn register(r: &mut Registry) -> KafkaFamilies {
+        let m = KafkaFamilies::default();
+        r.register(
+            "messages_lost",
+            "Probe messages produced but not consumed back within the probe's timeout",
+            m.lost.clone(),
+        );
+        r.register(
+            "messages_duplicated",
+            "Probe messages consumed more than once",
+            m.duplicated.clone(),
+        );
+        r.register(
+            "messages_out_of_order",
+            "Probe messages consumed after one with a higher sequence number",
+            m.out_of_order.clone(),
+        );
+        r.register(
+            "consumer_lag",
+            "Messages between the probe consumer's position and the partition's high watermark",
+            m.lag.clone(),
+        );
+        m
+    }
+
+    fn counters(&self) -> [&Family<NameLabels, Counter>; 3] {
+        [&self.lost, &self.duplicated, &self.out_of_order]
+    }
+
+    fn init(&self, probe: &Probe) {
+        if probe.kind == Kind::Kafka {
+            let l = NameLabels {
+                probe: probe.name.clone(),
+            };
+            for f in self.counters() {
+                let _ = f.get_or_create(&l);
+            }
+        }
+    }
+
+    fn record(&self, probe: &Probe, outcome: &Outcome) {
+        let Some(k) = &outcome.recorder.kafka else {
+            return;
+        };
+        let l = NameLabels {
+            probe: probe.name.clone(),
+        };
+        self.lost.get_or_create(&l).inc_by(k.lost);
+        self.duplicated.get_or_create(&l).inc_by(k.duplicates);
+        self.out_of_order.get_or_create(&l).inc_by(k.out_of_order);
+        if let Some((partition, lag)) = k.lag {
+            let pl = PartitionLabels {
+                probe: probe.name.clone(),
+                partition: partition.to_string(),
+            };
+            self.lag.get_or_create(&pl).set(lag);
+            let mut owned = self.lag_series.lock().expect("lag series lock");
+            let list = owned.entry(probe.name.clone()).or_default();
+            if !list.contains(&pl) {
+                list.push(pl);
+            }
+        }
+    }
+
+    fn remove(&self, name: &str) {
         let n = NameLabels {
             probe: name.to_string(),
         };
-        for f in [
-            &self.kafka.lost,
-            &self.kafka.duplicated,
-            &self.kafka.out_of_order,
-        ] {
+        for f in self.counters() {
             f.remove(&n);
         }
         let lag = self
-            .kafka
             .lag_series
             .lock()
             .expect("lag series lock")
             .remove(name);
         for l in lag.into_iter().flatten() {
-            self.kafka.lag.remove(&l);
+            self.lag.remove(&l);
         }
+    }
+}
+
+/// Every probe family, updated after each run.
+#[derive(Debug)]
+pub struct ProbeMetrics {
+    probe: ProbeFamilies,
+    query: QueryFamilies,
+    kafka: KafkaFamilies,
+}
+
+impl ProbeMetrics {
+    /// Joins the three groups, each registered in its own sub-registry.
+    pub fn new(probe: ProbeFamilies, query: QueryFamilies, kafka: KafkaFamilies) -> ProbeMetrics {
+        ProbeMetrics {
+            probe,
+            query,
+            kafka,
+        }
+    }
+
+    /// Creates the counters of a new probe at zero, so rates exist from the start.
+    pub fn init(&self, probe: &Probe) {
+        self.probe.init(probe);
+        self.kafka.init(probe);
+    }
+
+    pub fn record(&self, probe: &Probe, outcome: &Outcome) {
+        self.probe.record(probe, outcome);
+        self.query.record(probe, outcome);
+        self.kafka.record(probe, outcome);
+    }
+
+    /// Drops every series of a probe that is no longer configured.
+    pub fn remove(&self, name: &str, kind: Kind) {
+        self.probe.remove(name, kind);
+        self.query.remove(name);
+        self.kafka.remove(name);
     }
 }
 
@@ -382,16 +399,14 @@ fn labels(p: &Probe) -> ProbeLabels {
 
 fn run_labels(p: &Probe, result: RunResult) -> RunLabels {
     RunLabels {
-        probe: p.name.clone(),
-        kind: p.kind,
+        of: labels(p),
         result,
     }
 }
 
 fn failure_labels(p: &Probe, reason: Reason) -> FailureLabels {
     FailureLabels {
-        probe: p.name.clone(),
-        kind: p.kind,
+        of: labels(p),
         reason,
     }
 }

@@ -4,13 +4,13 @@
 //! nodes) are read from the v1 files, normalised to the same series.
 
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::telemetry::cumulative::Deltas;
+use crate::telemetry::{FloatCounter, FloatGauge};
 
 /// Where the cgroup's files are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,9 +171,6 @@ fn read_v1(memory: Option<&FsPath>, cpu: Option<&FsPath>, cpuacct: Option<&FsPat
     r
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
-type FloatCounter = Counter<f64, AtomicU64>;
-
 #[derive(Debug, Default)]
 pub struct CgroupMetrics {
     mem_usage: Gauge,
@@ -190,42 +187,42 @@ impl CgroupMetrics {
     pub fn register(r: &mut Registry) -> CgroupMetrics {
         let m = CgroupMetrics::default();
         r.register(
-            "sidewatch_cgroup_memory_usage_bytes",
+            "memory_usage_bytes",
             "Memory charged to the container's cgroup (memory.current)",
             m.mem_usage.clone(),
         );
         r.register(
-            "sidewatch_cgroup_memory_limit_bytes",
+            "memory_limit_bytes",
             "The cgroup's memory limit (memory.max); +Inf when unlimited",
             m.mem_limit.clone(),
         );
         r.register(
-            "sidewatch_cgroup_oom_kills",
+            "oom_kills",
             "Processes the OOM killer ended in the cgroup (memory.events oom_kill)",
             m.oom_kills.clone(),
         );
         r.register(
-            "sidewatch_cgroup_cpu_usage_seconds",
+            "cpu_usage_seconds",
             "CPU time used by the cgroup (cpu.stat usage_usec)",
             m.cpu_usage.clone(),
         );
         r.register(
-            "sidewatch_cgroup_cpu_periods",
+            "cpu_periods",
             "CFS enforcement periods elapsed (cpu.stat nr_periods)",
             m.periods.clone(),
         );
         r.register(
-            "sidewatch_cgroup_cpu_throttled_periods",
+            "cpu_throttled_periods",
             "CFS periods in which the cgroup was throttled (cpu.stat nr_throttled)",
             m.throttled_periods.clone(),
         );
         r.register(
-            "sidewatch_cgroup_cpu_throttled_seconds",
+            "cpu_throttled_seconds",
             "Time the cgroup was throttled (cpu.stat throttled_usec)",
             m.throttled.clone(),
         );
         r.register(
-            "sidewatch_cgroup_cpu_limit_cores",
+            "cpu_limit_cores",
             "CPU quota in cores (cpu.max quota / period); +Inf when unlimited",
             m.cpu_limit.clone(),
         );

@@ -3,7 +3,6 @@
 //! and free space for configured mount points (statvfs).
 
 use std::ffi::CString;
-use std::sync::atomic::AtomicU64;
 
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage, Meminfo};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +14,7 @@ use regex::Regex;
 
 use crate::config::{LabelFilter, Path, Problems, ResourcesConfig};
 use crate::telemetry::cumulative::Deltas;
+use crate::telemetry::FloatGauge;
 
 /// Most devices or interfaces exported, whatever the filters allow.
 pub const MAX_DEVICES: usize = 32;
@@ -117,8 +117,6 @@ struct MountLabels {
     mountpoint: String,
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
-
 #[derive(Debug, Default)]
 pub struct HostMetrics {
     cpu_ratio: FloatGauge,
@@ -142,79 +140,55 @@ pub struct HostMetrics {
 impl HostMetrics {
     pub fn register(r: &mut Registry) -> HostMetrics {
         let m = HostMetrics::default();
-        r.register("sidewatch_host_cpu_utilization_ratio", "Share of all CPU time not idle or waiting on IO over the last resource interval (0 to 1)", m.cpu_ratio.clone());
+        r.register("cpu_utilization_ratio", "Share of all CPU time not idle or waiting on IO over the last resource interval (0 to 1)", m.cpu_ratio.clone());
+        r.register("cpus", "Number of CPUs the host reports", m.cpus.clone());
+        r.register("load1", "1-minute load average", m.load1.clone());
+        r.register("load5", "5-minute load average", m.load5.clone());
+        r.register("load15", "15-minute load average", m.load15.clone());
         r.register(
-            "sidewatch_host_cpus",
-            "Number of CPUs the host reports",
-            m.cpus.clone(),
-        );
-        r.register(
-            "sidewatch_host_load1",
-            "1-minute load average",
-            m.load1.clone(),
-        );
-        r.register(
-            "sidewatch_host_load5",
-            "5-minute load average",
-            m.load5.clone(),
-        );
-        r.register(
-            "sidewatch_host_load15",
-            "15-minute load average",
-            m.load15.clone(),
-        );
-        r.register(
-            "sidewatch_host_memory_total_bytes",
+            "memory_total_bytes",
             "Total usable memory (MemTotal)",
             m.mem_total.clone(),
         );
         r.register(
-            "sidewatch_host_memory_available_bytes",
+            "memory_available_bytes",
             "Memory available for new work without swapping (MemAvailable)",
             m.mem_available.clone(),
         );
         r.register(
-            "sidewatch_host_memory_used_bytes",
+            "memory_used_bytes",
             "MemTotal minus MemAvailable",
             m.mem_used.clone(),
         );
+        r.register("swap_total_bytes", "Total swap", m.swap_total.clone());
+        r.register("swap_used_bytes", "Swap in use", m.swap_used.clone());
         r.register(
-            "sidewatch_host_swap_total_bytes",
-            "Total swap",
-            m.swap_total.clone(),
-        );
-        r.register(
-            "sidewatch_host_swap_used_bytes",
-            "Swap in use",
-            m.swap_used.clone(),
-        );
-        r.register(
-            "sidewatch_host_disk_read_bytes",
+            "disk_read_bytes",
             "Bytes read from a block device",
             m.disk_read.clone(),
         );
         r.register(
-            "sidewatch_host_disk_written_bytes",
+            "disk_written_bytes",
             "Bytes written to a block device",
             m.disk_written.clone(),
         );
         r.register(
-            "sidewatch_host_network_receive_bytes",
+            "network_receive_bytes",
             "Bytes received on a network interface",
             m.net_rx.clone(),
         );
         r.register(
-            "sidewatch_host_network_transmit_bytes",
+            "network_transmit_bytes",
             "Bytes sent on a network interface",
             m.net_tx.clone(),
         );
         r.register(
-            "sidewatch_host_filesystem_size_bytes",
+            "filesystem_size_bytes",
             "Size of a configured filesystem",
             m.fs_size.clone(),
         );
         r.register(
-            "sidewatch_host_filesystem_avail_bytes",
+            "filesystem_avail_bytes",
             "Space on a configured filesystem available to unprivileged users",
             m.fs_avail.clone(),
         );

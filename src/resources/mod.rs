@@ -10,17 +10,16 @@ pub mod process;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Path, Problems, ResourcesConfig, ServiceConfig};
+use crate::telemetry::FloatGauge;
 use cgroup::{Cgroup, CgroupMetrics, Layout};
 use host::{Host, HostMetrics, HostSettings};
 use process::{Group, ProcessMetrics, Scan, Selector};
@@ -81,38 +80,49 @@ impl ResourcePlan {
     }
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
+/// The sampler's own `resources_` families.
+#[derive(Debug, Default)]
+pub struct SamplerMetrics {
+    sample_seconds: FloatGauge,
+    samples: Counter,
+}
 
-/// Every resource family, registered by this component.
+impl SamplerMetrics {
+    pub fn register(r: &mut Registry) -> SamplerMetrics {
+        let m = SamplerMetrics::default();
+        r.register(
+            "sample_duration_seconds",
+            "Wall time the last resource sample took",
+            m.sample_seconds.clone(),
+        );
+        r.register("samples", "Resource samples taken", m.samples.clone());
+        m
+    }
+}
+
+/// Every resource family: process groups, host, cgroup and the sampler's
+/// own, each group registered in its own sub-registry.
 #[derive(Debug)]
 pub struct ResourceMetrics {
     pub process: ProcessMetrics,
     host: HostMetrics,
     cgroup: CgroupMetrics,
-    sample_seconds: FloatGauge,
-    samples: Counter,
+    sampler: SamplerMetrics,
 }
 
 impl ResourceMetrics {
-    pub fn register(r: &mut Registry) -> ResourceMetrics {
-        let m = ResourceMetrics {
-            process: ProcessMetrics::register(r),
-            host: HostMetrics::register(r),
-            cgroup: CgroupMetrics::register(r),
-            sample_seconds: FloatGauge::default(),
-            samples: Counter::default(),
-        };
-        r.register(
-            "sidewatch_resources_sample_duration_seconds",
-            "Wall time the last resource sample took",
-            m.sample_seconds.clone(),
-        );
-        r.register(
-            "sidewatch_resources_samples",
-            "Resource samples taken",
-            m.samples.clone(),
-        );
-        m
+    pub fn new(
+        process: ProcessMetrics,
+        host: HostMetrics,
+        cgroup: CgroupMetrics,
+        sampler: SamplerMetrics,
+    ) -> ResourceMetrics {
+        ResourceMetrics {
+            process,
+            host,
+            cgroup,
+            sampler,
+        }
     }
 }
 
@@ -157,8 +167,8 @@ impl Sampler {
         if let Some(c) = &mut self.cgroup {
             c.sample(&m.cgroup);
         }
-        m.samples.inc();
-        m.sample_seconds.set(t.elapsed().as_secs_f64());
+        m.sampler.samples.inc();
+        m.sampler.sample_seconds.set(t.elapsed().as_secs_f64());
     }
 }
 

@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::probes::metrics::{KafkaFamilies, ProbeFamilies, ProbeMetrics, QueryFamilies};
 use crate::scheduler::{Board, Outcomes};
 use crate::telemetry::{encode_openmetrics, encode_prometheus};
 use crate::units::human_duration;
@@ -39,11 +40,7 @@ pub struct ServerMetrics {
 impl ServerMetrics {
     pub fn register(registry: &mut Registry) -> ServerMetrics {
         let m = ServerMetrics::default();
-        registry.register(
-            "sidewatch_metrics_scrapes",
-            "Requests served on /metrics",
-            m.scrapes.clone(),
-        );
+        registry.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
         m
     }
 }
@@ -61,8 +58,8 @@ pub struct ServerState {
 }
 
 /// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
-/// serves `registry` without probes or the control API if an address is
-/// given; cancel the token to stop.
+/// serves `registry` (the run's root, prefixed `sidewatch`) without probes or
+/// the control API if an address is given; cancel the token to stop.
 pub async fn serve_run(
     listen: Option<std::net::SocketAddr>,
     mut registry: Registry,
@@ -70,10 +67,14 @@ pub async fn serve_run(
     let Some(addr) = listen else {
         return Ok(None);
     };
-    let probes = Arc::new(Outcomes::new(
-        crate::probes::metrics::ProbeMetrics::register(&mut registry),
-    ));
-    let metrics = ServerMetrics::register(&mut registry);
+    // No probe runs here, so the probe families stay empty and unexported;
+    // the state wants them all the same. Same prefixes as the sidecar's.
+    let probes = Arc::new(Outcomes::new(ProbeMetrics::new(
+        ProbeFamilies::register(registry.sub_registry_with_prefix("probe")),
+        QueryFamilies::register(registry.sub_registry_with_prefix("query")),
+        KafkaFamilies::register(registry.sub_registry_with_prefix("kafka")),
+    )));
+    let metrics = ServerMetrics::register(registry.sub_registry_with_prefix("metrics"));
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

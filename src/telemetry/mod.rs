@@ -1,11 +1,16 @@
-//! Shared metric plumbing: the bucket layout, build info, and the two text
-//! encodings of a registry. Each component registers its own families; this
-//! module owns none of them except `sidewatch_build_info`.
+//! Shared metric plumbing: the bucket layout, the float metric types, the
+//! shared label sets, build info, and the two text encodings of a registry.
+//! Each component registers its own families; this module owns none of them
+//! except `sidewatch_build_info`.
 
 pub mod cumulative;
+pub mod labels;
 mod text;
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -22,6 +27,14 @@ macro_rules! str_label {
                 f.write_str(self.as_str())
             }
         }
+        $crate::telemetry::label_value!($t);
+    )+};
+}
+
+/// Implements prometheus-client's `EncodeLabelValue` alone, for enums with an
+/// `as_str` that have their own `Display`.
+macro_rules! label_value {
+    ($($t:ty),+) => {$(
         impl prometheus_client::encoding::EncodeLabelValue for $t {
             fn encode(
                 &self,
@@ -32,7 +45,15 @@ macro_rules! str_label {
         }
     )+};
 }
+pub(crate) use label_value;
 pub(crate) use str_label;
+
+/// A gauge of `f64` values (seconds, ratios, timestamps), stored as bits in
+/// an `AtomicU64`.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// A counter of `f64` increments (CPU seconds).
+pub type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Latency buckets from 100µs to 30s on a 1-2-5 series, so the seeds'
 /// thresholds (20, 50, 100, 200, 500 ms, 1 s, 2 s) fall on bucket edges and
@@ -52,8 +73,25 @@ struct BuildLabels {
     rustc: String,
 }
 
-/// Registers `sidewatch_build_info`, a constant 1 labelled with the version.
-pub fn register_build_info(registry: &mut Registry) {
+/// The prefix of every exported family name. A composition root creates its
+/// registry with it and hands each component a sub-registry with the
+/// component's prefix (`probe`, `load`, ...); components register short names.
+///
+/// prometheus-client joins the parts with `_`: `sidewatch` + `probe` +
+/// `runs` is `sidewatch_probe_runs`, and appends `_total` to a counter's
+/// samples itself, so counters are registered without it. Units are part of
+/// the short names (`duration_seconds`) rather than given to
+/// `register_with_unit`, which would add `# UNIT` lines to the OpenMetrics
+/// text.
+pub const PREFIX: &str = "sidewatch";
+
+/// Registers `build_info` in `root` (`sidewatch_build_info`), a constant 1
+/// labelled with the version.
+///
+/// A registry encodes its own families before those of its sub-registries,
+/// so this is the one family to register on the root itself: it comes first
+/// either way, and every other family stays in registration order.
+pub fn register_build_info(root: &mut Registry) {
     let family = Family::<BuildLabels, Gauge>::default();
     family
         .get_or_create(&BuildLabels {
@@ -63,9 +101,36 @@ pub fn register_build_info(registry: &mut Registry) {
                 .to_string(),
         })
         .set(1);
-    registry.register(
-        "sidewatch_build_info",
+    root.register(
+        "build_info",
         "A constant 1, labelled with the sidewatch version and the rustc that built it",
         family,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naming rule every component relies on: prefixes joined with `_`,
+    /// `_total` added to counters by the encoder, and a registry's own
+    /// families before its sub-registries'.
+    #[test]
+    fn sub_registry_prefixes_join_into_the_exported_names() {
+        let mut root = Registry::with_prefix(PREFIX);
+        let runs: Counter = Counter::default();
+        root.sub_registry_with_prefix("probe")
+            .register("runs", "Runs", runs.clone());
+        register_build_info(&mut root);
+        let text = encode_prometheus(&root);
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE sidewatch_build_info gauge",
+                "# TYPE sidewatch_probe_runs_total counter"
+            ]
+        );
+        assert!(text.contains("\nsidewatch_probe_runs_total 0\n"));
+    }
 }
