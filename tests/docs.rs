@@ -237,8 +237,10 @@ async fn load_exposition() -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = sidewatch::load::metrics::LoadMetrics::register(&mut registry);
     let mut quiet = sidewatch::load::Quiet;
+    let lp = p.checks[0].load.as_ref().unwrap();
     sidewatch::load::run(
-        p.checks[0].load.as_ref().unwrap(),
+        &lp.workload,
+        lp.profile.as_ref().unwrap(),
         Some(&metrics),
         &mut quiet,
         Default::default(),
