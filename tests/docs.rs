@@ -242,8 +242,10 @@ async fn load_exposition() -> String {
     let metrics =
         sidewatch::load::metrics::LoadMetrics::register(registry.sub_registry_with_prefix("load"));
     let mut quiet = sidewatch::load::Quiet;
+    let lp = p.checks[0].load.as_ref().unwrap();
     sidewatch::load::run(
-        p.checks[0].load.as_ref().unwrap(),
+        &lp.workload,
+        lp.profile.as_ref().unwrap(),
         Some(&metrics),
         &mut quiet,
         Default::default(),

@@ -32,7 +32,15 @@ fn check(url: &str, load: &str, thresholds: &[&str], aborts: &[&str]) -> String 
 async fn run(yaml: &str) -> LoadResult {
     let plan = plan(yaml);
     let lp = plan.checks[0].load.as_ref().unwrap();
-    load::run(lp, None, &mut Quiet, CancellationToken::new()).await
+    let profile = lp.profile.as_ref().unwrap();
+    load::run(
+        &lp.workload,
+        profile,
+        None,
+        &mut Quiet,
+        CancellationToken::new(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,7 @@ use crate::check::baseline::regression::Tolerances;
 use crate::check::result::ScenarioKind;
 use crate::check::scenario::{Build, Scenario};
 use crate::config::{BuildCx, CheckConfig, Overlap};
-use crate::load::{Guardrails, LoadPlan};
+use crate::load::{Guardrails, LoadPlan, LoadSection};
 use crate::resources::process::Selector;
 use memory::MemRule;
 
@@ -76,18 +76,17 @@ impl CheckPlan {
                     );
                     return None;
                 }
-                let (path, problems, redactor) = (&cx.path, &mut *cx.problems, &mut *cx.redactor);
-                LoadPlan::build(
-                    &c.name,
-                    l,
-                    &load_exprs,
-                    &c.abort,
-                    env.rails,
-                    scenario_sets_time,
-                    path,
-                    problems,
-                    redactor,
-                )
+                let section = LoadSection {
+                    check: &c.name,
+                    load: l,
+                    thresholds: &load_exprs,
+                    aborts: &c.abort,
+                };
+                if scenario_sets_time {
+                    LoadPlan::build_base(cx, &section, env.rails)
+                } else {
+                    LoadPlan::build(cx, &section, env.rails)
+                }
             });
             if c.load.is_none() && !(load_exprs.is_empty() && c.abort.is_empty()) {
                 cx.problem_at(

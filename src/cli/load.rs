@@ -17,9 +17,9 @@ use serde_json::json;
 use crate::check::result::ScenarioKind;
 use crate::cli::exit;
 use crate::config::{ConfigErrors, Document};
+use crate::load::arrival::Profile;
 use crate::load::metrics::LoadMetrics;
-use crate::load::LoadPlan;
-use crate::load::Verdict;
+use crate::load::{LoadPlan, Verdict, Workload};
 use crate::plan::{Plan, Tuning};
 use crate::report::progress::Live;
 use crate::server::serve_run;
@@ -107,7 +107,7 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 }
 
 pub async fn run(args: LoadArgs) -> u8 {
-    let plan = match plan(&args) {
+    let (workload, profile) = match plan(&args) {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("{msg}");
@@ -127,10 +127,10 @@ pub async fn run(args: LoadArgs) -> u8 {
         }
     };
     let cancel = crate::cli::cancel_on_ctrl_c();
-    eprintln!("load  {}  {}", plan.check, plan.describe());
-    let secs = plan.profile.duration().as_secs_f64().ceil() as u32;
-    let mut progress = Live::new(&plan.check, secs);
-    let result = crate::load::run(&plan, Some(&metrics), &mut progress, cancel).await;
+    eprintln!("load  {}  {}", workload.check, workload.describe(&profile));
+    let secs = profile.duration().as_secs_f64().ceil() as u32;
+    let mut progress = Live::new(&workload.check, secs);
+    let result = crate::load::run(&workload, &profile, Some(&metrics), &mut progress, cancel).await;
     if let Some(stop) = stop_server {
         stop.cancel();
     }
@@ -149,7 +149,7 @@ pub async fn run(args: LoadArgs) -> u8 {
     }
 }
 
-fn plan(args: &LoadArgs) -> Result<LoadPlan, String> {
+fn plan(args: &LoadArgs) -> Result<(Workload, Profile), String> {
     let shard = args.shard.unwrap_or((0, 1));
     let (plan, name) =
         match (&args.config, &args.check, &args.url) {
@@ -182,7 +182,14 @@ fn plan(args: &LoadArgs) -> Result<LoadPlan, String> {
             )
         })?;
     match (check.kind(), check.load) {
-        (ScenarioKind::Load, Some(load)) => Ok(load),
+        (
+            ScenarioKind::Load,
+            Some(LoadPlan {
+                workload,
+                profile: Some(profile),
+                ..
+            }),
+        ) => Ok((workload, profile)),
         (kind, _) => Err(format!(
             "error: `{name}` is a {kind} check; run it with `sidewatch check --config FILE {name}`"
         )),

@@ -35,9 +35,9 @@ pub enum Model {
     Users,
 }
 
-/// One weighted request of the mix.
+/// One weighted request of the mix, rendered once for the send path.
 #[derive(Debug)]
-pub struct Entry {
+pub struct MixItem {
     pub name: String,
     pub weight: u32,
     pub request: Request,
@@ -98,7 +98,7 @@ pub fn reason_index(r: Reason) -> usize {
 
 /// What a shard tells the coordinator.
 #[derive(Debug)]
-pub enum Report {
+pub enum ShardReport {
     /// Counts for second `index` of the run (the last one may be partial).
     Second {
         index: u32,
@@ -114,7 +114,7 @@ pub enum Report {
 pub struct ShardPlan {
     pub model: Model,
     pub profile: Profile,
-    pub entries: Arc<Vec<Entry>>,
+    pub mix: Arc<Vec<MixItem>>,
     pub max_connections: usize,
     pub request_timeout: Duration,
     pub seed: u64,
@@ -213,17 +213,17 @@ struct Shard {
 }
 
 /// Runs a shard to the end of its profile, or until `stop` is set.
-pub fn run(plan: ShardPlan, tx: mpsc::UnboundedSender<Report>, stop: Arc<AtomicBool>) {
+pub fn run(plan: ShardPlan, tx: mpsc::UnboundedSender<ShardReport>, stop: Arc<AtomicBool>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a single-threaded runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let n = plan.entries.len();
+        let n = plan.mix.len();
         let mut cumulative = Vec::with_capacity(n);
         let mut acc = 0u64;
-        for e in plan.entries.iter() {
+        for e in plan.mix.iter() {
             acc += u64::from(e.weight);
             cumulative.push(acc);
         }
@@ -245,11 +245,11 @@ pub fn run(plan: ShardPlan, tx: mpsc::UnboundedSender<Report>, stop: Arc<AtomicB
         drain(&shard).await;
         let mut st = shard.state.borrow_mut();
         let entries = std::mem::take(&mut st.total);
-        let _ = tx.send(Report::Done { entries });
+        let _ = tx.send(ShardReport::Done { entries });
     });
 }
 
-async fn pace(shard: &Rc<Shard>, tx: &mpsc::UnboundedSender<Report>, stop: &AtomicBool) {
+async fn pace(shard: &Rc<Shard>, tx: &mpsc::UnboundedSender<ShardReport>, stop: &AtomicBool) {
     let timer = super::timer::Timer::new().ok();
     let start = Instant::now();
     let end = start + shard.plan.profile.duration();
@@ -339,12 +339,12 @@ fn set_users(shard: &Rc<Shard>, target: usize, now: Instant) {
     }
 }
 
-fn report(shard: &Shard, tx: &mpsc::UnboundedSender<Report>, index: u32) {
+fn report(shard: &Shard, tx: &mpsc::UnboundedSender<ShardReport>, index: u32) {
     let mut st = shard.state.borrow_mut();
     let fresh = vec![EntryStats::new(false); st.second.len()];
     let entries = std::mem::replace(&mut st.second, fresh);
     let active = st.live.saturating_sub(st.idle.len() + st.retire);
-    let _ = tx.send(Report::Second {
+    let _ = tx.send(ShardReport::Second {
         index,
         entries,
         active,
@@ -374,7 +374,7 @@ async fn worker(shard: Rc<Shard>, first: Option<Ticket>) {
                 None => break,
             },
         };
-        let request = &shard.plan.entries[ticket.entry].request;
+        let request = &shard.plan.mix[ticket.entry].request;
         let sent = Instant::now();
         let error = match tokio::time::timeout(shard.plan.request_timeout, send(&mut conn, request))
             .await

@@ -51,7 +51,7 @@ impl Leak {
             sample_interval: b.time(c.sample_interval.0).max(Duration::from_millis(50)),
             process: process.to_string(),
             params,
-            drive: b.base.map(|p| p.profile.start),
+            drive: b.base.map(|p| p.start),
         })
     }
 

@@ -28,7 +28,7 @@ use crate::config::{BuildCx, CheckConfig};
 use crate::load::arrival::{Profile, Stage};
 use crate::load::engine::{EntryStats, Model};
 use crate::load::metrics::LoadMetrics;
-use crate::load::{LoadPlan, LoadResult, Point, Progress};
+use crate::load::{LoadPlan, LoadResult, Point, Progress, Workload};
 use crate::units::parse_rate;
 
 /// A compiled scenario.
@@ -45,7 +45,8 @@ pub enum Scenario {
 
 /// What building a scenario needs besides its own config.
 pub struct Build<'a> {
-    /// The check's load with its own timeline (a constant base).
+    /// The check's compiled load: a scenario drives its workload through
+    /// profiles it makes from the base (`start`).
     pub base: Option<&'a LoadPlan>,
     /// Rates are multiplied by this (1/N for a shard).
     pub rate_scale: f64,
@@ -64,7 +65,7 @@ impl Build<'_> {
     /// The base plan's constant start rate; scenarios need the open model.
     fn base_rate(&self, cx: &mut BuildCx) -> Option<f64> {
         match self.base {
-            Some(b) if b.model == Model::Rate => Some(b.profile.start),
+            Some(b) if b.workload.model == Model::Rate => Some(b.start),
             Some(_) => {
                 cx.problem_at(
                     "load",
@@ -141,7 +142,9 @@ impl Scenario {
     /// Expected length (a breakpoint's is its longest).
     pub fn duration(&self, base: Option<&LoadPlan>) -> Duration {
         match self {
-            Scenario::Load => base.map_or(Duration::ZERO, |b| b.profile.duration()),
+            Scenario::Load => base
+                .and_then(|b| b.profile.as_ref())
+                .map_or(Duration::ZERO, Profile::duration),
             Scenario::Soak(s) => s.duration(),
             Scenario::Spike(s) => s.duration(),
             Scenario::Breakpoint(s) => s.duration(),
@@ -158,10 +161,14 @@ impl Scenario {
     pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
         match self {
             Scenario::Load => {
-                let base = run.base.expect("validated").clone();
-                let window = window_for(base.profile.duration());
+                let base = run.base.expect("validated");
+                let profile = base
+                    .profile
+                    .clone()
+                    .expect("a load check sets its timeline");
+                let window = window_for(profile.duration());
                 let c = Collector::new(run.now(), window, Vec::new());
-                run.drive("load", base.profile.clone(), c, true).await;
+                run.drive("load", profile, c, true).await;
                 (Details::Load, Vec::new())
             }
             Scenario::Soak(s) => s.run(run).await,
@@ -270,22 +277,22 @@ impl Run<'_> {
         judged: bool,
     ) -> Collector {
         let base = self.base.expect("a driving scenario has a load");
-        let plan = LoadPlan {
-            profile,
+        let workload = Workload {
             thresholds: if judged {
-                base.thresholds.clone()
+                base.workload.thresholds.clone()
             } else {
                 Vec::new()
             },
             aborts: if judged {
-                base.aborts.clone()
+                base.workload.aborts.clone()
             } else {
                 Vec::new()
             },
-            ..base.clone()
+            ..base.workload.clone()
         };
         let result = crate::load::run_observed(
-            &plan,
+            &workload,
+            &profile,
             self.metrics,
             self.progress,
             self.cancel.clone(),

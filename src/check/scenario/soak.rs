@@ -56,7 +56,7 @@ impl Soak {
             alpha: 0.05,
         };
         Some(Soak {
-            start: base.profile.start,
+            start: base.start,
             duration,
             window,
             drift: drift?,

@@ -48,10 +48,11 @@ async fn demo_in(dir: &Path, listen: SocketAddr, duration: Option<Duration>) -> 
     std::fs::write(&config, demo_config(&addrs, dir, closed_port()?)).map_err(|e| e.to_string())?;
     // The generated file goes through the same loader as a user's.
     let mut plan = Plan::load(&config).map_err(|e| format!("demo config: {e}"))?;
-    let check = plan
+    let (workload, profile) = plan
         .checks
         .pop()
         .and_then(|c| c.load)
+        .and_then(|l| l.profile.map(|p| (l.workload, p)))
         .ok_or("the demo config has a load check")?;
     let sidecar = Sidecar::start(plan, listen)
         .await
@@ -59,10 +60,11 @@ async fn demo_in(dir: &Path, listen: SocketAddr, duration: Option<Duration>) -> 
     banner(&addrs, &config, pid, sidecar.addr);
     let load_line = Arc::new(Mutex::new(format!(
         "▪ load         {} starts in 3s",
-        check.describe()
+        workload.describe(&profile)
     )));
     let load = tokio::spawn(demo_load(
-        check,
+        workload,
+        profile,
         sidecar.load_metrics.clone(),
         load_line.clone(),
     ));
@@ -76,14 +78,23 @@ async fn demo_in(dir: &Path, listen: SocketAddr, duration: Option<Duration>) -> 
 /// Runs the demo's load check once, a few seconds in, and keeps a one-line
 /// result for the status display; its series are on the demo's /metrics.
 async fn demo_load(
-    plan: crate::load::LoadPlan,
+    workload: crate::load::Workload,
+    profile: crate::load::arrival::Profile,
     metrics: Arc<LoadMetrics>,
     line: Arc<Mutex<String>>,
 ) {
     tokio::time::sleep(Duration::from_secs(3)).await;
-    *line.lock().expect("line lock") = format!("▪ load         {} running", plan.describe());
+    *line.lock().expect("line lock") =
+        format!("▪ load         {} running", workload.describe(&profile));
     let mut quiet = crate::load::Quiet;
-    let r = crate::load::run(&plan, Some(&metrics), &mut quiet, Default::default()).await;
+    let r = crate::load::run(
+        &workload,
+        &profile,
+        Some(&metrics),
+        &mut quiet,
+        Default::default(),
+    )
+    .await;
     let failed: Vec<&str> = r
         .thresholds
         .iter()
