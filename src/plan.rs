@@ -8,7 +8,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use crate::check::{CheckPlan, Context};
-use crate::config::{BuildCx, ConfigErrors, Document, Path, Problems};
+use crate::config::{BuildCx, ConfigErrors, Document, Problems};
 use crate::load::Guardrails;
 use crate::otlp::OtlpPlan;
 use crate::probes::Probe;
@@ -70,26 +70,18 @@ impl Plan {
             redactor.add(&sub.value);
         }
         let cfg = &doc.config;
-        let probes = build_probes(cfg, &mut BuildCx::new(&mut problems, &mut redactor));
-        let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut problems);
+        let mut cx = BuildCx::new(&mut problems, &mut redactor);
+        let probes = build_probes(cfg, &mut cx);
+        let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut cx);
         let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
-        let checks = build_checks(
-            cfg,
-            &probes,
-            selectors,
-            tuning,
-            &mut problems,
-            &mut redactor,
-        );
+        let checks = build_checks(cfg, &probes, selectors, tuning, &mut cx);
         if let Some(api) = &cfg.api {
-            redactor.add(&api.token);
+            cx.redactor.add(&api.token);
         }
-        let otlp = cfg.otlp.as_ref().and_then(|o| {
-            OtlpPlan::build(
-                o,
-                &mut BuildCx::new(&mut problems, &mut redactor).key("otlp"),
-            )
-        });
+        let otlp = cfg
+            .otlp
+            .as_ref()
+            .and_then(|o| OtlpPlan::build(o, &mut cx.key("otlp")));
         match resources {
             Some(resources) if problems.is_empty() => Ok(Plan {
                 listen: cfg.listen,
@@ -135,12 +127,10 @@ fn build_checks(
     probes: &[Arc<Probe>],
     selectors: &[crate::resources::process::Selector],
     tuning: Tuning,
-    problems: &mut Problems,
-    redactor: &mut Redactor,
+    cx: &mut BuildCx,
 ) -> Vec<CheckPlan> {
-    let root = Path::default().key("limits");
     let max_rate = crate::units::parse_rate(&cfg.limits.max_rate)
-        .map_err(|e| problems.push(&root.key("max_rate"), e))
+        .map_err(|e| cx.key("limits").problem_at("max_rate", e))
         .unwrap_or(0.0);
     // By default load may only go where the probes already go.
     let mut allow: std::collections::HashSet<String> =
@@ -154,13 +144,11 @@ fn build_checks(
     };
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::new();
+    let mut checks_cx = cx.key("checks");
     for (i, c) in cfg.checks.iter().enumerate() {
-        let path = Path::default().key("checks").index(i);
+        let mut cx = checks_cx.index(i);
         if seen.insert(&c.name, i).is_some() {
-            problems.push(
-                &path.key("name"),
-                format!("duplicate check name `{}`", c.name),
-            );
+            cx.problem_at("name", format!("duplicate check name `{}`", c.name));
         }
         let scale = match &tuning.time_scale {
             Some((name, f)) if *name == c.name => *f,
@@ -174,11 +162,6 @@ fn build_checks(
             rails: &rails,
             selectors,
             has_store: cfg.store.is_some(),
-        };
-        let mut cx = BuildCx {
-            path,
-            problems,
-            redactor,
         };
         out.extend(CheckPlan::build(c, &env, &mut cx));
     }

@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use regex::Regex;
 
-use crate::config::{LabelFilter, Path, Problems, ResourcesConfig};
+use crate::config::{BuildCx, LabelFilter, ResourcesConfig};
 use crate::telemetry::cumulative::Deltas;
 use crate::telemetry::FloatGauge;
 
@@ -30,28 +30,19 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn build(
-        cfg: &LabelFilter,
-        default_exclude: &str,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<Filter> {
-        let compile = |src: &str, key: &str, problems: &mut Problems| match Regex::new(src) {
+    pub fn build(cfg: &LabelFilter, default_exclude: &str, cx: &mut BuildCx) -> Option<Filter> {
+        let mut compile = |src: &str, key: &str| match Regex::new(src) {
             Ok(r) => Some(r),
             Err(e) => {
-                problems.push(&path.key(key), format!("invalid regex: {e}"));
+                cx.problem_at(key, format!("invalid regex: {e}"));
                 None
             }
         };
         let include = match &cfg.include {
-            Some(s) => Some(compile(s, "include", problems)?),
+            Some(s) => Some(compile(s, "include")?),
             None => None,
         };
-        let exclude = compile(
-            cfg.exclude.as_deref().unwrap_or(default_exclude),
-            "exclude",
-            problems,
-        )?;
+        let exclude = compile(cfg.exclude.as_deref().unwrap_or(default_exclude), "exclude")?;
         Some(Filter { include, exclude })
     }
 
@@ -69,30 +60,19 @@ pub struct HostSettings {
 }
 
 impl HostSettings {
-    pub fn build(
-        cfg: &ResourcesConfig,
-        path: &Path,
-        problems: &mut Problems,
-    ) -> Option<HostSettings> {
+    pub fn build(cfg: &ResourcesConfig, cx: &mut BuildCx) -> Option<HostSettings> {
         for (i, fs) in cfg.filesystems.iter().enumerate() {
             if !fs.starts_with('/') {
-                problems.push(
-                    &path.key("filesystems").index(i),
-                    "must be an absolute mount point",
-                );
+                cx.key("filesystems")
+                    .index(i)
+                    .problem("must be an absolute mount point");
             }
         }
-        let disks = Filter::build(
-            &cfg.disks,
-            DEFAULT_DISK_EXCLUDE,
-            &path.key("disks"),
-            problems,
-        );
+        let disks = Filter::build(&cfg.disks, DEFAULT_DISK_EXCLUDE, &mut cx.key("disks"));
         let interfaces = Filter::build(
             &cfg.interfaces,
             DEFAULT_IFACE_EXCLUDE,
-            &path.key("interfaces"),
-            problems,
+            &mut cx.key("interfaces"),
         );
         Some(HostSettings {
             filesystems: cfg.filesystems.clone(),
@@ -320,6 +300,8 @@ pub fn statvfs(mount: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
 
     #[test]
     fn default_filters() {
@@ -327,8 +309,7 @@ mod tests {
         let disks = Filter::build(
             &LabelFilter::default(),
             DEFAULT_DISK_EXCLUDE,
-            &Path::default(),
-            &mut p,
+            &mut BuildCx::new(&mut p, &mut Redactor::default()),
         )
         .unwrap();
         assert!(
@@ -340,8 +321,7 @@ mod tests {
         let ifaces = Filter::build(
             &LabelFilter::default(),
             DEFAULT_IFACE_EXCLUDE,
-            &Path::default(),
-            &mut p,
+            &mut BuildCx::new(&mut p, &mut Redactor::default()),
         )
         .unwrap();
         assert!(ifaces.keeps("eth0") && !ifaces.keeps("lo") && !ifaces.keeps("veth12ab"));
@@ -349,7 +329,12 @@ mod tests {
             include: Some("^eth".into()),
             exclude: Some("^$".into()),
         };
-        let f = Filter::build(&only, DEFAULT_IFACE_EXCLUDE, &Path::default(), &mut p).unwrap();
+        let f = Filter::build(
+            &only,
+            DEFAULT_IFACE_EXCLUDE,
+            &mut BuildCx::new(&mut p, &mut Redactor::default()),
+        )
+        .unwrap();
         assert!(f.keeps("eth1") && !f.keeps("lo"));
         assert!(p.is_empty());
     }

@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Path, Problems, ResourcesConfig, ServiceConfig};
+use crate::config::{BuildCx, ResourcesConfig, ServiceConfig};
 use crate::telemetry::FloatGauge;
 use cgroup::{Cgroup, CgroupMetrics, Layout};
 use host::{Host, HostMetrics, HostSettings};
@@ -34,41 +34,40 @@ pub struct ResourcePlan {
 }
 
 impl ResourcePlan {
+    /// Compiles the `service:` and `resources:` sections; `cx` is at the
+    /// document root, since this plan reads two top-level sections.
     pub fn build(
         service: &ServiceConfig,
         cfg: &ResourcesConfig,
-        problems: &mut Problems,
+        cx: &mut BuildCx,
     ) -> Option<ResourcePlan> {
-        let before = problems.0.len();
-        let root = Path::default();
-        if cfg.interval.0 < Duration::from_millis(100) {
-            problems.push(
-                &root.key("resources").key("interval"),
-                "must be at least 100ms",
-            );
-        }
-        let mut seen = HashSet::new();
-        let mut selectors = Vec::new();
-        for (i, sel) in service.processes.iter().enumerate() {
-            let path = root.key("service").key("processes").index(i);
-            if !seen.insert(sel.label.as_str()) {
-                problems.push(
-                    &path.key("label"),
-                    format!("duplicate label `{}`", sel.label),
-                );
+        cx.checked(|cx| {
+            if cfg.interval.0 < Duration::from_millis(100) {
+                cx.key("resources")
+                    .problem_at("interval", "must be at least 100ms");
             }
-            selectors.extend(Selector::build(sel, &path, problems));
-        }
-        let host = if cfg.host {
-            HostSettings::build(cfg, &root.key("resources"), problems)
-        } else {
-            None
-        };
-        (problems.0.len() == before).then(|| ResourcePlan {
-            interval: cfg.interval.0,
-            selectors,
-            host,
-            cgroup: cfg.cgroup.enabled.then(|| cfg.cgroup.path.clone()),
+            let mut seen = HashSet::new();
+            let mut selectors = Vec::new();
+            let mut service_cx = cx.key("service");
+            let mut processes = service_cx.key("processes");
+            for (i, sel) in service.processes.iter().enumerate() {
+                let mut cx = processes.index(i);
+                if !seen.insert(sel.label.as_str()) {
+                    cx.problem_at("label", format!("duplicate label `{}`", sel.label));
+                }
+                selectors.extend(Selector::build(sel, &mut cx));
+            }
+            let host = if cfg.host {
+                HostSettings::build(cfg, &mut cx.key("resources"))
+            } else {
+                None
+            };
+            Some(ResourcePlan {
+                interval: cfg.interval.0,
+                selectors,
+                host,
+                cgroup: cfg.cgroup.enabled.then(|| cfg.cgroup.path.clone()),
+            })
         })
     }
 

@@ -9,7 +9,7 @@ use procfs::process::{Process, Stat};
 use regex::Regex;
 
 use super::read::Reading;
-use crate::config::{Path, Problems, ProcessSelector};
+use crate::config::{BuildCx, ProcessSelector};
 
 /// The `process` label of sidewatch's own group.
 pub const SELF_LABEL: &str = "sidewatch";
@@ -31,7 +31,7 @@ pub struct Selector {
 }
 
 impl Selector {
-    pub fn build(cfg: &ProcessSelector, path: &Path, problems: &mut Problems) -> Option<Selector> {
+    pub fn build(cfg: &ProcessSelector, cx: &mut BuildCx) -> Option<Selector> {
         let label_ok = !cfg.label.is_empty()
             && cfg.label.len() <= 64
             && cfg
@@ -39,14 +39,11 @@ impl Selector {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
         if !label_ok {
-            problems.push(
-                &path.key("label"),
-                "must be 1 to 64 letters, digits, `_`, `-` or `.`",
-            );
+            cx.problem_at("label", "must be 1 to 64 letters, digits, `_`, `-` or `.`");
         }
         if cfg.label == SELF_LABEL {
-            problems.push(
-                &path.key("label"),
+            cx.problem_at(
+                "label",
                 "`sidewatch` is reserved for sidewatch's own process",
             );
         }
@@ -57,18 +54,15 @@ impl Selector {
             cfg.all_in_pod,
         ];
         if set.iter().filter(|b| **b).count() != 1 {
-            problems.push(
-                path,
-                "set exactly one of `pid_file`, `comm`, `cmdline` or `all_in_pod: true`",
-            );
+            cx.problem("set exactly one of `pid_file`, `comm`, `cmdline` or `all_in_pod: true`");
             return None;
         }
         let how = if let Some(p) = &cfg.pid_file {
             How::PidFile(p.clone())
         } else if let Some(c) = &cfg.comm {
             if c.len() > 15 {
-                problems.push(
-                    &path.key("comm"),
+                cx.problem_at(
+                    "comm",
                     "the kernel keeps at most 15 characters of a process name",
                 );
             }
@@ -77,7 +71,7 @@ impl Selector {
             match Regex::new(re) {
                 Ok(r) => How::Cmdline(r),
                 Err(e) => {
-                    problems.push(&path.key("cmdline"), format!("invalid regex: {e}"));
+                    cx.problem_at("cmdline", format!("invalid regex: {e}"));
                     return None;
                 }
             }
@@ -200,6 +194,8 @@ impl Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Problems;
+    use crate::redact::Redactor;
 
     #[test]
     fn selectors_need_exactly_one_criterion() {
@@ -211,7 +207,9 @@ mod tests {
             cmdline: None,
             all_in_pod: false,
         };
-        assert!(Selector::build(&cfg, &Path::default(), &mut p).is_none());
+        assert!(
+            Selector::build(&cfg, &mut BuildCx::new(&mut p, &mut Redactor::default())).is_none()
+        );
         let cfg = ProcessSelector {
             label: "sidewatch".into(),
             pid_file: None,
@@ -219,7 +217,9 @@ mod tests {
             cmdline: None,
             all_in_pod: false,
         };
-        assert!(Selector::build(&cfg, &Path::default(), &mut p).is_some());
+        assert!(
+            Selector::build(&cfg, &mut BuildCx::new(&mut p, &mut Redactor::default())).is_some()
+        );
         assert_eq!(p.0.len(), 2);
     }
 
