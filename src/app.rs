@@ -120,9 +120,9 @@ pub struct Sidecar {
     pub addr: SocketAddr,
     pub outcomes: Arc<Outcomes>,
     /// The load families, for checks run inside the sidecar.
-    pub load_metrics: Arc<LoadMetrics>,
+    pub(crate) load_metrics: Arc<LoadMetrics>,
     /// Scheduled and requested checks.
-    pub checks: Arc<Checks>,
+    pub(crate) checks: Arc<Checks>,
     state: Arc<ServerState>,
     metrics: AppMetrics,
     probes: Option<ProbeSet>,
@@ -238,7 +238,7 @@ impl Sidecar {
         telemetry::encode_prometheus(&self.state.registry)
     }
 
-    pub fn reload_failed(&self) {
+    pub(crate) fn reload_failed(&self) {
         self.metrics.reload_ok.set(0);
     }
 

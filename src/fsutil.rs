@@ -6,7 +6,7 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename, then fsync of the directory. A crash leaves
 /// either the old file or the new one, never a torn one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

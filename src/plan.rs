@@ -17,26 +17,26 @@ use crate::resources::ResourcePlan;
 
 #[derive(Debug)]
 pub struct Plan {
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     pub probes: Vec<Arc<Probe>>,
     pub resources: ResourcePlan,
-    pub otlp: Option<OtlpPlan>,
+    pub(crate) otlp: Option<OtlpPlan>,
     pub checks: Vec<CheckPlan>,
     /// The result store: directory and runs kept per check.
-    pub store: Option<(std::path::PathBuf, usize)>,
+    pub(crate) store: Option<(std::path::PathBuf, usize)>,
     /// The control API's bearer token (the API is off without one).
-    pub api_token: Option<String>,
-    pub redactor: Redactor,
+    pub(crate) api_token: Option<String>,
+    pub(crate) redactor: Redactor,
 }
 
 /// How load runs are adjusted from the command line.
 #[derive(Clone, Debug)]
 pub struct Tuning {
     /// This sidewatch's share `i/n` of every load (`--shard`).
-    pub shard: (u32, u32),
+    pub(crate) shard: (u32, u32),
     /// Multiplies every duration of the named check (`check --time-scale`);
     /// other checks stay as written, so they validate as they will run.
-    pub time_scale: Option<(String, f64)>,
+    pub(crate) time_scale: Option<(String, f64)>,
 }
 
 impl Default for Tuning {
@@ -49,7 +49,7 @@ impl Default for Tuning {
 }
 
 impl Plan {
-    pub fn load(path: &FsPath) -> Result<Plan, ConfigErrors> {
+    pub(crate) fn load(path: &FsPath) -> Result<Plan, ConfigErrors> {
         Plan::from_document(Document::load(path)?)
     }
 
@@ -63,7 +63,7 @@ impl Plan {
     }
 
     /// Compiles a parsed document.
-    pub fn build_document(doc: Document, tuning: Tuning) -> Result<Plan, ConfigErrors> {
+    pub(crate) fn build_document(doc: Document, tuning: Tuning) -> Result<Plan, ConfigErrors> {
         let mut problems = Problems::default();
         let mut redactor = Redactor::default();
         for sub in doc.substitutions.iter().filter(|s| s.looks_secret()) {

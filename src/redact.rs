@@ -6,7 +6,7 @@ use std::borrow::Cow;
 /// Secrets known from the config; every text printed from a probe goes through
 /// [`Redactor::redact`].
 #[derive(Clone, Debug, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     secrets: Vec<String>,
 }
 
@@ -15,7 +15,7 @@ const MASK: &str = "***";
 impl Redactor {
     /// Remembers a secret. Very short values are ignored: masking every `a`
     /// would make logs useless, and such values are not secrets in practice.
-    pub fn add(&mut self, secret: &str) {
+    pub(crate) fn add(&mut self, secret: &str) {
         if secret.len() >= 3 && !self.secrets.iter().any(|s| s == secret) {
             self.secrets.push(secret.to_string());
             // Longest first, so a secret containing another is masked whole.
@@ -23,7 +23,7 @@ impl Redactor {
         }
     }
 
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for s in &self.secrets {
             if out.contains(s.as_str()) {
@@ -35,7 +35,7 @@ impl Redactor {
 }
 
 /// A URL for display: any password is replaced by `***`.
-pub fn mask_url(url: &url::Url) -> String {
+pub(crate) fn mask_url(url: &url::Url) -> String {
     if url.password().is_none() {
         return url.to_string();
     }
@@ -45,7 +45,7 @@ pub fn mask_url(url: &url::Url) -> String {
 }
 
 /// Whether a header's value must be treated as a secret.
-pub fn is_secret_header(name: &str) -> bool {
+pub(crate) fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     matches!(
         n.as_str(),

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -27,9 +27,8 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 /// The latest state of one probe.
 #[derive(Clone, Debug)]
 pub struct ProbeStatus {
-    pub kind: Kind,
-    pub target: String,
-    pub interval: Duration,
+    pub(crate) kind: Kind,
+    pub(crate) target: String,
     pub runs: u64,
     pub failures: u64,
     pub last: Option<ProbeRun>,
@@ -39,10 +38,8 @@ pub struct ProbeStatus {
 
 #[derive(Clone, Debug)]
 pub struct ProbeRun {
-    pub at: SystemTime,
-    pub total: Duration,
+    pub(crate) total: Duration,
     pub reason: Option<Reason>,
-    pub http_status: Option<u16>,
 }
 
 /// Latest results by probe name, for the index page and the demo's status lines.
@@ -61,7 +58,6 @@ impl Board {
             map.entry(p.name.clone()).or_insert_with(|| ProbeStatus {
                 kind: p.kind,
                 target: p.target.clone(),
-                interval: p.interval,
                 runs: 0,
                 failures: 0,
                 last: None,
@@ -80,10 +76,8 @@ impl Board {
         s.runs += 1;
         s.failures += u64::from(reason.is_some());
         s.last = Some(ProbeRun {
-            at: outcome.started,
             total: outcome.total,
             reason,
-            http_status: outcome.recorder.http_status,
         });
         let changed = s.logged.is_none_or(|(r, _)| r != reason);
         let due = s.logged.is_none_or(|(_, at)| at.elapsed() >= LOG_EVERY);
@@ -116,11 +110,11 @@ enum LogLine {
 pub struct Outcomes {
     pub metrics: ProbeMetrics,
     pub board: Board,
-    pub redactor: Mutex<Arc<Redactor>>,
+    pub(crate) redactor: Mutex<Arc<Redactor>>,
 }
 
 impl Outcomes {
-    pub fn new(metrics: ProbeMetrics) -> Outcomes {
+    pub(crate) fn new(metrics: ProbeMetrics) -> Outcomes {
         Outcomes {
             metrics,
             board: Board::default(),
@@ -155,14 +149,14 @@ impl Outcomes {
 
 /// A running set of probe loops, stopped together.
 #[derive(Debug)]
-pub struct ProbeSet {
-    pub probes: Vec<Arc<Probe>>,
+pub(crate) struct ProbeSet {
+    pub(crate) probes: Vec<Arc<Probe>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl ProbeSet {
-    pub fn start(
+    pub(crate) fn start(
         probes: Vec<Arc<Probe>>,
         outcomes: &Arc<Outcomes>,
         redactor: Redactor,
@@ -184,7 +178,7 @@ impl ProbeSet {
     }
 
     /// Stops scheduling new runs and waits for the runs in flight.
-    pub async fn stop(self) -> Vec<Arc<Probe>> {
+    pub(crate) async fn stop(self) -> Vec<Arc<Probe>> {
         self.cancel.cancel();
         self.tracker.wait().await;
         self.probes

@@ -6,12 +6,12 @@
 //! squares would mislead.
 
 /// The median of `xs` (NaN-free); 0 when empty.
-pub fn median(xs: &[f64]) -> f64 {
+pub(crate) fn median(xs: &[f64]) -> f64 {
     quantile(xs, 0.5)
 }
 
 /// The `q` quantile (0..=1) by linear interpolation; 0 when empty.
-pub fn quantile(xs: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(xs: &[f64], q: f64) -> f64 {
     if xs.is_empty() {
         return 0.0;
     }
@@ -23,7 +23,7 @@ pub fn quantile(xs: &[f64], q: f64) -> f64 {
 }
 
 /// The median absolute deviation, scaled to estimate a normal σ.
-pub fn mad(xs: &[f64]) -> f64 {
+pub(crate) fn mad(xs: &[f64]) -> f64 {
     let m = median(xs);
     let dev: Vec<f64> = xs.iter().map(|x| (x - m).abs()).collect();
     1.4826 * median(&dev)
@@ -31,7 +31,7 @@ pub fn mad(xs: &[f64]) -> f64 {
 
 /// The standard normal CDF, from the complementary error function
 /// (Numerical Recipes' `erfcc`, fractional error < 1.2e-7).
-pub fn normal_cdf(z: f64) -> f64 {
+pub(crate) fn normal_cdf(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * x);
     let poly = -x * x - 1.265_512_23
@@ -51,23 +51,23 @@ pub fn normal_cdf(z: f64) -> f64 {
 }
 
 /// z for a two-sided 95% interval.
-pub const Z95: f64 = 1.959_964;
+pub(crate) const Z95: f64 = 1.959_964;
 
 /// The Mann–Kendall trend test.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Trend {
+pub(crate) struct Trend {
     /// Concordant minus discordant pairs.
-    pub s: f64,
+    pub(crate) s: f64,
     /// Var(S), corrected for ties.
-    pub var: f64,
+    pub(crate) var: f64,
     /// Continuity-corrected z score.
-    pub z: f64,
+    pub(crate) z: f64,
     /// Two-sided p-value for "no monotone trend".
-    pub p: f64,
+    pub(crate) p: f64,
 }
 
 /// Mann–Kendall on a series in time order.
-pub fn mann_kendall(ys: &[f64]) -> Trend {
+pub(crate) fn mann_kendall(ys: &[f64]) -> Trend {
     let n = ys.len();
     let mut s = 0.0;
     for i in 0..n {
@@ -115,15 +115,15 @@ fn tie_groups(ys: &[f64]) -> impl Iterator<Item = f64> {
 
 /// A Theil–Sen line with Sen's 95% confidence interval on the slope.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Slope {
-    pub slope: f64,
-    pub intercept: f64,
-    pub low: f64,
-    pub high: f64,
+pub(crate) struct Slope {
+    pub(crate) slope: f64,
+    pub(crate) intercept: f64,
+    pub(crate) low: f64,
+    pub(crate) high: f64,
 }
 
 /// Theil–Sen: the median of all pairwise slopes. Robust to ~29% outliers.
-pub fn theil_sen(xs: &[f64], ys: &[f64]) -> Slope {
+pub(crate) fn theil_sen(xs: &[f64], ys: &[f64]) -> Slope {
     let n = xs.len().min(ys.len());
     let mut slopes = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for i in 0..n {
@@ -159,7 +159,7 @@ pub fn theil_sen(xs: &[f64], ys: &[f64]) -> Slope {
 
 /// The one-sided Mann–Whitney U test: the p-value for "values in `b` tend
 /// to be larger than in `a`" (normal approximation with tie correction).
-pub fn mann_whitney_greater(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn mann_whitney_greater(a: &[f64], b: &[f64]) -> f64 {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     if a.is_empty() || b.is_empty() {
         return 1.0;
@@ -192,7 +192,7 @@ pub fn mann_whitney_greater(a: &[f64], b: &[f64]) -> f64 {
 /// 6 MADs and by more than `min_step` is taken out of the series, so what
 /// remains is the drift. Returns the adjusted series and the shift indices
 /// (a shift at `i` lies between `ys[i]` and `ys[i + 1]`).
-pub fn remove_level_shifts(ys: &[f64], min_step: f64) -> (Vec<f64>, Vec<usize>) {
+pub(crate) fn remove_level_shifts(ys: &[f64], min_step: f64) -> (Vec<f64>, Vec<usize>) {
     if ys.len() < 3 {
         return (ys.to_vec(), Vec::new());
     }

@@ -28,7 +28,7 @@ fn unit_seconds(unit: &str, accepted: &[&str]) -> Option<f64> {
 
 /// A duration: one or more `<number><unit>` terms, units `us`, `ms`, `s`,
 /// `m`, `h`, `d` (`500ms`, `1m30s`, `1.5s`), at most a year.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration".into());
@@ -65,7 +65,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration compactly for tables and logs: `1.23ms`, `4.5s`.
-pub fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 1e-3 {
         format!("{:.0}µs", s * 1e6)
@@ -79,7 +79,7 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// `200/s`, `1000/m`, `50/h`: a non-negative rate per second.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<f64, String> {
     let (n, unit) = s
         .trim()
         .split_once('/')
@@ -102,7 +102,7 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 
 /// `10%`, `+10%`, `-5%` or a bare ratio `0.1`; the sign is ignored (each
 /// metric knows which way is worse). Returns a ratio.
-pub fn percent(s: &str) -> Result<f64, String> {
+pub(crate) fn percent(s: &str) -> Result<f64, String> {
     let t = s.trim().trim_start_matches(['+', '-']);
     let v = match t.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
@@ -118,7 +118,7 @@ pub fn percent(s: &str) -> Result<f64, String> {
 
 /// `500MB`, `4000MB`, `16MiB`, `1.5GB`, `512kB`, `100B`: bytes. MB and GB
 /// are decimal (10^6, 10^9), MiB and GiB binary.
-pub fn bytes(s: &str) -> Result<f64, String> {
+pub(crate) fn bytes(s: &str) -> Result<f64, String> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -145,7 +145,7 @@ pub fn bytes(s: &str) -> Result<f64, String> {
 }
 
 /// `10MB/min`, `1MiB/s`, `50MB/h`: bytes per second.
-pub fn slope(s: &str) -> Result<f64, String> {
+pub(crate) fn slope(s: &str) -> Result<f64, String> {
     let (size, per) = s
         .trim()
         .rsplit_once('/')
@@ -160,17 +160,17 @@ pub fn slope(s: &str) -> Result<f64, String> {
 }
 
 /// `12.3 MB/min` for reports.
-pub fn show_slope(bytes_per_second: f64) -> String {
+pub(crate) fn show_slope(bytes_per_second: f64) -> String {
     format!("{:.2} MB/min", bytes_per_second * 60.0 / 1e6)
 }
 
 /// `412.0 MB` for reports.
-pub fn show_bytes(b: f64) -> String {
+pub(crate) fn show_bytes(b: f64) -> String {
     format!("{:.1} MB", b / 1e6)
 }
 
 /// Seconds for reports: `1.23ms`, `4.50s`; `-` when not finite.
-pub fn secs(s: f64) -> String {
+pub(crate) fn secs(s: f64) -> String {
     if !s.is_finite() {
         return "-".into();
     }
@@ -178,7 +178,7 @@ pub fn secs(s: f64) -> String {
 }
 
 /// A ratio as a percentage for reports: `1.250%`.
-pub fn pct(r: f64) -> String {
+pub(crate) fn pct(r: f64) -> String {
     format!("{:.3}%", r * 100.0)
 }
 

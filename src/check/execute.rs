@@ -126,7 +126,7 @@ fn summary(leg: &Leg) -> PhaseSummary {
 }
 
 /// A run id: UTC time to the millisecond, then the check name.
-pub fn run_id(check: &str, at: SystemTime) -> String {
+pub(crate) fn run_id(check: &str, at: SystemTime) -> String {
     let ms = at
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -143,7 +143,7 @@ pub fn run_id(check: &str, at: SystemTime) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-pub fn civil(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -157,7 +157,7 @@ pub fn civil(z: i64) -> (i64, u32, u32) {
 
 /// A made-up result with a few hundred windows and samples, for the
 /// store's crash test.
-pub fn synthetic(check: &str, n: u32) -> CheckResult {
+pub(crate) fn synthetic(check: &str, n: u32) -> CheckResult {
     let started = 1_700_000_000.0 + f64::from(n);
     CheckResult {
         format: FORMAT,

@@ -23,7 +23,7 @@ pub struct LeakParams {
 }
 
 /// The fewest windows a verdict is drawn from.
-pub const MIN_WINDOWS: usize = 6;
+pub(crate) const MIN_WINDOWS: usize = 6;
 
 /// Samples past warm-up: none from before `warmup` after the first sample
 /// or after any restart. Returns them and the number of restarts.

@@ -12,7 +12,7 @@ use crate::resources::process::Selector;
 use crate::units::{bytes, show_bytes, show_slope, slope};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MemMetric {
+pub(crate) enum MemMetric {
     Growth,
     Increase,
     Max,
@@ -20,19 +20,19 @@ pub enum MemMetric {
 
 /// A parsed memory threshold: `metric < value` (only upper bounds).
 #[derive(Clone, Debug, PartialEq)]
-pub struct MemRule {
-    pub expr: String,
-    pub metric: MemMetric,
-    pub limit: f64,
-    pub inclusive: bool,
+pub(crate) struct MemRule {
+    pub(crate) expr: String,
+    pub(crate) metric: MemMetric,
+    pub(crate) limit: f64,
+    pub(crate) inclusive: bool,
 }
 
 impl MemRule {
-    pub fn is_memory(expr: &str) -> bool {
+    pub(crate) fn is_memory(expr: &str) -> bool {
         expr.trim_start().starts_with("rss_")
     }
 
-    pub fn parse(expr: &str) -> Result<MemRule, String> {
+    pub(crate) fn parse(expr: &str) -> Result<MemRule, String> {
         let words: Vec<&str> = expr.split_whitespace().collect();
         let [metric, op, value] = words.as_slice() else {
             return Err(format!("`{expr}`: expected e.g. `rss_growth < 10MB/min`"));
@@ -86,7 +86,11 @@ impl MemRule {
 
 /// Parses the memory thresholds `(index, expr)` of a check; `cx` is the
 /// check's.
-pub fn build(exprs: &[(usize, &String)], selectors: &[Selector], cx: &mut BuildCx) -> Vec<MemRule> {
+pub(crate) fn build(
+    exprs: &[(usize, &String)],
+    selectors: &[Selector],
+    cx: &mut BuildCx,
+) -> Vec<MemRule> {
     let mut out = Vec::new();
     let mut thresholds = cx.key("thresholds");
     for (i, e) in exprs {
@@ -121,7 +125,7 @@ fn trend(samples: &[MemPoint], details: &Details) -> LeakReport {
 
 /// One finding per memory threshold. With no samples a rule fails: it
 /// could not be checked.
-pub fn judge(rules: &[MemRule], samples: &[MemPoint], details: &Details) -> Vec<Finding> {
+pub(crate) fn judge(rules: &[MemRule], samples: &[MemPoint], details: &Details) -> Vec<Finding> {
     if rules.is_empty() {
         return Vec::new();
     }

@@ -261,7 +261,7 @@ impl CheckMetrics {
 
     /// Starts a configured check's counters at zero, so `increase()` and
     /// "not run" alerts have a series before its first run.
-    pub fn configured(&self, check: &str) {
+    pub(crate) fn configured(&self, check: &str) {
         self.check.configured(check);
     }
 

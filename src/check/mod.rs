@@ -12,13 +12,13 @@
 pub mod baseline;
 pub mod execute;
 pub mod leak;
-pub mod memory;
+pub(crate) mod memory;
 pub mod metrics;
 pub mod result;
 pub mod runner;
-pub mod scenario;
-pub mod timeline;
-pub mod watch;
+pub(crate) mod scenario;
+pub(crate) mod timeline;
+pub(crate) mod watch;
 
 use std::time::Duration;
 
@@ -34,29 +34,29 @@ use memory::MemRule;
 #[derive(Clone, Debug)]
 pub struct CheckPlan {
     pub name: String,
-    pub schedule: Option<croner::Cron>,
-    pub schedule_text: Option<String>,
+    pub(crate) schedule: Option<croner::Cron>,
+    pub(crate) schedule_text: Option<String>,
     pub max_duration: Duration,
     pub overlap: Overlap,
     /// The load as configured; scenarios take its mix and base rate.
     pub load: Option<LoadPlan>,
-    pub scenario: Scenario,
-    pub memory_rules: Vec<MemRule>,
-    pub baseline: Option<Tolerances>,
+    pub(crate) scenario: Scenario,
+    pub(crate) memory_rules: Vec<MemRule>,
+    pub(crate) baseline: Option<Tolerances>,
     /// The service process watched during the run, and how often.
-    pub watch: Option<(Selector, Duration)>,
+    pub(crate) watch: Option<(Selector, Duration)>,
 }
 
 /// How a check is compiled besides its own config.
-pub struct Context<'a> {
-    pub rails: &'a Guardrails,
-    pub selectors: &'a [Selector],
-    pub has_store: bool,
+pub(crate) struct Context<'a> {
+    pub(crate) rails: &'a Guardrails,
+    pub(crate) selectors: &'a [Selector],
+    pub(crate) has_store: bool,
 }
 
 impl CheckPlan {
     /// Compiles `checks[i]`; `cx` is at that item.
-    pub fn build(c: &CheckConfig, env: &Context, cx: &mut BuildCx) -> Option<CheckPlan> {
+    pub(crate) fn build(c: &CheckConfig, env: &Context, cx: &mut BuildCx) -> Option<CheckPlan> {
         cx.checked(|cx| {
             crate::config::check_name(&c.name, &mut cx.key("name"));
             type Indexed<'a> = Vec<(usize, &'a String)>;

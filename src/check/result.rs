@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::load::histogram::Summary;
 use crate::load::thresholds::ThresholdResult;
-pub use crate::load::Verdict;
+pub(crate) use crate::load::Verdict;
 
 /// The format new results are written in. A change to the stored format is
 /// a deliberate act: bump this, keep reading every older format, and update
@@ -55,7 +55,7 @@ impl ScenarioKind {
         ScenarioKind::Leak,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ScenarioKind::Load => "load",
             ScenarioKind::Soak => "soak",
@@ -89,7 +89,7 @@ pub struct CheckResult {
     pub id: String,
     pub check: String,
     pub kind: ScenarioKind,
-    pub started_unix: f64,
+    pub(crate) started_unix: f64,
     pub duration_seconds: f64,
     /// `pass`, `fail` or `aborted`.
     pub verdict: Verdict,
@@ -101,7 +101,7 @@ pub struct CheckResult {
     pub windows: Vec<Window>,
     /// The watched process's samples (at most ~2000, evenly thinned).
     pub memory: Vec<MemPoint>,
-    pub memory_process: Option<String>,
+    pub(crate) memory_process: Option<String>,
     /// The baseline run compared against, if any.
     pub baseline: Option<String>,
     pub comparisons: Vec<Comparison>,
@@ -112,16 +112,16 @@ fn is_unversioned(format: &u32) -> bool {
 }
 
 impl CheckResult {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.verdict == Verdict::Pass
     }
 
-    pub fn regressions(&self) -> impl Iterator<Item = &Comparison> {
+    pub(crate) fn regressions(&self) -> impl Iterator<Item = &Comparison> {
         self.comparisons.iter().filter(|c| c.regressed)
     }
 
     /// Re-derives the verdict after comparisons were added.
-    pub fn settle_verdict(&mut self) {
+    pub(crate) fn settle_verdict(&mut self) {
         if self.verdict == Verdict::Aborted {
             return;
         }
@@ -137,7 +137,7 @@ impl CheckResult {
     }
 
     /// Peak RSS of the watched process over the run.
-    pub fn peak_rss(&self) -> Option<f64> {
+    pub(crate) fn peak_rss(&self) -> Option<f64> {
         self.memory
             .iter()
             .filter(|p| p.processes > 0)
@@ -149,19 +149,19 @@ impl CheckResult {
 /// A whole-phase load summary, owned so results can be read back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PhaseSummary {
-    pub name: String,
-    pub executor: String,
-    pub duration_seconds: f64,
+    pub(crate) name: String,
+    pub(crate) executor: String,
+    pub(crate) duration_seconds: f64,
     pub requests: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub target_rate: Option<f64>,
-    pub achieved_rate: f64,
+    pub(crate) errors: u64,
+    pub(crate) dropped: u64,
+    pub(crate) target_rate: Option<f64>,
+    pub(crate) achieved_rate: f64,
     pub error_rate: f64,
-    pub errors_by_reason: BTreeMap<String, u64>,
-    pub latency_seconds: Summary,
-    pub service_time_seconds: Summary,
-    pub aborted_by: Option<String>,
+    pub(crate) errors_by_reason: BTreeMap<String, u64>,
+    pub(crate) latency_seconds: Summary,
+    pub(crate) service_time_seconds: Summary,
+    pub(crate) aborted_by: Option<String>,
 }
 
 /// One verdict item a scenario or a memory rule adds beside the thresholds.
@@ -169,12 +169,12 @@ pub struct PhaseSummary {
 pub struct Finding {
     pub name: String,
     pub passed: bool,
-    pub observed: String,
-    pub limit: String,
+    pub(crate) observed: String,
+    pub(crate) limit: String,
 }
 
 impl Finding {
-    pub fn new(name: &str, passed: bool, observed: String, limit: String) -> Finding {
+    pub(crate) fn new(name: &str, passed: bool, observed: String, limit: String) -> Finding {
         Finding {
             name: name.to_string(),
             passed,
@@ -187,17 +187,17 @@ impl Finding {
 /// One window of a run. Times are seconds from the start of the check.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Window {
-    pub start: f64,
-    pub seconds: f64,
-    pub target_rate: f64,
-    pub rate: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub error_rate: f64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
+    pub(crate) start: f64,
+    pub(crate) seconds: f64,
+    pub(crate) target_rate: f64,
+    pub(crate) rate: f64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) dropped: u64,
+    pub(crate) error_rate: f64,
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
 }
 
 /// One sample of the watched service. `t` is seconds from the start of the
@@ -205,12 +205,12 @@ pub struct Window {
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct MemPoint {
     pub t: f64,
-    pub rss: f64,
-    pub cpu_seconds: f64,
-    pub processes: u32,
+    pub(crate) rss: f64,
+    pub(crate) cpu_seconds: f64,
+    pub(crate) processes: u32,
     /// Start time of the newest process (clock ticks after boot): a change
     /// is a restart.
-    pub start: u64,
+    pub(crate) start: u64,
 }
 
 /// One metric compared with the baseline; `metric` is the `metric` label of
@@ -218,13 +218,13 @@ pub struct MemPoint {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Comparison {
     pub metric: String,
-    pub baseline: f64,
-    pub current: f64,
+    pub(crate) baseline: f64,
+    pub(crate) current: f64,
     /// Relative change (error rate: absolute points), signed so that
     /// positive is worse.
     pub worse_by: f64,
-    pub tolerance: f64,
-    pub p_value: f64,
+    pub(crate) tolerance: f64,
+    pub(crate) p_value: f64,
     pub regressed: bool,
 }
 
@@ -321,30 +321,30 @@ impl<'de> Deserialize<'de> for Details {
 /// A soak's drift and error figures, and its memory trend.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SoakReport {
-    pub windows: usize,
-    pub compared: usize,
-    pub first_p95: f64,
-    pub last_p95: f64,
-    pub drift_ratio: f64,
-    pub drift_p_value: f64,
-    pub worst_window_error_rate: f64,
+    pub(crate) windows: usize,
+    pub(crate) compared: usize,
+    pub(crate) first_p95: f64,
+    pub(crate) last_p95: f64,
+    pub(crate) drift_ratio: f64,
+    pub(crate) drift_p_value: f64,
+    pub(crate) worst_window_error_rate: f64,
     pub memory: Option<LeakReport>,
 }
 
 /// A spike's levels before and during the burst, and the recovery time.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SpikeReport {
-    pub base_rate: f64,
-    pub spike_rate: f64,
-    pub pre_p95: f64,
-    pub pre_error_rate: f64,
+    pub(crate) base_rate: f64,
+    pub(crate) spike_rate: f64,
+    pub(crate) pre_p95: f64,
+    pub(crate) pre_error_rate: f64,
     pub spike_p95: f64,
-    pub spike_error_rate: f64,
-    pub spike_achieved_rate: f64,
+    pub(crate) spike_error_rate: f64,
+    pub(crate) spike_achieved_rate: f64,
     /// Seconds from the end of the burst; `None` if it never recovered.
     pub recovery_seconds: Option<f64>,
     /// Recovery is timed to the window: this many seconds.
-    pub resolution_seconds: f64,
+    pub(crate) resolution_seconds: f64,
 }
 
 /// A breakpoint's steps up to the break, and the recovery after it.
@@ -357,18 +357,18 @@ pub struct BreakpointReport {
     /// Seconds after the load fell back; `None` if it did not recover (or
     /// never broke).
     pub recovery_seconds: Option<f64>,
-    pub resolution_seconds: f64,
+    pub(crate) resolution_seconds: f64,
 }
 
 /// One step of a breakpoint.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct StepRow {
-    pub target_rate: f64,
-    pub rate: f64,
-    pub p95: f64,
-    pub error_rate: f64,
-    pub dropped_ratio: f64,
-    pub broke: Option<String>,
+    pub(crate) target_rate: f64,
+    pub(crate) rate: f64,
+    pub(crate) p95: f64,
+    pub(crate) error_rate: f64,
+    pub(crate) dropped_ratio: f64,
+    pub(crate) broke: Option<String>,
 }
 
 /// A load curve: one row per level.
@@ -385,8 +385,8 @@ pub struct Level {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
-    pub error_rate: f64,
-    pub dropped: u64,
+    pub(crate) error_rate: f64,
+    pub(crate) dropped: u64,
     pub cpu_cores: Option<f64>,
     pub rss_bytes: Option<f64>,
 }
@@ -395,24 +395,24 @@ pub struct Level {
 /// memory section).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LeakReport {
-    pub process: String,
+    pub(crate) process: String,
     pub windows: usize,
     pub slope_bytes_per_second: f64,
-    pub slope_low: f64,
-    pub slope_high: f64,
-    pub recent_slope_bytes_per_second: f64,
+    pub(crate) slope_low: f64,
+    pub(crate) slope_high: f64,
+    pub(crate) recent_slope_bytes_per_second: f64,
     pub p_value: f64,
     pub level_shifts: usize,
-    pub restarts: usize,
+    pub(crate) restarts: usize,
     /// Lowest RSS of the last window minus that of the first (raw).
-    pub growth_bytes: f64,
-    pub max_rss_bytes: f64,
+    pub(crate) growth_bytes: f64,
+    pub(crate) max_rss_bytes: f64,
     pub suspected: bool,
     pub reason: String,
     /// (window middle, window minimum, shift-adjusted minimum) for plots.
     pub minima: Vec<(f64, f64, f64)>,
     /// The fitted line on the adjusted minima: rss = intercept + slope·t.
-    pub intercept: f64,
+    pub(crate) intercept: f64,
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::load::metrics::LoadMetrics;
 use crate::load::Quiet;
 
 /// Parses a 5-field (or 6 with seconds) cron expression.
-pub fn parse_cron(s: &str) -> Result<Cron, String> {
+pub(crate) fn parse_cron(s: &str) -> Result<Cron, String> {
     CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
@@ -33,7 +33,7 @@ pub fn parse_cron(s: &str) -> Result<Cron, String> {
 }
 
 /// The next time `cron` fires after now, as Unix seconds (UTC).
-pub fn next_fire(cron: &Cron) -> Option<f64> {
+pub(crate) fn next_fire(cron: &Cron) -> Option<f64> {
     let now = chrono::Utc::now();
     let next = cron.find_next_occurrence(&now, false).ok()?;
     Some(next.timestamp_millis() as f64 / 1000.0)
@@ -60,7 +60,7 @@ pub fn conclude(r: &mut CheckResult, plan: &CheckPlan, store: Option<&Store>) ->
 /// Where a check stands, as the control API shows it (`state`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RunState {
+pub(crate) enum RunState {
     /// Not running, nor waiting to.
     #[default]
     Idle,
@@ -74,27 +74,27 @@ pub enum RunState {
 
 /// A check's state as `GET /api/v1/checks` shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct CheckStatus {
-    pub name: String,
-    pub kind: ScenarioKind,
-    pub schedule: Option<String>,
-    pub state: RunState,
-    pub next_run_unix: Option<f64>,
-    pub last: Option<LastRun>,
+pub(crate) struct CheckStatus {
+    pub(crate) name: String,
+    pub(crate) kind: ScenarioKind,
+    pub(crate) schedule: Option<String>,
+    pub(crate) state: RunState,
+    pub(crate) next_run_unix: Option<f64>,
+    pub(crate) last: Option<LastRun>,
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct LastRun {
-    pub id: String,
-    pub verdict: Verdict,
-    pub started_unix: f64,
-    pub duration_seconds: f64,
-    pub regressions: Vec<String>,
+pub(crate) struct LastRun {
+    pub(crate) id: String,
+    pub(crate) verdict: Verdict,
+    pub(crate) started_unix: f64,
+    pub(crate) duration_seconds: f64,
+    pub(crate) regressions: Vec<String>,
 }
 
 /// Why a trigger or cancel was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     Unknown,
     Busy(String),
     NotRunning,
@@ -148,7 +148,7 @@ impl Shared {
 /// is installed, what is live, the gate (one check at a time, held for a
 /// whole run) and the schedule's timers. The other three are held only for
 /// a read or a write, never two at once.
-pub struct Checks {
+pub(crate) struct Checks {
     shared: Arc<Shared>,
     timers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -160,7 +160,7 @@ impl std::fmt::Debug for Checks {
 }
 
 impl Checks {
-    pub fn new(metrics: Arc<CheckMetrics>, load_metrics: Arc<LoadMetrics>) -> Checks {
+    pub(crate) fn new(metrics: Arc<CheckMetrics>, load_metrics: Arc<LoadMetrics>) -> Checks {
         Checks {
             shared: Arc::new(Shared {
                 installed: Mutex::new(Arc::default()),
@@ -176,7 +176,12 @@ impl Checks {
 
     /// Installs a plan's checks (at start and on reload). A running check
     /// finishes under its old plan.
-    pub fn configure(&self, plans: Vec<CheckPlan>, store: Option<Store>, token: Option<String>) {
+    pub(crate) fn configure(
+        &self,
+        plans: Vec<CheckPlan>,
+        store: Option<Store>,
+        token: Option<String>,
+    ) {
         self.stop_timers();
         let installed = Arc::new(Installed {
             plans,
@@ -215,16 +220,16 @@ impl Checks {
     }
 
     /// The control API's bearer token; `None` when the API is off.
-    pub fn token(&self) -> Option<String> {
+    pub(crate) fn token(&self) -> Option<String> {
         self.shared.installed().token.clone()
     }
 
-    pub fn statuses(&self) -> Vec<CheckStatus> {
+    pub(crate) fn statuses(&self) -> Vec<CheckStatus> {
         self.shared.live().status.values().cloned().collect()
     }
 
     /// Starts a check now if none is running.
-    pub fn trigger(&self, name: &str) -> Result<(), Refused> {
+    pub(crate) fn trigger(&self, name: &str) -> Result<(), Refused> {
         let installed = self.shared.installed();
         let i = installed
             .plans
@@ -245,7 +250,7 @@ impl Checks {
         Ok(())
     }
 
-    pub fn cancel(&self, name: &str) -> Result<(), Refused> {
+    pub(crate) fn cancel(&self, name: &str) -> Result<(), Refused> {
         let known = self.shared.installed().plans.iter().any(|p| p.name == name);
         match &self.shared.live().running {
             Some((n, token)) if n == name => {
@@ -268,7 +273,7 @@ impl Checks {
     }
 
     /// Cancels a running check and stops the timers.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.stop_timers();
         self.shared.shutdown.cancel();
         // Wait for the running check to write its result.

@@ -25,7 +25,7 @@ fn window(start: f64, seconds: f64, target_sum: f64, s: &EntryStats) -> Window {
     }
 }
 
-pub fn ratio(n: u64, d: u64) -> f64 {
+pub(crate) fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 {
         0.0
     } else {
@@ -35,18 +35,16 @@ pub fn ratio(n: u64, d: u64) -> f64 {
 
 /// A named stretch of a run, `[from, to)` in seconds of its phase.
 #[derive(Clone, Debug)]
-pub struct Segment {
-    pub name: String,
-    pub from: u32,
-    pub to: u32,
-    pub stats: EntryStats,
-    pub seconds: u32,
+pub(crate) struct Segment {
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    pub(crate) stats: EntryStats,
+    pub(crate) seconds: u32,
 }
 
 impl Segment {
-    pub fn new(name: impl Into<String>, from: u32, to: u32) -> Segment {
+    pub(crate) fn new(from: u32, to: u32) -> Segment {
         Segment {
-            name: name.into(),
             from,
             to,
             stats: EntryStats::new(false),
@@ -55,7 +53,7 @@ impl Segment {
     }
 
     /// The segment as thresholds see it.
-    pub fn rule_stats(&self) -> Stats<'_> {
+    pub(crate) fn rule_stats(&self) -> Stats<'_> {
         Stats {
             requests: self.stats.requests,
             errors: self.stats.errors(),
@@ -64,38 +62,29 @@ impl Segment {
             latency: &self.stats.latency,
         }
     }
-
-    pub fn window(&self, offset: f64) -> Window {
-        window(
-            offset + f64::from(self.from),
-            f64::from(self.seconds.max(1)),
-            0.0,
-            &self.stats,
-        )
-    }
 }
 
 /// What a collector reports as it goes; returning true ends the run.
-pub enum Event<'a> {
+pub(crate) enum Event<'a> {
     Window(&'a Window),
-    Segment(usize, &'a Segment),
+    Segment(&'a Segment),
 }
 
 type Stop = Box<dyn FnMut(Event) -> bool + Send>;
 
 /// Cuts a phase into windows and segments; an [`Observer`] for the engine.
-pub struct Collector {
+pub(crate) struct Collector {
     offset: f64,
     window: u32,
     open: Option<(u32, EntryStats, f64, u32)>,
-    pub windows: Vec<Window>,
-    pub segments: Vec<Segment>,
+    pub(crate) windows: Vec<Window>,
+    pub(crate) segments: Vec<Segment>,
     stop: Option<Stop>,
 }
 
 impl Collector {
     /// A phase starting `offset` seconds into the check, in `window`-second windows.
-    pub fn new(offset: f64, window: u32, segments: Vec<Segment>) -> Collector {
+    pub(crate) fn new(offset: f64, window: u32, segments: Vec<Segment>) -> Collector {
         Collector {
             offset,
             window: window.max(1),
@@ -107,13 +96,13 @@ impl Collector {
     }
 
     /// Ends the run when `f` says so.
-    pub fn stop_when(mut self, f: impl FnMut(Event) -> bool + Send + 'static) -> Collector {
+    pub(crate) fn stop_when(mut self, f: impl FnMut(Event) -> bool + Send + 'static) -> Collector {
         self.stop = Some(Box::new(f));
         self
     }
 
     /// Closes a last partial window if it is at least half a window long.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some((start, stats, target, secs)) = self.open.take() {
             if secs * 2 >= self.window {
                 let w = window(
@@ -160,7 +149,7 @@ impl Observer for Collector {
                 seg.seconds += 1;
                 if index + 1 == seg.to {
                     let seg = self.segments[i].clone();
-                    stop |= self.emit(Event::Segment(i, &seg));
+                    stop |= self.emit(Event::Segment(&seg));
                 }
             }
         }
@@ -184,7 +173,7 @@ mod tests {
 
     #[test]
     fn windows_and_segments_add_up() {
-        let mut c = Collector::new(10.0, 4, vec![Segment::new("mid", 1, 4)]);
+        let mut c = Collector::new(10.0, 4, vec![Segment::new(1, 4)]);
         for i in 0..5 {
             assert!(!c.second(i, 100.0, &second(100, i as u64, 1000 * (i as u64 + 1))));
         }
@@ -205,8 +194,8 @@ mod tests {
 
     #[test]
     fn a_stop_rule_ends_the_run() {
-        let mut c = Collector::new(0.0, 1, vec![Segment::new("a", 0, 2)])
-            .stop_when(|e| matches!(e, Event::Segment(0, s) if s.stats.errors() > 0));
+        let mut c = Collector::new(0.0, 1, vec![Segment::new(0, 2)])
+            .stop_when(|e| matches!(e, Event::Segment(s) if s.stats.errors() > 0));
         assert!(!c.second(0, 1.0, &second(10, 0, 5)));
         assert!(c.second(1, 1.0, &second(10, 1, 5)));
     }

@@ -10,8 +10,8 @@ use crate::check::result::MemPoint;
 use crate::resources::process::Selector;
 
 #[derive(Debug)]
-pub struct Watch {
-    pub label: String,
+pub(crate) struct Watch {
+    pub(crate) label: String,
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<MemPoint>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -19,7 +19,7 @@ pub struct Watch {
 
 impl Watch {
     /// Starts sampling `selector`; times count from `epoch`.
-    pub fn start(selector: Selector, interval: Duration, epoch: Instant) -> Watch {
+    pub(crate) fn start(selector: Selector, interval: Duration, epoch: Instant) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let label = selector.label.clone();
@@ -56,11 +56,11 @@ impl Watch {
     }
 
     /// The samples so far.
-    pub fn samples(&self) -> Vec<MemPoint> {
+    pub(crate) fn samples(&self) -> Vec<MemPoint> {
         self.samples.lock().expect("watch lock").clone()
     }
 
-    pub fn stop(mut self) -> Vec<MemPoint> {
+    pub(crate) fn stop(mut self) -> Vec<MemPoint> {
         self.halt();
         self.samples()
     }
@@ -80,7 +80,7 @@ impl Drop for Watch {
 }
 
 /// CPU cores used and peak RSS between `from` and `to` (check seconds).
-pub fn usage(points: &[MemPoint], from: f64, to: f64) -> (Option<f64>, Option<f64>) {
+pub(crate) fn usage(points: &[MemPoint], from: f64, to: f64) -> (Option<f64>, Option<f64>) {
     let inside: Vec<&MemPoint> = points
         .iter()
         .filter(|p| p.t >= from && p.t <= to && p.processes > 0)

@@ -18,47 +18,47 @@ use crate::plan::{Plan, Tuning};
 use crate::report::progress::Live;
 
 #[derive(Debug, Args)]
-pub struct CheckRunArgs {
+pub(crate) struct CheckRunArgs {
     /// Config file (YAML).
     #[arg(long, short, env = "SIDEWATCH_CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// The check to run.
-    pub name: String,
+    pub(crate) name: String,
     /// Write the full JSON result here (atomically).
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Write the self-contained HTML report here.
     #[arg(long)]
-    pub html: Option<PathBuf>,
+    pub(crate) html: Option<PathBuf>,
     /// Write the Markdown summary here.
     #[arg(long)]
-    pub markdown: Option<PathBuf>,
+    pub(crate) markdown: Option<PathBuf>,
     /// Serve /metrics (load and check series) here during the run.
     #[arg(long)]
-    pub listen: Option<std::net::SocketAddr>,
+    pub(crate) listen: Option<std::net::SocketAddr>,
     /// Run share I of N (0-based) of every rate, as a Kubernetes Indexed Job does.
     #[arg(long, value_parser = crate::cli::load::parse_shard)]
-    pub shard: Option<(u32, u32)>,
+    pub(crate) shard: Option<(u32, u32)>,
     /// Multiply every duration of the check by this, to rehearse a long plan
     /// (0.01 runs a 24 h soak in 15 min). Rehearsals are not stored.
     #[arg(long, default_value_t = 1.0)]
-    pub time_scale: f64,
+    pub(crate) time_scale: f64,
     /// Do not store the result or compare it with the baseline.
     #[arg(long)]
-    pub no_store: bool,
+    pub(crate) no_store: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct BaselineArgs {
+pub(crate) struct BaselineArgs {
     /// Config file (YAML) naming the store.
     #[arg(long, short, env = "SIDEWATCH_CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     #[command(subcommand)]
-    pub action: BaselineAction,
+    pub(crate) action: BaselineAction,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BaselineAction {
+pub(crate) enum BaselineAction {
     /// List stored runs (of one check) and mark each check's baseline.
     List {
         /// Only this check's runs.
@@ -84,7 +84,7 @@ pub enum BaselineAction {
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Config file (YAML) naming the store; or give --input.
     #[arg(
         long,
@@ -92,19 +92,19 @@ pub struct ReportArgs {
         env = "SIDEWATCH_CONFIG",
         required_unless_present = "input"
     )]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// A stored run id.
     #[arg(required_unless_present = "input")]
-    pub run: Option<String>,
+    pub(crate) run: Option<String>,
     /// Read the result from this JSON file (from `check --json`) instead.
     #[arg(long, conflicts_with_all = ["config", "run"])]
-    pub input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
     /// Write the HTML report here.
     #[arg(long)]
-    pub html: Option<PathBuf>,
+    pub(crate) html: Option<PathBuf>,
     /// Write the Markdown summary here (`-` for stdout).
     #[arg(long)]
-    pub markdown: Option<PathBuf>,
+    pub(crate) markdown: Option<PathBuf>,
 }
 
 fn load(config: &Path, tuning: Tuning) -> Result<Plan, u8> {
@@ -241,7 +241,7 @@ fn write_reports(
     Ok(())
 }
 
-pub fn baseline(args: BaselineArgs) -> u8 {
+pub(crate) fn baseline(args: BaselineArgs) -> u8 {
     let plan = match load(&args.config, Tuning::default()) {
         Ok(p) => p,
         Err(code) => return code,
@@ -315,7 +315,7 @@ fn list(store: &Store, check: Option<&str>) {
     );
 }
 
-pub fn report(args: ReportArgs) -> u8 {
+pub(crate) fn report(args: ReportArgs) -> u8 {
     let result = match (&args.input, &args.config, &args.run) {
         (Some(p), _, _) => std::fs::read(p)
             .map_err(|e| format!("cannot read {}: {e}", p.display()))
@@ -353,7 +353,7 @@ pub fn report(args: ReportArgs) -> u8 {
 
 /// The crash test's writer: saves results into `dir` as fast as it can,
 /// `count` times, so a test can kill it mid-write.
-pub fn store_writer(dir: &Path, count: u32) -> u8 {
+pub(crate) fn store_writer(dir: &Path, count: u32) -> u8 {
     let store = match Store::open(dir, 5) {
         Ok(s) => s,
         Err(e) => {

@@ -25,76 +25,76 @@ use crate::report::progress::Live;
 use crate::server::serve_run;
 
 #[derive(Debug, Args)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Run the load section of CHECK from this config file.
     #[arg(long, short, requires = "check", conflicts_with = "url")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// The check to run, with --config.
-    pub check: Option<String>,
+    pub(crate) check: Option<String>,
     /// Target URL of an ad hoc run.
     #[arg(long)]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Request method.
     #[arg(long, default_value = "GET")]
-    pub method: String,
+    pub(crate) method: String,
     /// Request header `Name: value`; repeatable.
     #[arg(short = 'H', long = "header")]
-    pub headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
     /// Request body.
     #[arg(long)]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// Accepted statuses, comma separated (`200,2xx`). Default 2xx.
     #[arg(long, value_delimiter = ',')]
-    pub expect_status: Vec<String>,
+    pub(crate) expect_status: Vec<String>,
     /// Open model: requests start at this rate whatever the target does (`2000/s`).
     #[arg(long, conflicts_with = "concurrency")]
-    pub rate: Option<String>,
+    pub(crate) rate: Option<String>,
     /// Closed model: this many users, each sending when its last request ends.
     #[arg(long)]
-    pub concurrency: Option<u32>,
+    pub(crate) concurrency: Option<u32>,
     /// Linear ramps, `1m:100/s,30s:1000/s,1m:100/s` (or users: `30s:50,1m:50`);
     /// --rate/--concurrency is then the start value.
     #[arg(long, conflicts_with = "duration")]
-    pub stages: Option<String>,
+    pub(crate) stages: Option<String>,
     /// Length of a constant run (`1m`).
     #[arg(long, value_parser = crate::units::parse_duration)]
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// Most connections; a request that finds none free is counted as dropped.
     #[arg(long, default_value_t = 1000)]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Bound on one request.
     #[arg(long, value_parser = crate::units::parse_duration, default_value = "10s")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Engine threads (one core each), each with its share of the rate.
     #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// A condition the run must meet, e.g. `p95 < 50ms`; repeatable.
     #[arg(long = "threshold")]
-    pub thresholds: Vec<String>,
+    pub(crate) thresholds: Vec<String>,
     /// A condition that stops the run, e.g. `error_rate > 5% for 10s`; repeatable.
     #[arg(long = "abort")]
-    pub aborts: Vec<String>,
+    pub(crate) aborts: Vec<String>,
     /// Write the JSON result here (atomically).
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Serve /metrics (with the sidewatch_load_* series) here during the run.
     #[arg(long)]
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
     /// A host load may target besides loopback; repeatable.
     #[arg(long = "allow-host")]
-    pub allow_hosts: Vec<String>,
+    pub(crate) allow_hosts: Vec<String>,
     /// Refuse profiles faster than this (per sidewatch, after --shard).
     #[arg(long, default_value = "20000/s")]
-    pub max_rate: String,
+    pub(crate) max_rate: String,
     /// Run share I of N (0-based) of the rate, as a Kubernetes Indexed Job does.
     #[arg(long, value_parser = parse_shard)]
-    pub shard: Option<(u32, u32)>,
+    pub(crate) shard: Option<(u32, u32)>,
     /// The `check` label of an ad hoc run.
     #[arg(long, default_value = "adhoc")]
-    pub name: String,
+    pub(crate) name: String,
 }
 
-pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+pub(crate) fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let (i, n) = s.split_once('/').ok_or("use INDEX/COUNT, e.g. 0/4")?;
     let (i, n): (u32, u32) = (
         i.parse().map_err(|_| "bad index")?,

@@ -10,21 +10,21 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::plan::Plan;
 
-pub mod check;
+pub(crate) mod check;
 pub mod demo;
-pub mod load;
-pub mod probe;
+pub(crate) mod load;
+pub(crate) mod probe;
 
 /// Exit codes, as documented in the README; every command uses these.
-pub mod exit {
+pub(crate) mod exit {
     /// Success: the sidecar stopped cleanly, the config is valid, every probe passed.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// A probe failed, or the sidecar hit a runtime error (e.g. the listen port is taken).
-    pub const FAILED: u8 = 1;
+    pub(crate) const FAILED: u8 = 1;
     /// Usage or configuration error; nothing was started.
-    pub const CONFIG: u8 = 2;
+    pub(crate) const CONFIG: u8 = 2;
     /// A load run or check stopped by an abort rule, its time limit or Ctrl-C.
-    pub const ABORTED: u8 = 3;
+    pub(crate) const ABORTED: u8 = 3;
 }
 
 const EXAMPLES: &str = "\
@@ -49,21 +49,21 @@ Docs: docs/config.md (every field), docs/metrics.md (every series).";
 /// certificate expiry, and serves them on /metrics.
 #[derive(Debug, Parser)]
 #[command(name = "sidewatch", version, after_help = EXAMPLES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log level (error, warn, info, debug, trace). RUST_LOG, if set, wins.
     /// Default `info`; `error` for `demo` on a terminal, whose status lines
     /// already show every failure.
     #[arg(long, global = true, env = "SIDEWATCH_LOG_LEVEL")]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
     /// Log line format, on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line, for log shippers.
@@ -71,7 +71,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the sidecar: probe on schedule and serve /metrics, /healthz, /readyz.
     ///
     /// SIGHUP reloads the config file; a bad file is rejected and the running
@@ -137,45 +137,45 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Config file (YAML).
     #[arg(long, short, env = "SIDEWATCH_CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Listen address, overriding `listen` in the config.
     #[arg(long)]
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Listen address for /metrics.
     #[arg(long, default_value = "127.0.0.1:9479")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Stop after this long (e.g. 30s) instead of at Ctrl-C.
     #[arg(long, value_parser = crate::units::parse_duration)]
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
-pub struct ProbeArgs {
+pub(crate) struct ProbeArgs {
     /// Config file (YAML).
     #[arg(long, short, env = "SIDEWATCH_CONFIG")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Run only this probe.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Config file (YAML).
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
 /// A token cancelled at the first Ctrl-C (SIGINT), for foreground runs.
-pub fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+pub(crate) fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_int = cancel.clone();
     tokio::spawn(async move {

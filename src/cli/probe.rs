@@ -5,7 +5,7 @@ use crate::plan::Plan;
 use crate::report::probe::{table, ProbeResult};
 
 /// Runs the plan's probes (or the one named) concurrently, once each.
-pub async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
+pub(crate) async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
     let probes: Vec<_> = plan
         .probes
         .iter()

@@ -11,49 +11,49 @@ use super::{Dur, LoadConfig};
 /// `curve`, `leak`); without one, the check runs `load` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CheckConfig {
+pub(crate) struct CheckConfig {
     /// Unique name, the `check` label.
-    pub name: String,
+    pub(crate) name: String,
     /// Cron schedule in UTC, 5 fields (`0 2 * * *`) or 6 with seconds. Without
     /// one, the check runs only on request (API or `sidewatch check`).
-    pub schedule: Option<String>,
+    pub(crate) schedule: Option<String>,
     /// Hard bound on one run; the run is cancelled (verdict `aborted`) after
     /// it. Default: the scenario's own length plus 10 minutes.
-    pub max_duration: Option<Dur>,
+    pub(crate) max_duration: Option<Dur>,
     /// When the schedule fires while another check runs: `skip` (default;
     /// counted in `sidewatch_check_skipped_total`) or `queue` (wait).
     #[serde(default)]
-    pub overlap: Overlap,
+    pub(crate) overlap: Overlap,
     /// The load to drive. With a scenario, `rate` (or `concurrency`) is the
     /// base and the scenario sets the timeline. A `leak` check may omit it
     /// and only observe.
-    pub load: Option<LoadConfig>,
+    pub(crate) load: Option<LoadConfig>,
     /// Constant load for a long time, judged window by window for drift.
-    pub soak: Option<SoakConfig>,
+    pub(crate) soak: Option<SoakConfig>,
     /// Base rate, a burst of `factor` times it, then the base again.
-    pub spike: Option<SpikeConfig>,
+    pub(crate) spike: Option<SpikeConfig>,
     /// Rate stepped up until a break rule holds.
-    pub breakpoint: Option<BreakpointConfig>,
+    pub(crate) breakpoint: Option<BreakpointConfig>,
     /// A list of rate levels, each measured on its own.
-    pub curve: Option<CurveConfig>,
+    pub(crate) curve: Option<CurveConfig>,
     /// Watch the service's memory for a sustained upward trend.
-    pub leak: Option<LeakConfig>,
+    pub(crate) leak: Option<LeakConfig>,
     /// Conditions the run must meet. Load rules as in docs/load.md
     /// (`p95 < 50ms`, `error_rate < 1% over 30s`) and, when the service's
     /// processes are sampled, memory rules: `rss_growth < 10MB/min`,
     /// `rss_increase < 500MB`, `rss_max < 4000MB`.
     #[serde(default)]
-    pub thresholds: Vec<String>,
+    pub(crate) thresholds: Vec<String>,
     /// Conditions that stop the run early, e.g. `error_rate > 5% for 10s`.
     #[serde(default)]
-    pub abort: Vec<String>,
+    pub(crate) abort: Vec<String>,
     /// Compare each run with the accepted baseline (needs `store`).
-    pub baseline: Option<BaselineConfig>,
+    pub(crate) baseline: Option<BaselineConfig>,
 }
 
 impl CheckConfig {
     /// How many scenario sections are set (valid: 0 or 1).
-    pub fn scenarios(&self) -> usize {
+    pub(crate) fn scenarios(&self) -> usize {
         [
             self.soak.is_some(),
             self.spike.is_some(),
@@ -79,142 +79,142 @@ pub enum Overlap {
 /// A soak: the base load for `duration`, cut into windows.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SoakConfig {
+pub(crate) struct SoakConfig {
     /// How long to hold the load, e.g. `1h`, `24h`.
-    pub duration: Dur,
+    pub(crate) duration: Dur,
     /// Window length for drift and per-window error rates. Default `1m`.
     #[serde(default = "default_minute")]
-    pub window: Dur,
+    pub(crate) window: Dur,
     /// p95 in the last windows may exceed p95 in the first windows by at
     /// most this much (and only a statistically significant excess counts).
     /// Default `10%`.
     #[serde(default = "default_ten_percent")]
-    pub drift: String,
+    pub(crate) drift: String,
     /// ...and by at least this much in absolute terms, so sub-millisecond
     /// jitter on a fast service is not drift. Default `1ms`.
     #[serde(default = "default_millisecond")]
-    pub drift_min: Dur,
+    pub(crate) drift_min: Dur,
     /// Windows at each end compared for drift. Default: a quarter of the
     /// windows, at least 3.
-    pub compare: Option<u32>,
+    pub(crate) compare: Option<u32>,
     /// Every window's error rate must stay below this. Default `1%`.
     #[serde(default = "default_one_percent")]
-    pub max_window_error_rate: String,
+    pub(crate) max_window_error_rate: String,
 }
 
 /// A spike: `before` at the base rate, `hold` at `factor` × base, then
 /// `after` at the base rate again, watching recovery.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpikeConfig {
+pub(crate) struct SpikeConfig {
     /// Multiplier of the base rate during the spike, e.g. `10`.
-    pub factor: f64,
+    pub(crate) factor: f64,
     /// Time at the base rate before the spike. Default `1m`.
     #[serde(default = "default_minute")]
-    pub before: Dur,
+    pub(crate) before: Dur,
     /// Length of the spike. Default `1m`.
     #[serde(default = "default_minute")]
-    pub hold: Dur,
+    pub(crate) hold: Dur,
     /// Time at the base rate after the spike. Default `5m`.
     #[serde(default = "default_five_minutes")]
-    pub after: Dur,
+    pub(crate) after: Dur,
     /// Window for recovery tracking. Default `10s`.
     #[serde(default = "default_ten_seconds")]
-    pub window: Dur,
+    pub(crate) window: Dur,
     /// Error rate during the spike must stay below this. Default `10%`.
     #[serde(default = "default_ten_percent")]
-    pub max_error_rate: String,
+    pub(crate) max_error_rate: String,
     /// p95 during the spike must stay below this, if set.
-    pub max_p95: Option<Dur>,
+    pub(crate) max_p95: Option<Dur>,
     /// Recovered means a window's p95 is within this of the pre-spike p95
     /// (or within 1 ms of it) and its error rate within 1 point, for two
     /// windows in a row. Default `20%`.
     #[serde(default = "default_twenty_percent")]
-    pub tolerance: String,
+    pub(crate) tolerance: String,
     /// Recovery must take less than this. Default `300s`.
     #[serde(default = "default_five_minutes")]
-    pub max_recovery: Dur,
+    pub(crate) max_recovery: Dur,
 }
 
 /// A breakpoint (stress) search: rate steps until a break rule holds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BreakpointConfig {
+pub(crate) struct BreakpointConfig {
     /// Explicit rate steps, e.g. `[500/s, 1000/s, 2000/s]`. Without them the
     /// steps are geometric from the load's `rate` by `factor` up to `max`.
     #[serde(default)]
-    pub steps: Vec<String>,
+    pub(crate) steps: Vec<String>,
     /// Geometric step factor. Default `2` (doubling).
     #[serde(default = "default_factor")]
-    pub factor: f64,
+    pub(crate) factor: f64,
     /// Highest rate to try (geometric steps). Default: `limits.max_rate`.
-    pub max: Option<String>,
+    pub(crate) max: Option<String>,
     /// Time at each step. Default `1m`.
     #[serde(default = "default_minute")]
-    pub step: Dur,
+    pub(crate) step: Dur,
     /// A step breaks when any of these holds over the step, e.g.
     /// `error_rate > 5%`, `p95 > 500ms`, `dropped > 1%`. Default
     /// `error_rate > 5%` and `dropped > 1%`.
     #[serde(default, rename = "break")]
-    pub break_on: Vec<String>,
+    pub(crate) break_on: Vec<String>,
     /// After the break, the load drops to the first step's rate for at
     /// most this long to time the recovery. Default `5m`.
     #[serde(default = "default_five_minutes")]
-    pub recovery: Dur,
+    pub(crate) recovery: Dur,
     /// Window for recovery tracking. Default `10s`.
     #[serde(default = "default_ten_seconds")]
-    pub window: Dur,
+    pub(crate) window: Dur,
     /// Recovered means a window's p95 is within this of the first step's
     /// p95 (or within 1 ms of it) and its error rate within 1 point, for two
     /// windows in a row. Default `20%`.
     #[serde(default = "default_twenty_percent")]
-    pub tolerance: String,
+    pub(crate) tolerance: String,
 }
 
 /// A load curve: each level held for `step`, measured on its own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CurveConfig {
+pub(crate) struct CurveConfig {
     /// Rate levels, e.g. `[1000/s, 2500/s, 5000/s, 7500/s, 10000/s]`.
-    pub levels: Vec<String>,
+    pub(crate) levels: Vec<String>,
     /// Time at each level. Default `1m`.
     #[serde(default = "default_minute")]
-    pub step: Dur,
+    pub(crate) step: Dur,
     /// The start of each level left out of its figures, so the change of
     /// rate does not colour them. Default `5s`.
     #[serde(default = "default_five_seconds")]
-    pub settle: Dur,
+    pub(crate) settle: Dur,
 }
 
 /// A memory-leak check on the service's resident memory.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LeakConfig {
+pub(crate) struct LeakConfig {
     /// How long to watch (and drive `load`, if given).
-    pub duration: Dur,
+    pub(crate) duration: Dur,
     /// Samples from the start (and after a restart) left out. Default `5m`.
     #[serde(default = "default_five_minutes")]
-    pub warmup: Dur,
+    pub(crate) warmup: Dur,
     /// The trend is fitted to each window's minimum RSS, which removes
     /// garbage-collector sawtooth. Default `30s`.
     #[serde(default = "default_thirty_seconds")]
-    pub window: Dur,
+    pub(crate) window: Dur,
     /// Time between RSS samples. Default `1s`.
     #[serde(default = "default_second")]
-    pub sample_interval: Dur,
+    pub(crate) sample_interval: Dur,
     /// The `service.processes` label to watch. Default: the first.
-    pub process: Option<String>,
+    pub(crate) process: Option<String>,
     /// Practical floor: a significant slope below this is not a leak.
     /// Default `10MB/min` (sizes: B, kB, MB, GB decimal; KiB, MiB, GiB).
     #[serde(default = "default_min_slope")]
-    pub min_slope: String,
+    pub(crate) min_slope: String,
     /// One-time jumps larger than this are level shifts, not growth.
     /// Default `16MiB`.
     #[serde(default = "default_min_step")]
-    pub min_step: String,
+    pub(crate) min_step: String,
     /// Significance level of the Mann–Kendall test. Default `0.05`.
     #[serde(default = "default_alpha")]
-    pub alpha: f64,
+    pub(crate) alpha: f64,
 }
 
 /// Regression tolerances against the accepted baseline. A metric regresses
@@ -222,49 +222,49 @@ pub struct LeakConfig {
 /// test over the per-window values says the difference is significant.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BaselineConfig {
+pub(crate) struct BaselineConfig {
     /// p95 latency may rise by this much. Default `+10%`.
     #[serde(default = "default_latency_tolerance")]
-    pub latency: String,
+    pub(crate) latency: String,
     /// ...and by at least this much in absolute terms. Default `1ms`.
     #[serde(default = "default_millisecond")]
-    pub latency_min: Dur,
+    pub(crate) latency_min: Dur,
     /// Achieved throughput may fall by this much. Default `-5%`.
     #[serde(default = "default_throughput_tolerance")]
-    pub throughput: String,
+    pub(crate) throughput: String,
     /// The service's peak RSS may rise by this much. Default `+20%`.
     #[serde(default = "default_memory_tolerance")]
-    pub memory: String,
+    pub(crate) memory: String,
     /// Error rate may rise by this many points. Default `+1%`.
     #[serde(default = "default_one_percent_up")]
-    pub error_rate: String,
+    pub(crate) error_rate: String,
     /// Significance level of the per-window test. Default `0.05`.
     #[serde(default = "default_alpha")]
-    pub alpha: f64,
+    pub(crate) alpha: f64,
     /// Accept a passing run as the new baseline automatically. Default false.
     #[serde(default)]
-    pub auto_accept: bool,
+    pub(crate) auto_accept: bool,
 }
 
 /// Where results and baselines live.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     /// Directory for run results and the index; created if missing.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Runs kept per check (accepted baselines are always kept). Default 50.
     #[serde(default = "default_keep")]
-    pub keep: usize,
+    pub(crate) keep: usize,
 }
 
 /// The control API: `GET /api/v1/checks`, `POST /api/v1/checks/NAME/run`,
 /// `POST /api/v1/checks/NAME/cancel`, all with `Authorization: Bearer TOKEN`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiConfig {
+pub(crate) struct ApiConfig {
     /// The bearer token; use `${SIDEWATCH_API_TOKEN}`. The API is off when
     /// the token is empty.
-    pub token: String,
+    pub(crate) token: String,
 }
 
 fn default_millisecond() -> Dur {

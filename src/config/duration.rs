@@ -10,10 +10,10 @@ use crate::units::{human_duration, parse_duration};
 /// A duration in config: one or more `<number><unit>` terms, units `us`, `ms`,
 /// `s`, `m`, `h`, `d`. Fractions are allowed (`1.5s`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Dur(pub Duration);
+pub(crate) struct Dur(pub(crate) Duration);
 
 impl Dur {
-    pub fn secs(s: u64) -> Dur {
+    pub(crate) fn secs(s: u64) -> Dur {
         Dur(Duration::from_secs(s))
     }
 }

@@ -5,14 +5,14 @@
 
 /// A value that came from the environment, remembered so it can be redacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Substitution {
-    pub var: String,
-    pub value: String,
+pub(crate) struct Substitution {
+    pub(crate) var: String,
+    pub(crate) value: String,
 }
 
 impl Substitution {
     /// Whether the variable's name says it holds a secret.
-    pub fn looks_secret(&self) -> bool {
+    pub(crate) fn looks_secret(&self) -> bool {
         let v = self.var.to_ascii_uppercase();
         ["PASS", "SECRET", "TOKEN", "KEY", "CRED", "AUTH", "DSN"]
             .iter()
@@ -20,7 +20,7 @@ impl Substitution {
     }
 }
 
-pub fn interpolate(
+pub(crate) fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     subs: &mut Vec<Substitution>,

@@ -7,15 +7,15 @@ use super::*;
 /// Guardrails for load runs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
+pub(crate) struct LimitsConfig {
     /// No load profile may exceed this arrival rate (per sidewatch, after
     /// sharding). Default `20000/s`.
     #[serde(default = "default_max_rate")]
-    pub max_rate: String,
+    pub(crate) max_rate: String,
     /// Hosts load may target besides loopback and the hosts the config's
     /// probes already talk to. Anything else is refused before the run.
     #[serde(default)]
-    pub allow_hosts: Vec<String>,
+    pub(crate) allow_hosts: Vec<String>,
 }
 
 impl Default for LimitsConfig {
@@ -36,31 +36,31 @@ fn default_max_rate() -> String {
 /// sending its next request when the last one ends).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoadConfig {
+pub(crate) struct LoadConfig {
     /// Constant arrival rate, e.g. `200/s`; with `stages`, the start rate;
     /// with a scenario, its base rate.
-    pub rate: Option<String>,
+    pub(crate) rate: Option<String>,
     /// Constant number of users; with `stages`, the start count.
-    pub concurrency: Option<u32>,
+    pub(crate) concurrency: Option<u32>,
     /// Stages, each ramping linearly from the previous target:
     /// `1m:100/s,30s:1000/s,1m:100/s` (open) or `30s:50,5m:50` (closed).
-    pub stages: Option<String>,
+    pub(crate) stages: Option<String>,
     /// Length of a constant run. Not used with `stages` or a scenario
     /// (the scenario sets the timeline).
-    pub duration: Option<Dur>,
+    pub(crate) duration: Option<Dur>,
     /// Most connections (open model); a request that finds none free is
     /// counted as dropped. Default 1000.
     #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Bound on one request. Default `10s`.
     #[serde(default = "default_request_timeout")]
-    pub timeout: Dur,
+    pub(crate) timeout: Dur,
     /// Engine threads, each with its own connections and share of the rate.
     /// Default 1.
     #[serde(default = "default_threads")]
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Weighted requests.
-    pub mix: Vec<MixEntry>,
+    pub(crate) mix: Vec<MixEntry>,
 }
 
 fn default_max_connections() -> usize {
@@ -76,15 +76,15 @@ fn default_threads() -> usize {
 /// One weighted request of a load mix.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MixEntry {
+pub(crate) struct MixEntry {
     /// The `entry` label. Default: `entry0`, `entry1`, ...
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Relative weight. Default 1.
     #[serde(default = "default_weight")]
-    pub weight: u32,
+    pub(crate) weight: u32,
     /// The request: the same fields as an HTTP probe (`expect.status` applies;
     /// body and JSON expectations do not).
-    pub http: HttpConfig,
+    pub(crate) http: HttpConfig,
 }
 
 fn default_weight() -> u32 {

@@ -14,7 +14,7 @@ mod otlp;
 mod probes;
 mod problems;
 mod resources;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,49 +22,49 @@ use std::path::{Path as FsPath, PathBuf};
 
 use serde::Deserialize;
 
-pub use checks::*;
-pub use duration::Dur;
-pub use env::Substitution;
-pub use load::*;
-pub use otlp::*;
-pub use probes::*;
-pub use problems::*;
-pub use resources::*;
-pub use yaml::{Path, Pos};
+pub(crate) use checks::*;
+pub(crate) use duration::Dur;
+pub(crate) use env::Substitution;
+pub(crate) use load::*;
+pub(crate) use otlp::*;
+pub(crate) use probes::*;
+pub(crate) use problems::*;
+pub(crate) use resources::*;
+pub(crate) use yaml::{Path, Pos};
 
 /// The whole sidewatch configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// Address of the HTTP server that serves `/metrics`, `/healthz` and
     /// `/readyz`. `--listen` overrides it. Default `0.0.0.0:9479`.
     #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Interval and timeout for probes that do not set their own.
     #[serde(default)]
-    pub defaults: ProbeDefaults,
+    pub(crate) defaults: ProbeDefaults,
     /// The continuous synthetic probes.
     #[serde(default)]
-    pub probes: Vec<ProbeConfig>,
+    pub(crate) probes: Vec<ProbeConfig>,
     /// The colocated service whose processes are sampled.
     #[serde(default)]
-    pub service: ServiceConfig,
+    pub(crate) service: ServiceConfig,
     /// Resource sampling of the host, the container's cgroup and the service.
     #[serde(default)]
-    pub resources: ResourcesConfig,
+    pub(crate) resources: ResourcesConfig,
     /// Push every metric family to an OpenTelemetry (OTLP) endpoint.
-    pub otlp: Option<OtlpConfig>,
+    pub(crate) otlp: Option<OtlpConfig>,
     /// Named checks: a scenario (soak, spike, breakpoint, curve, leak) or a
     /// plain load profile, with thresholds, a schedule and a baseline.
     #[serde(default)]
-    pub checks: Vec<CheckConfig>,
+    pub(crate) checks: Vec<CheckConfig>,
     /// Where check results and baselines are kept.
-    pub store: Option<StoreConfig>,
+    pub(crate) store: Option<StoreConfig>,
     /// The control API on the `listen` address (off unless a token is set).
-    pub api: Option<ApiConfig>,
+    pub(crate) api: Option<ApiConfig>,
     /// Guardrails every load run obeys.
     #[serde(default)]
-    pub limits: LimitsConfig,
+    pub(crate) limits: LimitsConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -74,16 +74,16 @@ fn default_listen() -> SocketAddr {
 /// A parsed config file with its source tree, for locating later problems.
 #[derive(Debug)]
 pub struct Document {
-    pub file: String,
-    pub config: Config,
-    pub root: yaml::Node,
+    pub(crate) file: String,
+    pub(crate) config: Config,
+    pub(crate) root: yaml::Node,
     /// Values taken from the environment, for redaction.
-    pub substitutions: Vec<Substitution>,
+    pub(crate) substitutions: Vec<Substitution>,
 }
 
 impl Document {
     /// Reads, interpolates and deserializes a file.
-    pub fn load(path: &FsPath) -> Result<Document, ConfigErrors> {
+    pub(crate) fn load(path: &FsPath) -> Result<Document, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -140,7 +140,7 @@ impl Document {
     }
 
     /// Locates problems in the file, sorted by position.
-    pub fn locate(&self, problems: Problems) -> ConfigErrors {
+    pub(crate) fn locate(&self, problems: Problems) -> ConfigErrors {
         let mut errors: Vec<ConfigError> = problems
             .0
             .into_iter()

@@ -8,32 +8,32 @@ use super::*;
 /// cumulative monotonic sums.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OtlpConfig {
+pub(crate) struct OtlpConfig {
     /// Base URL of the receiver, e.g. `http://otel-collector:4318` for
     /// `http/protobuf` (`/v1/metrics` is appended unless the URL has a path)
     /// or `http://otel-collector:4317` for `grpc`.
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// `http/protobuf` (default) or `grpc`.
     #[serde(default)]
-    pub protocol: OtlpProtocol,
+    pub(crate) protocol: OtlpProtocol,
     /// Time between exports. Default `15s`.
     #[serde(default = "default_otlp_interval")]
-    pub interval: Dur,
+    pub(crate) interval: Dur,
     /// Bound on one export request. Default `10s`.
     #[serde(default = "default_otlp_timeout")]
-    pub timeout: Dur,
+    pub(crate) timeout: Dur,
     /// Extra request headers (e.g. an API key; values are secrets).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// Most snapshots held while the endpoint is down; the oldest is dropped
     /// first. Default 20.
     #[serde(default = "default_otlp_queue")]
-    pub max_queue: usize,
+    pub(crate) max_queue: usize,
     /// `service.name` resource attribute. Default `sidewatch`.
-    pub service_name: Option<String>,
+    pub(crate) service_name: Option<String>,
     /// TLS settings for `https://` endpoints.
     #[serde(default)]
-    pub tls: TlsConfig,
+    pub(crate) tls: TlsConfig,
 }
 
 fn default_otlp_interval() -> Dur {
@@ -48,7 +48,7 @@ fn default_otlp_queue() -> usize {
 
 /// OTLP transport.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-pub enum OtlpProtocol {
+pub(crate) enum OtlpProtocol {
     /// Protobuf over HTTP POST.
     #[default]
     #[serde(rename = "http/protobuf")]

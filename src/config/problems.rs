@@ -8,11 +8,11 @@ use crate::redact::Redactor;
 
 /// One configuration error, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub pos: Pos,
-    pub path: Path,
-    pub message: String,
+pub(crate) struct ConfigError {
+    pub(crate) file: String,
+    pub(crate) pos: Pos,
+    pub(crate) path: Path,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -27,7 +27,7 @@ impl fmt::Display for ConfigError {
 
 /// All errors found in one configuration file, in file order.
 #[derive(Debug)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub struct ConfigErrors(pub(crate) Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,13 +46,13 @@ impl std::error::Error for ConfigErrors {}
 /// Problems found while compiling config values, by path. Positions are
 /// attached later from the document tree.
 #[derive(Debug, Default)]
-pub struct Problems(pub Vec<(Path, String)>);
+pub(crate) struct Problems(pub(crate) Vec<(Path, String)>);
 
 impl Problems {
-    pub fn push(&mut self, path: &Path, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: &Path, message: impl Into<String>) {
         self.0.push((path.clone(), message.into()));
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -61,15 +61,15 @@ impl Problems {
 /// model): where in the file it is, where problems go, and the redactor that
 /// learns each secret it meets. A build reports every problem it can find and
 /// returns `None` if it found any; [`BuildCx::checked`] does that sum.
-pub struct BuildCx<'a> {
-    pub path: Path,
-    pub problems: &'a mut Problems,
-    pub redactor: &'a mut Redactor,
+pub(crate) struct BuildCx<'a> {
+    pub(crate) path: Path,
+    pub(crate) problems: &'a mut Problems,
+    pub(crate) redactor: &'a mut Redactor,
 }
 
 impl<'a> BuildCx<'a> {
     /// A context at the document root.
-    pub fn new(problems: &'a mut Problems, redactor: &'a mut Redactor) -> BuildCx<'a> {
+    pub(crate) fn new(problems: &'a mut Problems, redactor: &'a mut Redactor) -> BuildCx<'a> {
         BuildCx {
             path: Path::default(),
             problems,
@@ -78,7 +78,7 @@ impl<'a> BuildCx<'a> {
     }
 
     /// The context of the field `key` below this one.
-    pub fn key(&mut self, key: &str) -> BuildCx<'_> {
+    pub(crate) fn key(&mut self, key: &str) -> BuildCx<'_> {
         BuildCx {
             path: self.path.key(key),
             problems: self.problems,
@@ -87,7 +87,7 @@ impl<'a> BuildCx<'a> {
     }
 
     /// The context of list item `i` below this one.
-    pub fn index(&mut self, i: usize) -> BuildCx<'_> {
+    pub(crate) fn index(&mut self, i: usize) -> BuildCx<'_> {
         BuildCx {
             path: self.path.index(i),
             problems: self.problems,
@@ -96,17 +96,20 @@ impl<'a> BuildCx<'a> {
     }
 
     /// Reports a problem with this value.
-    pub fn problem(&mut self, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, message: impl Into<String>) {
         self.problems.push(&self.path, message);
     }
 
     /// Reports a problem with the field `key` below this one.
-    pub fn problem_at(&mut self, key: &str, message: impl Into<String>) {
+    pub(crate) fn problem_at(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(&self.path.key(key), message);
     }
 
     /// Runs `f`, and keeps its value only if it reported no new problem.
-    pub fn checked<T>(&mut self, f: impl FnOnce(&mut BuildCx<'_>) -> Option<T>) -> Option<T> {
+    pub(crate) fn checked<T>(
+        &mut self,
+        f: impl FnOnce(&mut BuildCx<'_>) -> Option<T>,
+    ) -> Option<T> {
         let before = self.problems.0.len();
         let value = f(self);
         value.filter(|_| self.problems.0.len() == before)
@@ -114,7 +117,7 @@ impl<'a> BuildCx<'a> {
 }
 
 /// Names become label values and file names: 1 to 64 of `[A-Za-z0-9_.-]`.
-pub fn check_name(name: &str, cx: &mut BuildCx) {
+pub(crate) fn check_name(name: &str, cx: &mut BuildCx) {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));

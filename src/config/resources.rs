@@ -7,10 +7,10 @@ use super::*;
 /// The colocated service.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceConfig {
+pub(crate) struct ServiceConfig {
     /// Process groups to sample; each becomes a `process` label value.
     #[serde(default)]
-    pub processes: Vec<ProcessSelector>,
+    pub(crate) processes: Vec<ProcessSelector>,
 }
 
 /// Selects a group of processes. Set exactly one of `pid_file`, `comm`,
@@ -18,47 +18,47 @@ pub struct ServiceConfig {
 /// restarted service (new pid) is followed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProcessSelector {
+pub(crate) struct ProcessSelector {
     /// The `process` label. Letters, digits, `_`, `-`, `.`; unique; not `sidewatch`.
-    pub label: String,
+    pub(crate) label: String,
     /// A file holding the main pid (the process and none of its children).
-    pub pid_file: Option<PathBuf>,
+    pub(crate) pid_file: Option<PathBuf>,
     /// Processes whose name (`/proc/PID/comm`, at most 15 characters) equals this.
-    pub comm: Option<String>,
+    pub(crate) comm: Option<String>,
     /// Processes whose command line (arguments joined by spaces) matches this regex.
-    pub cmdline: Option<String>,
+    pub(crate) cmdline: Option<String>,
     /// Every process in the pod (shared process namespace) except sidewatch
     /// itself and the `pause` container.
     #[serde(default)]
-    pub all_in_pod: bool,
+    pub(crate) all_in_pod: bool,
 }
 
 /// Resource sampling.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResourcesConfig {
+pub(crate) struct ResourcesConfig {
     /// Time between samples. Default `5s`; at least `100ms`.
     #[serde(default = "default_resource_interval")]
-    pub interval: Dur,
+    pub(crate) interval: Dur,
     /// Sample the host: CPU, load, memory, swap, disks, network, filesystems.
     /// Default `true`.
     #[serde(default = "yes")]
-    pub host: bool,
+    pub(crate) host: bool,
     /// Mount points whose size and free space are exported. Default `["/"]`.
     #[serde(default = "default_filesystems")]
-    pub filesystems: Vec<String>,
+    pub(crate) filesystems: Vec<String>,
     /// Which block devices get a `device` label. Default excludes `loop`,
     /// `ram`, `zram`, `sr` and `dm-` devices.
     #[serde(default)]
-    pub disks: LabelFilter,
+    pub(crate) disks: LabelFilter,
     /// Which network interfaces get an `interface` label. Default excludes
     /// `lo` and virtual interfaces (`veth`, `cali`, `cni`, `flannel`, `docker`,
     /// `br-`, `virbr`, `tun`, `tap`, `ifb`).
     #[serde(default)]
-    pub interfaces: LabelFilter,
+    pub(crate) interfaces: LabelFilter,
     /// The container's cgroup.
     #[serde(default)]
-    pub cgroup: CgroupConfig,
+    pub(crate) cgroup: CgroupConfig,
 }
 
 impl Default for ResourcesConfig {
@@ -86,22 +86,22 @@ fn default_filesystems() -> Vec<String> {
 /// exported, to keep cardinality bounded.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LabelFilter {
+pub(crate) struct LabelFilter {
     /// Only values matching this regex.
-    pub include: Option<String>,
+    pub(crate) include: Option<String>,
     /// No values matching this regex (replaces the default exclusion).
-    pub exclude: Option<String>,
+    pub(crate) exclude: Option<String>,
 }
 
 /// The container's cgroup (v2, or v1 where only v1 controllers are mounted).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CgroupConfig {
+pub(crate) struct CgroupConfig {
     /// Sample the cgroup. Default `true`.
     #[serde(default = "yes")]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// The cgroup directory. Default: found from `/proc/self/cgroup`.
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
 }
 
 impl Default for CgroupConfig {

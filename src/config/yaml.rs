@@ -15,9 +15,9 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A position in the source file, 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
+pub(crate) struct Pos {
+    pub(crate) line: usize,
+    pub(crate) col: usize,
 }
 
 impl From<Marker> for Pos {
@@ -32,22 +32,22 @@ impl From<Marker> for Pos {
 
 /// One step of a path into the document.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
 }
 
 /// A path such as `probes[2].http.url`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Path(pub Vec<Seg>);
+pub(crate) struct Path(pub(crate) Vec<Seg>);
 
 impl Path {
-    pub fn key(&self, k: &str) -> Path {
+    pub(crate) fn key(&self, k: &str) -> Path {
         let mut p = self.clone();
         p.0.push(Seg::Key(k.to_string()));
         p
     }
-    pub fn index(&self, i: usize) -> Path {
+    pub(crate) fn index(&self, i: usize) -> Path {
         let mut p = self.clone();
         p.0.push(Seg::Index(i));
         p
@@ -71,7 +71,7 @@ impl fmt::Display for Path {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A scalar and whether it was quoted (quoted scalars are always strings).
     Scalar(String, bool),
     Seq(Vec<Node>),
@@ -79,14 +79,14 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Node {
-    pub kind: Kind,
-    pub pos: Pos,
+pub(crate) struct Node {
+    pub(crate) kind: Kind,
+    pub(crate) pos: Pos,
 }
 
 impl Node {
     /// The position of the node at `path`, or of its deepest existing ancestor.
-    pub fn pos_of(&self, path: &Path) -> Pos {
+    pub(crate) fn pos_of(&self, path: &Path) -> Pos {
         let mut node = self;
         for seg in &path.0 {
             let next = match (seg, &node.kind) {
@@ -106,7 +106,7 @@ impl Node {
     }
 
     /// Applies `f` to every scalar value (not keys), with its path.
-    pub fn map_scalars<E>(
+    pub(crate) fn map_scalars<E>(
         &mut self,
         path: &Path,
         f: &mut dyn FnMut(&Path, &mut String) -> Result<(), E>,
@@ -138,13 +138,13 @@ impl Node {
 
 /// A YAML syntax error.
 #[derive(Debug)]
-pub struct SyntaxError {
-    pub pos: Pos,
-    pub message: String,
+pub(crate) struct SyntaxError {
+    pub(crate) pos: Pos,
+    pub(crate) message: String,
 }
 
 /// Parses a single YAML document. An empty document is an empty map.
-pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| SyntaxError {
@@ -277,10 +277,10 @@ impl MarkedEventReceiver for Builder {
 
 /// A deserialization error with the path and position where it happened.
 #[derive(Debug)]
-pub struct DeError {
-    pub path: Path,
-    pub pos: Option<Pos>,
-    pub message: String,
+pub(crate) struct DeError {
+    pub(crate) path: Path,
+    pub(crate) pos: Option<Pos>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for DeError {
@@ -313,7 +313,7 @@ impl DeError {
 }
 
 /// Deserializes `T` from a node tree.
-pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, DeError> {
+pub(crate) fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, DeError> {
     T::deserialize(NodeDe(node)).map_err(|e| e.at(node.pos))
 }
 

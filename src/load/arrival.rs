@@ -13,32 +13,32 @@ use crate::units::parse_rate;
 
 /// One stage: ramp linearly from the previous target to `target` over `duration`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stage {
-    pub duration: Duration,
-    pub target: f64,
+pub(crate) struct Stage {
+    pub(crate) duration: Duration,
+    pub(crate) target: f64,
 }
 
 /// Targets over time: requests per second (open) or active users (closed).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
-    pub start: f64,
-    pub stages: Vec<Stage>,
+    pub(crate) start: f64,
+    pub(crate) stages: Vec<Stage>,
 }
 
 impl Profile {
     /// A constant target for `duration`.
-    pub fn constant(target: f64, duration: Duration) -> Profile {
+    pub(crate) fn constant(target: f64, duration: Duration) -> Profile {
         Profile {
             start: target,
             stages: vec![Stage { duration, target }],
         }
     }
 
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.stages.iter().map(|s| s.duration).sum()
     }
 
-    pub fn peak(&self) -> f64 {
+    pub(crate) fn peak(&self) -> f64 {
         self.stages
             .iter()
             .map(|s| s.target)
@@ -46,7 +46,7 @@ impl Profile {
     }
 
     /// The target at `t` seconds; 0 after the end.
-    pub fn at(&self, t: f64) -> f64 {
+    pub(crate) fn at(&self, t: f64) -> f64 {
         let mut from = self.start;
         let mut begin = 0.0;
         for s in &self.stages {
@@ -61,7 +61,7 @@ impl Profile {
     }
 
     /// Scales every target, e.g. by 1/N for one of N shards.
-    pub fn scaled(&self, factor: f64) -> Profile {
+    pub(crate) fn scaled(&self, factor: f64) -> Profile {
         Profile {
             start: self.start * factor,
             stages: self
@@ -76,7 +76,7 @@ impl Profile {
     }
 
     /// Multiplies every stage's length by `factor` (`--time-scale`).
-    pub fn stretched(&self, factor: f64) -> Profile {
+    pub(crate) fn stretched(&self, factor: f64) -> Profile {
         Profile {
             start: self.start,
             stages: self
@@ -91,7 +91,7 @@ impl Profile {
     }
 
     /// Expected arrivals over the whole profile (the integral of the rate).
-    pub fn total(&self) -> f64 {
+    pub(crate) fn total(&self) -> f64 {
         let mut from = self.start;
         let mut n = 0.0;
         for s in &self.stages {
@@ -104,7 +104,7 @@ impl Profile {
 
 /// Walks an open-model profile arrival by arrival.
 #[derive(Debug)]
-pub struct Arrivals {
+pub(crate) struct Arrivals {
     profile: Profile,
     stage: usize,
     stage_begin: f64,
@@ -115,7 +115,7 @@ pub struct Arrivals {
 }
 
 impl Arrivals {
-    pub fn new(profile: Profile) -> Arrivals {
+    pub(crate) fn new(profile: Profile) -> Arrivals {
         let from = profile.start;
         Arrivals {
             profile,
@@ -129,7 +129,7 @@ impl Arrivals {
 
     /// The intended start of the next request, in seconds from the start of
     /// the run, or `None` when the profile is over.
-    pub fn next_time(&mut self) -> Option<f64> {
+    pub(crate) fn next_time(&mut self) -> Option<f64> {
         // The k-th arrival (k from 1) is where the integral reaches k.
         let k = (self.next + 1) as f64;
         loop {
@@ -164,7 +164,7 @@ fn solve(r0: f64, r1: f64, len: f64, n: f64) -> f64 {
 
 /// Parses `1m:100/s,30s:1000/s` (open model) or `1m:50,30s:200` (closed
 /// model, users) into stages.
-pub fn parse_stages(s: &str, rates: bool) -> Result<Vec<Stage>, String> {
+pub(crate) fn parse_stages(s: &str, rates: bool) -> Result<Vec<Stage>, String> {
     s.split(',')
         .map(|part| {
             let (d, t) = part

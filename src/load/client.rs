@@ -22,27 +22,27 @@ use crate::probes::http::HttpProbe;
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    pub host: String,
-    pub port: u16,
-    pub https: bool,
+pub(crate) struct Origin {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) https: bool,
 }
 
 /// A request rendered once, sent many times.
 #[derive(Debug)]
-pub struct Request {
-    pub origin: Origin,
-    pub bytes: Bytes,
-    pub head: bool,
-    pub expect: StatusSet,
-    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+pub(crate) struct Request {
+    pub(crate) origin: Origin,
+    pub(crate) bytes: Bytes,
+    pub(crate) head: bool,
+    pub(crate) expect: StatusSet,
+    pub(crate) tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl Request {
     /// Renders `method url` with `headers` and `body`.
     /// A probe's request, rendered for the load engine: a load mix entry is
     /// an HTTP probe config compiled by the probe's own `build`.
-    pub fn from_probe(probe: &HttpProbe) -> Result<Request, String> {
+    pub(crate) fn from_probe(probe: &HttpProbe) -> Result<Request, String> {
         Request::render(
             probe.url(),
             probe.method().as_str(),
@@ -53,7 +53,7 @@ impl Request {
         )
     }
 
-    pub fn render(
+    pub(crate) fn render(
         url: &Url,
         method: &str,
         headers: &http::HeaderMap,
@@ -109,14 +109,14 @@ trait Io: AsyncRead + AsyncWrite + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
 
 /// One keep-alive connection.
-pub struct Conn {
+pub(crate) struct Conn {
     origin: Origin,
     io: Box<dyn Io>,
     buf: BytesMut,
 }
 
 /// What a response looked like.
-pub enum Reply {
+pub(crate) enum Reply {
     /// The status was accepted; whether the connection may be reused.
     Ok { reuse: bool },
     /// The status was not in the expected set.
@@ -124,7 +124,7 @@ pub enum Reply {
 }
 
 impl Conn {
-    pub async fn open(req: &Request) -> Result<Conn, Reason> {
+    pub(crate) async fn open(req: &Request) -> Result<Conn, Reason> {
         let mut rec = Timings::default();
         let tcp = dial(&req.origin.host, req.origin.port, &mut rec)
             .await
@@ -144,12 +144,12 @@ impl Conn {
         })
     }
 
-    pub fn serves(&self, req: &Request) -> bool {
+    pub(crate) fn serves(&self, req: &Request) -> bool {
         self.origin == req.origin
     }
 
     /// Sends the request and reads the whole response.
-    pub async fn exchange(&mut self, req: &Request) -> Result<Reply, Reason> {
+    pub(crate) async fn exchange(&mut self, req: &Request) -> Result<Reply, Reason> {
         self.io
             .write_all(&req.bytes)
             .await

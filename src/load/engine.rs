@@ -30,31 +30,31 @@ use crate::net::Reason;
 
 /// Open (arrival rate) or closed (active users) model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Model {
+pub(crate) enum Model {
     Rate,
     Users,
 }
 
 /// One weighted request of the mix, rendered once for the send path.
 #[derive(Debug)]
-pub struct MixItem {
-    pub name: String,
-    pub weight: u32,
-    pub request: Request,
+pub(crate) struct MixItem {
+    pub(crate) name: String,
+    pub(crate) weight: u32,
+    pub(crate) request: Request,
 }
 
 /// Counts for one entry over one second or the whole run.
 #[derive(Clone, Debug)]
 pub struct EntryStats {
-    pub requests: u64,
-    pub errors: [u64; Reason::ALL.len()],
-    pub dropped: u64,
-    pub latency: Hist,
-    pub service: Hist,
+    pub(crate) requests: u64,
+    pub(crate) errors: [u64; Reason::ALL.len()],
+    pub(crate) dropped: u64,
+    pub(crate) latency: Hist,
+    pub(crate) service: Hist,
 }
 
 impl EntryStats {
-    pub fn new(precise: bool) -> EntryStats {
+    pub(crate) fn new(precise: bool) -> EntryStats {
         let h = if precise { Hist::precise } else { Hist::coarse };
         EntryStats {
             requests: 0,
@@ -65,11 +65,11 @@ impl EntryStats {
         }
     }
 
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.errors.iter().sum()
     }
 
-    pub fn add(&mut self, o: &EntryStats) {
+    pub(crate) fn add(&mut self, o: &EntryStats) {
         self.requests += o.requests;
         self.dropped += o.dropped;
         for (a, b) in self.errors.iter_mut().zip(o.errors) {
@@ -89,7 +89,7 @@ impl EntryStats {
     }
 }
 
-pub fn reason_index(r: Reason) -> usize {
+pub(crate) fn reason_index(r: Reason) -> usize {
     Reason::ALL
         .iter()
         .position(|x| *x == r)
@@ -98,7 +98,7 @@ pub fn reason_index(r: Reason) -> usize {
 
 /// What a shard tells the coordinator.
 #[derive(Debug)]
-pub enum ShardReport {
+pub(crate) enum ShardReport {
     /// Counts for second `index` of the run (the last one may be partial).
     Second {
         index: u32,
@@ -111,13 +111,13 @@ pub enum ShardReport {
 
 /// A shard's share of the run.
 #[derive(Debug)]
-pub struct ShardPlan {
-    pub model: Model,
-    pub profile: Profile,
-    pub mix: Arc<Vec<MixItem>>,
-    pub max_connections: usize,
-    pub request_timeout: Duration,
-    pub seed: u64,
+pub(crate) struct ShardPlan {
+    pub(crate) model: Model,
+    pub(crate) profile: Profile,
+    pub(crate) mix: Arc<Vec<MixItem>>,
+    pub(crate) max_connections: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) seed: u64,
 }
 
 #[derive(Clone, Copy)]

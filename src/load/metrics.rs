@@ -81,13 +81,13 @@ impl LoadMetrics {
         m
     }
 
-    pub fn start(&self, check: &str) {
+    pub(crate) fn start(&self, check: &str) {
         let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(1);
         let _ = self.dropped.get_or_create(&l);
     }
 
-    pub fn finish(&self, check: &str) {
+    pub(crate) fn finish(&self, check: &str) {
         let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(0);
         self.target.get_or_create(&l).set(0.0);
@@ -95,7 +95,7 @@ impl LoadMetrics {
     }
 
     /// Adds one second of counts.
-    pub fn second(
+    pub(crate) fn second(
         &self,
         check: &str,
         names: &[String],

@@ -6,17 +6,17 @@
 //! is the coordinator that drives a workload through a profile, merges the
 //! shards' per-second reports, evaluates rules, and builds the result.
 
-pub mod arrival;
-pub mod client;
-pub mod engine;
-pub mod histogram;
+pub(crate) mod arrival;
+pub(crate) mod client;
+pub(crate) mod engine;
+pub(crate) mod histogram;
 pub mod metrics;
 mod plan;
 mod run;
-pub mod thresholds;
+pub(crate) mod thresholds;
 mod timer;
 
-pub use plan::{Guardrails, LoadPlan, LoadSection, Workload};
+pub(crate) use plan::{Guardrails, LoadPlan, LoadSection, Workload};
 pub use run::{
     run, run_observed, EntryResult, LoadResult, Observer, Point, Progress, Quiet, Verdict,
 };

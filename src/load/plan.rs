@@ -19,14 +19,14 @@ use crate::units::parse_rate;
 #[derive(Clone, Debug)]
 pub struct Workload {
     /// The `check` label.
-    pub check: String,
-    pub model: Model,
-    pub mix: Arc<Vec<MixItem>>,
-    pub max_connections: usize,
-    pub request_timeout: Duration,
-    pub threads: usize,
-    pub thresholds: Vec<Rule>,
-    pub aborts: Vec<Rule>,
+    pub(crate) check: String,
+    pub(crate) model: Model,
+    pub(crate) mix: Arc<Vec<MixItem>>,
+    pub(crate) max_connections: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) threads: usize,
+    pub(crate) thresholds: Vec<Rule>,
+    pub(crate) aborts: Vec<Rule>,
 }
 
 /// A compiled `load:` section: the workload, its base, and its own timeline
@@ -36,7 +36,7 @@ pub struct LoadPlan {
     pub workload: Workload,
     /// The base target after sharding: the start rate (open model) or users
     /// (closed model); a scenario builds its profiles on it.
-    pub start: f64,
+    pub(crate) start: f64,
     /// The section's profile (`duration` or `stages`), which starts at
     /// `start`; `None` when a scenario sets the timeline.
     pub profile: Option<Profile>,
@@ -44,28 +44,28 @@ pub struct LoadPlan {
 
 /// A `load:` section with what its check adds: the `check` label and the
 /// load rules (`thresholds` without the memory ones, `abort`).
-pub struct LoadSection<'a> {
-    pub check: &'a str,
-    pub load: &'a LoadConfig,
-    pub thresholds: &'a [String],
-    pub aborts: &'a [String],
+pub(crate) struct LoadSection<'a> {
+    pub(crate) check: &'a str,
+    pub(crate) load: &'a LoadConfig,
+    pub(crate) thresholds: &'a [String],
+    pub(crate) aborts: &'a [String],
 }
 
 /// Where load may go, and how hard.
 #[derive(Debug, Clone)]
-pub struct Guardrails {
-    pub max_rate: f64,
-    pub allow_hosts: HashSet<String>,
+pub(crate) struct Guardrails {
+    pub(crate) max_rate: f64,
+    pub(crate) allow_hosts: HashSet<String>,
     /// This sidewatch's share of a run split over N (`--shard I/N`).
-    pub shard: (u32, u32),
+    pub(crate) shard: (u32, u32),
     /// Every duration of a check is multiplied by this (`--time-scale`),
     /// to rehearse a long plan quickly. Default 1.
-    pub time_scale: f64,
+    pub(crate) time_scale: f64,
 }
 
 impl Guardrails {
     /// Rates are multiplied by this: this shard's share.
-    pub fn rate_scale(&self) -> f64 {
+    pub(crate) fn rate_scale(&self) -> f64 {
         1.0 / f64::from(self.shard.1.max(1))
     }
 
@@ -84,13 +84,17 @@ impl LoadPlan {
     /// check without a scenario), so `profile` is `Some`. `cx` is the
     /// check's context: the section is at `load`, the rules at `thresholds`
     /// and `abort`.
-    pub fn build(cx: &mut BuildCx, s: &LoadSection, rails: &Guardrails) -> Option<LoadPlan> {
+    pub(crate) fn build(cx: &mut BuildCx, s: &LoadSection, rails: &Guardrails) -> Option<LoadPlan> {
         compile(cx, s, rails, true)
     }
 
     /// Compiles the base of a scenario, which makes its own profiles from
     /// `start`; the section may leave out `duration` and `stages`.
-    pub fn build_base(cx: &mut BuildCx, s: &LoadSection, rails: &Guardrails) -> Option<LoadPlan> {
+    pub(crate) fn build_base(
+        cx: &mut BuildCx,
+        s: &LoadSection,
+        rails: &Guardrails,
+    ) -> Option<LoadPlan> {
         compile(cx, s, rails, false)
     }
 }
@@ -252,13 +256,13 @@ fn rules(cx: &mut BuildCx, exprs: &[String], names: &[&str], rails: &Guardrails)
 
 impl Workload {
     /// The mix entries' names, in order: the `entry` label values.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.mix.iter().map(|e| e.name.clone()).collect()
     }
 
     /// A one-line description of this workload driven through `profile`:
     /// `constant-rate 2000/s for 1m`.
-    pub fn describe(&self, profile: &Profile) -> String {
+    pub(crate) fn describe(&self, profile: &Profile) -> String {
         let p = profile;
         let constant = p.stages.len() == 1 && p.start == p.stages[0].target;
         let dur = crate::units::human_duration(p.duration());

@@ -25,37 +25,37 @@ pub struct Point {
     pub second: u32,
     pub requests: u64,
     pub rate: f64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub p95_seconds: f64,
-    pub target: f64,
+    pub(crate) errors: u64,
+    pub(crate) dropped: u64,
+    pub(crate) p95_seconds: f64,
+    pub(crate) target: f64,
 }
 
 /// Per-entry results.
 #[derive(Clone, Debug, Serialize)]
 pub struct EntryResult {
-    pub name: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub latency_seconds: Summary,
-    pub service_time_seconds: Summary,
+    pub(crate) name: String,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) dropped: u64,
+    pub(crate) latency_seconds: Summary,
+    pub(crate) service_time_seconds: Summary,
 }
 
 /// The result of a run; `--json` writes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadResult {
-    pub check: String,
+    pub(crate) check: String,
     pub executor: String,
     pub target_rate: Option<f64>,
     pub achieved_rate: f64,
-    pub duration_seconds: f64,
+    pub(crate) duration_seconds: f64,
     pub requests: u64,
     pub errors: u64,
     pub errors_by_reason: BTreeMap<&'static str, u64>,
     pub dropped: u64,
-    pub latency_seconds: Summary,
-    pub service_time_seconds: Summary,
+    pub(crate) latency_seconds: Summary,
+    pub(crate) service_time_seconds: Summary,
     pub entries: Vec<EntryResult>,
     pub thresholds: Vec<ThresholdResult>,
     pub verdict: Verdict,
@@ -77,9 +77,9 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 3] = [Verdict::Pass, Verdict::Fail, Verdict::Aborted];
+    pub(crate) const ALL: [Verdict; 3] = [Verdict::Pass, Verdict::Fail, Verdict::Aborted];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",

@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::histogram::Hist;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Metric {
+pub(crate) enum Metric {
     Quantile(f64),
     Max,
     Mean,
@@ -32,7 +32,7 @@ pub enum Metric {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Lt,
     Le,
     Gt,
@@ -52,15 +52,15 @@ impl Op {
 
 /// A parsed rule.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Rule {
-    pub expr: String,
-    pub metric: Metric,
-    pub entry: Option<String>,
-    pub op: Op,
+pub(crate) struct Rule {
+    pub(crate) expr: String,
+    pub(crate) metric: Metric,
+    pub(crate) entry: Option<String>,
+    pub(crate) op: Op,
     /// Seconds, a ratio, or requests per second, by metric.
-    pub value: f64,
-    pub over: Option<Duration>,
-    pub hold: Option<Duration>,
+    pub(crate) value: f64,
+    pub(crate) over: Option<Duration>,
+    pub(crate) hold: Option<Duration>,
 }
 
 impl fmt::Display for Rule {
@@ -71,12 +71,12 @@ impl fmt::Display for Rule {
 
 /// What a rule is evaluated on: a whole run, a window, or one second.
 #[derive(Clone, Copy, Debug)]
-pub struct Stats<'a> {
-    pub requests: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub seconds: f64,
-    pub latency: &'a Hist,
+pub(crate) struct Stats<'a> {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) dropped: u64,
+    pub(crate) seconds: f64,
+    pub(crate) latency: &'a Hist,
 }
 
 impl Metric {
@@ -118,7 +118,7 @@ impl Metric {
     }
 
     /// Renders an observed value in the rule's own units.
-    pub fn show(self, v: f64) -> String {
+    pub(crate) fn show(self, v: f64) -> String {
         match self {
             m if m.is_latency() => {
                 crate::units::human_duration(Duration::from_secs_f64(v.max(0.0)))
@@ -130,7 +130,7 @@ impl Metric {
 }
 
 impl Rule {
-    pub fn parse(expr: &str) -> Result<Rule, String> {
+    pub(crate) fn parse(expr: &str) -> Result<Rule, String> {
         let words: Vec<&str> = expr.split_whitespace().collect();
         let [lhs, op, value, rest @ ..] = words.as_slice() else {
             return Err(format!(
@@ -183,7 +183,7 @@ impl Rule {
 
     /// Multiplies `over` and `for` by `factor` (`--time-scale`), to at
     /// least a second.
-    pub fn stretched(mut self, factor: f64) -> Rule {
+    pub(crate) fn stretched(mut self, factor: f64) -> Rule {
         let f = |d: Duration| d.mul_f64(factor).max(Duration::from_secs(1));
         self.over = self.over.map(f);
         self.hold = self.hold.map(f);
@@ -191,7 +191,7 @@ impl Rule {
     }
 
     /// The observed value and whether the condition holds.
-    pub fn check(&self, s: &Stats) -> (bool, f64) {
+    pub(crate) fn check(&self, s: &Stats) -> (bool, f64) {
         let v = self.metric.value(s);
         (self.op.holds(v, self.value), v)
     }
@@ -216,22 +216,22 @@ fn parse_value(metric: Metric, s: &str) -> Result<f64, String> {
 /// A threshold's verdict, as reported.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ThresholdResult {
-    pub expr: String,
+    pub(crate) expr: String,
     pub passed: bool,
     /// The whole-run value, or for a windowed threshold the worst window.
-    pub observed: f64,
-    pub observed_text: String,
+    pub(crate) observed: f64,
+    pub(crate) observed_text: String,
 }
 
 /// Tracks a threshold across the run: every window evaluation and the end.
 #[derive(Debug)]
-pub struct Tracker {
-    pub rule: Rule,
+pub(crate) struct Tracker {
+    pub(crate) rule: Rule,
     failed_window: Option<f64>,
 }
 
 impl Tracker {
-    pub fn new(rule: Rule) -> Tracker {
+    pub(crate) fn new(rule: Rule) -> Tracker {
         Tracker {
             rule,
             failed_window: None,
@@ -239,14 +239,14 @@ impl Tracker {
     }
 
     /// A window evaluation during the run.
-    pub fn window(&mut self, s: &Stats) {
+    pub(crate) fn window(&mut self, s: &Stats) {
         let (ok, v) = self.rule.check(s);
         if !ok && self.failed_window.is_none() {
             self.failed_window = Some(v);
         }
     }
 
-    pub fn finish(&self, whole: &Stats) -> ThresholdResult {
+    pub(crate) fn finish(&self, whole: &Stats) -> ThresholdResult {
         let (ok, v) = self.rule.check(whole);
         let observed = self.failed_window.unwrap_or(v);
         ThresholdResult {
@@ -260,18 +260,18 @@ impl Tracker {
 
 /// Tracks an abort rule second by second.
 #[derive(Debug)]
-pub struct Abort {
-    pub rule: Rule,
+pub(crate) struct Abort {
+    pub(crate) rule: Rule,
     streak: u32,
 }
 
 impl Abort {
-    pub fn new(rule: Rule) -> Abort {
+    pub(crate) fn new(rule: Rule) -> Abort {
         Abort { rule, streak: 0 }
     }
 
     /// Feeds one second; true when the rule fires.
-    pub fn second(&mut self, s: &Stats) -> bool {
+    pub(crate) fn second(&mut self, s: &Stats) -> bool {
         if s.requests == 0 && s.dropped == 0 {
             return false;
         }

@@ -12,12 +12,12 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-pub struct Timer {
+pub(crate) struct Timer {
     fd: AsyncFd<OwnedFd>,
 }
 
 impl Timer {
-    pub fn new() -> io::Result<Timer> {
+    pub(crate) fn new() -> io::Result<Timer> {
         // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
         let fd = unsafe {
             libc::timerfd_create(
@@ -38,7 +38,7 @@ impl Timer {
     }
 
     /// Sleeps until `t`; returns at once if it has passed.
-    pub async fn sleep_until(&self, t: Instant) -> io::Result<()> {
+    pub(crate) async fn sleep_until(&self, t: Instant) -> io::Result<()> {
         let now = Instant::now();
         if t <= now {
             return Ok(());

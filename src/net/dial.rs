@@ -10,7 +10,7 @@ use super::{Failure, Phase, Reason, Timings};
 
 /// Resolves `host` (timed as `dns`), then connects to each address in turn
 /// (timed as `connect`) until one answers.
-pub async fn dial(host: &str, port: u16, rec: &mut Timings) -> Result<TcpStream, Failure> {
+pub(crate) async fn dial(host: &str, port: u16, rec: &mut Timings) -> Result<TcpStream, Failure> {
     let addrs = rec.time(Phase::Dns, resolve(host, port)).await?;
     let mut last = None;
     for addr in addrs {
@@ -46,7 +46,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
 }
 
 /// Maps an I/O error to a reason.
-pub fn io_reason(e: &io::Error) -> Reason {
+pub(crate) fn io_reason(e: &io::Error) -> Reason {
     use io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => Reason::Refused,
@@ -61,7 +61,7 @@ pub fn io_reason(e: &io::Error) -> Reason {
 }
 
 /// The first I/O error in an error's source chain.
-pub fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+pub(crate) fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
     let mut cur = e.source();
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<io::Error>() {
@@ -73,7 +73,7 @@ pub fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io:
 }
 
 /// Splits `host:port` or `[v6]:port`.
-pub fn split_host_port(address: &str) -> Result<(String, u16), String> {
+pub(crate) fn split_host_port(address: &str) -> Result<(String, u16), String> {
     let (host, port) = address
         .rsplit_once(':')
         .ok_or_else(|| format!("`{address}` needs a port (host:port)"))?;

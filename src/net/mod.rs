@@ -2,8 +2,8 @@
 //! the TLS handshake ([`tls`]), and the closed sets a run reports with
 //! ([`Reason`], [`Phase`]) and the [`Timings`] it records.
 
-pub mod dial;
-pub mod tls;
+pub(crate) mod dial;
+pub(crate) mod tls;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,7 +48,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub(crate) const ALL: [Reason; 16] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::Refused,
@@ -67,7 +67,7 @@ impl Reason {
         Reason::Lost,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::Timeout => "timeout",
             Reason::Dns => "dns",
@@ -114,7 +114,7 @@ pub enum Phase {
 impl Phase {
     const COUNT: usize = 8;
 
-    pub const ALL: [Phase; Phase::COUNT] = [
+    pub(crate) const ALL: [Phase; Phase::COUNT] = [
         Phase::Dns,
         Phase::Connect,
         Phase::Tls,
@@ -125,7 +125,7 @@ impl Phase {
         Phase::EndToEnd,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Dns => "dns",
             Phase::Connect => "connect",
@@ -148,12 +148,12 @@ crate::telemetry::str_label!(Reason, Phase);
 /// A failed run: a bounded reason, and detail for logs only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    pub reason: Reason,
-    pub detail: String,
+    pub(crate) reason: Reason,
+    pub(crate) detail: String,
 }
 
 impl Failure {
-    pub fn new(reason: Reason, detail: impl Into<String>) -> Failure {
+    pub(crate) fn new(reason: Reason, detail: impl Into<String>) -> Failure {
         Failure {
             reason,
             detail: detail.into(),
@@ -165,7 +165,7 @@ impl Failure {
 /// certificate's expiry: what [`dial`] and [`tls`] record for any caller.
 #[derive(Debug)]
 pub struct Timings {
-    pub start: Instant,
+    pub(crate) start: Instant,
     phases: [Option<Duration>; Phase::COUNT],
     pub tls_not_after: Option<SystemTime>,
 }
@@ -181,20 +181,24 @@ impl Default for Timings {
 }
 
 impl Timings {
-    pub fn add(&mut self, phase: Phase, d: Duration) {
+    pub(crate) fn add(&mut self, phase: Phase, d: Duration) {
         let slot = &mut self.phases[phase.index()];
         *slot = Some(slot.unwrap_or_default() + d);
     }
 
     /// Times `fut` into `phase`.
-    pub async fn time<T>(&mut self, phase: Phase, fut: impl std::future::Future<Output = T>) -> T {
+    pub(crate) async fn time<T>(
+        &mut self,
+        phase: Phase,
+        fut: impl std::future::Future<Output = T>,
+    ) -> T {
         let t = Instant::now();
         let out = fut.await;
         self.add(phase, t.elapsed());
         out
     }
 
-    pub fn phase(&self, phase: Phase) -> Option<Duration> {
+    pub(crate) fn phase(&self, phase: Phase) -> Option<Duration> {
         self.phases[phase.index()]
     }
 }

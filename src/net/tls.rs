@@ -23,7 +23,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Builds the client config for a probe's TLS section.
-pub fn client_config(cfg: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn client_config(cfg: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -60,13 +60,13 @@ fn read_certs(path: &FsPath) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// Checks that a server name is usable for SNI.
-pub fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, String> {
     let bare = name.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(bare.to_string()).map_err(|e| format!("`{name}`: {e}"))
 }
 
 /// Performs the handshake (timed as `tls`) and records the leaf's expiry.
-pub async fn handshake(
+pub(crate) async fn handshake(
     config: &Arc<ClientConfig>,
     name: ServerName<'static>,
     tcp: TcpStream,
@@ -93,7 +93,7 @@ pub async fn handshake(
 }
 
 /// The certificate's `notAfter`.
-pub fn not_after(der: &CertificateDer<'_>) -> Option<SystemTime> {
+pub(crate) fn not_after(der: &CertificateDer<'_>) -> Option<SystemTime> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let secs = cert.validity().not_after.timestamp();
     let secs = u64::try_from(secs).ok()?;

@@ -20,24 +20,24 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 /// One metric family parsed from OpenMetrics text.
 #[derive(Debug, Default, PartialEq)]
-pub struct Family {
-    pub name: String,
-    pub help: String,
-    pub kind: String,
-    pub samples: Vec<Sample>,
+pub(crate) struct Family {
+    pub(crate) name: String,
+    pub(crate) help: String,
+    pub(crate) kind: String,
+    pub(crate) samples: Vec<Sample>,
 }
 
 /// One sample: the suffix after the family name (`_total`, `_bucket`, ...),
 /// its labels, and its value as written.
 #[derive(Debug, PartialEq)]
-pub struct Sample {
-    pub suffix: String,
-    pub labels: Vec<(String, String)>,
-    pub value: String,
+pub(crate) struct Sample {
+    pub(crate) suffix: String,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: String,
 }
 
 /// Parses the exposition prometheus-client writes.
-pub fn parse(text: &str) -> Vec<Family> {
+pub(crate) fn parse(text: &str) -> Vec<Family> {
     let mut families: Vec<Family> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -143,9 +143,9 @@ fn unit(name: &str) -> &'static str {
 
 /// Timestamps for one export: the start of the cumulative series and now.
 #[derive(Clone, Copy, Debug)]
-pub struct Times {
-    pub start_unix_nano: u64,
-    pub now_unix_nano: u64,
+pub(crate) struct Times {
+    pub(crate) start_unix_nano: u64,
+    pub(crate) now_unix_nano: u64,
 }
 
 fn number(s: &Sample, t: Times) -> NumberDataPoint {
@@ -254,7 +254,7 @@ fn metric(f: &Family, t: Times) -> Option<Metric> {
 }
 
 /// Builds one export request from an OpenMetrics exposition.
-pub fn request(
+pub(crate) fn request(
     exposition: &str,
     resource: &[(String, String)],
     t: Times,

@@ -31,7 +31,7 @@ use transport::{Failure, Target};
 
 /// Compiled OTLP settings.
 #[derive(Debug)]
-pub struct OtlpPlan {
+pub(crate) struct OtlpPlan {
     target: Target,
     interval: Duration,
     max_queue: usize,
@@ -39,7 +39,7 @@ pub struct OtlpPlan {
 }
 
 impl OtlpPlan {
-    pub fn build(cfg: &OtlpConfig, cx: &mut BuildCx) -> Option<OtlpPlan> {
+    pub(crate) fn build(cfg: &OtlpConfig, cx: &mut BuildCx) -> Option<OtlpPlan> {
         cx.checked(|cx| {
             let url = match Url::parse(&cfg.endpoint) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
@@ -156,7 +156,7 @@ crate::telemetry::str_label!(Failure);
 
 /// The exporter's own families.
 #[derive(Debug, Default)]
-pub struct OtlpMetrics {
+pub(crate) struct OtlpMetrics {
     exports: Family<ResultLabels<NoLabels>, Counter>,
     failures: Family<ReasonLabels<NoLabels, Failure>, Counter>,
     dropped: Counter,
@@ -165,7 +165,7 @@ pub struct OtlpMetrics {
 }
 
 impl OtlpMetrics {
-    pub fn register(r: &mut Registry) -> OtlpMetrics {
+    pub(crate) fn register(r: &mut Registry) -> OtlpMetrics {
         let m = OtlpMetrics::default();
         r.register(
             "exports",
@@ -235,20 +235,24 @@ fn failure(reason: Failure) -> ReasonLabels<NoLabels, Failure> {
 
 /// A running exporter.
 #[derive(Debug)]
-pub struct Exporter {
+pub(crate) struct Exporter {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Exporter {
-    pub fn start(plan: OtlpPlan, registry: Arc<Registry>, metrics: Arc<OtlpMetrics>) -> Exporter {
+    pub(crate) fn start(
+        plan: OtlpPlan,
+        registry: Arc<Registry>,
+        metrics: Arc<OtlpMetrics>,
+    ) -> Exporter {
         metrics.init();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run(plan, registry, metrics, cancel.clone()));
         Exporter { cancel, task }
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.cancel.cancel();
         let _ = self.task.await;
     }

@@ -19,7 +19,7 @@ use crate::net::{dial, tls, Timings};
 
 /// Why an export failed; the `reason` label of the failure counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// No connection (DNS, refused, unreachable, TLS).
     Unreachable,
     /// No answer within the timeout.
@@ -35,7 +35,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub const ALL: [Failure; 5] = [
+    pub(crate) const ALL: [Failure; 5] = [
         Failure::Unreachable,
         Failure::Timeout,
         Failure::Retryable,
@@ -43,7 +43,7 @@ impl Failure {
         Failure::Protocol,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Failure::Unreachable => "unreachable",
             Failure::Timeout => "timeout",
@@ -56,12 +56,12 @@ impl Failure {
 
 /// Where and how to send.
 #[derive(Debug)]
-pub struct Target {
-    pub url: Url,
-    pub protocol: OtlpProtocol,
-    pub headers: HeaderMap,
-    pub timeout: Duration,
-    pub tls: Arc<ClientConfig>,
+pub(crate) struct Target {
+    pub(crate) url: Url,
+    pub(crate) protocol: OtlpProtocol,
+    pub(crate) headers: HeaderMap,
+    pub(crate) timeout: Duration,
+    pub(crate) tls: Arc<ClientConfig>,
 }
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -70,7 +70,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 const GRPC_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 impl Target {
-    pub async fn send(&self, body: Bytes) -> Result<(), Failure> {
+    pub(crate) async fn send(&self, body: Bytes) -> Result<(), Failure> {
         tokio::time::timeout(self.timeout, self.exchange(body))
             .await
             .unwrap_or(Err(Failure::Timeout))

@@ -8,15 +8,15 @@ use crate::config::{BuildCx, JsonExpect};
 
 /// Accepted HTTP status codes: exact codes and `Nxx` classes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatusSet(Vec<(u16, u16)>);
+pub(crate) struct StatusSet(Vec<(u16, u16)>);
 
 impl StatusSet {
     /// Any 2xx: what an empty `status` list means.
-    pub fn success() -> StatusSet {
+    pub(crate) fn success() -> StatusSet {
         StatusSet(vec![(200, 299)])
     }
 
-    pub fn parse(items: &[String], cx: &mut BuildCx) -> StatusSet {
+    pub(crate) fn parse(items: &[String], cx: &mut BuildCx) -> StatusSet {
         if items.is_empty() {
             return StatusSet::success();
         }
@@ -32,7 +32,7 @@ impl StatusSet {
         StatusSet(ranges)
     }
 
-    pub fn contains(&self, code: u16) -> bool {
+    pub(crate) fn contains(&self, code: u16) -> bool {
         self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
     }
 }
@@ -48,7 +48,7 @@ fn parse_status(s: &str) -> Option<(u16, u16)> {
 }
 
 /// Compiles an optional regex, reporting a bad one at `path`.
-pub fn regex(src: &Option<String>, cx: &mut BuildCx) -> Option<Regex> {
+pub(crate) fn regex(src: &Option<String>, cx: &mut BuildCx) -> Option<Regex> {
     let src = src.as_ref()?;
     match Regex::new(src) {
         Ok(r) => Some(r),
@@ -77,14 +77,14 @@ enum Want {
 
 /// One compiled JSON field check.
 #[derive(Debug)]
-pub struct JsonCheck {
+pub(crate) struct JsonCheck {
     path: String,
     steps: Vec<Step>,
     want: Want,
 }
 
 impl JsonCheck {
-    pub fn build(cfg: &JsonExpect, cx: &mut BuildCx) -> Option<JsonCheck> {
+    pub(crate) fn build(cfg: &JsonExpect, cx: &mut BuildCx) -> Option<JsonCheck> {
         let steps = match parse_json_path(&cfg.path) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -108,7 +108,7 @@ impl JsonCheck {
     }
 
     /// Checks a parsed body; the error says what was found.
-    pub fn check(&self, doc: &Value) -> Result<(), String> {
+    pub(crate) fn check(&self, doc: &Value) -> Result<(), String> {
         let mut v = doc;
         for step in &self.steps {
             let next = match step {

@@ -30,7 +30,7 @@ use crate::redact::{is_secret_header, mask_url};
 const USER_AGENT_VALUE: &str = concat!("sidewatch/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug)]
-pub struct HttpProbe {
+pub(crate) struct HttpProbe {
     url: Url,
     method: Method,
     headers: HeaderMap,
@@ -61,7 +61,7 @@ struct Response {
 }
 
 impl HttpProbe {
-    pub fn build(cfg: &HttpConfig, cx: &mut BuildCx) -> Option<HttpProbe> {
+    pub(crate) fn build(cfg: &HttpConfig, cx: &mut BuildCx) -> Option<HttpProbe> {
         cx.checked(|cx| {
             let url = parse_url(&cfg.url, &mut cx.key("url"));
             let method = Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
@@ -96,37 +96,37 @@ impl HttpProbe {
         })
     }
 
-    pub fn url(&self) -> &Url {
+    pub(crate) fn url(&self) -> &Url {
         &self.url
     }
 
-    pub fn method(&self) -> &Method {
+    pub(crate) fn method(&self) -> &Method {
         &self.method
     }
 
-    pub fn headers(&self) -> &HeaderMap {
+    pub(crate) fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
-    pub fn body(&self) -> &Bytes {
+    pub(crate) fn body(&self) -> &Bytes {
         &self.body
     }
 
     /// The accepted status codes.
-    pub fn expected_status(&self) -> &StatusSet {
+    pub(crate) fn expected_status(&self) -> &StatusSet {
         &self.expect.status
     }
 
-    pub fn tls(&self) -> &Arc<ClientConfig> {
+    pub(crate) fn tls(&self) -> &Arc<ClientConfig> {
         &self.tls
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         self.url.host_str().unwrap_or_default().to_string()
     }
 
     /// The URL with any password masked.
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         mask_url(&self.url)
     }
 

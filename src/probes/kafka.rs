@@ -78,7 +78,7 @@ impl Drop for Session {
     }
 }
 
-pub struct KafkaProbe {
+pub(crate) struct KafkaProbe {
     base: ClientConfig,
     topic: String,
     partitions: i32,
@@ -101,7 +101,7 @@ impl std::fmt::Debug for KafkaProbe {
 }
 
 impl KafkaProbe {
-    pub fn build(
+    pub(crate) fn build(
         cfg: &KafkaConfig,
         name: &str,
         timeout: Duration,
@@ -193,7 +193,7 @@ impl KafkaProbe {
         })
     }
 
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         self.target.clone()
     }
 

@@ -20,9 +20,9 @@ use crate::telemetry::labels::{ReasonLabels, ResultLabels, RunResult};
 use crate::telemetry::{latency_histogram, FloatGauge};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabels {
-    pub probe: String,
-    pub kind: Kind,
+pub(crate) struct ProbeLabels {
+    pub(crate) probe: String,
+    pub(crate) kind: Kind,
 }
 
 type RunLabels = ResultLabels<ProbeLabels>;
@@ -57,7 +57,7 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The families every probe kind exports, under `probe_`.
 #[derive(Debug)]
-pub struct ProbeFamilies {
+pub(crate) struct ProbeFamilies {
     success: Family<ProbeLabels, Gauge>,
     runs: Family<RunLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
@@ -69,7 +69,7 @@ pub struct ProbeFamilies {
 }
 
 impl ProbeFamilies {
-    pub fn register(r: &mut Registry) -> ProbeFamilies {
+    pub(crate) fn register(r: &mut Registry) -> ProbeFamilies {
         let m = ProbeFamilies {
             success: Family::default(),
             runs: Family::default(),
@@ -197,14 +197,14 @@ impl ProbeFamilies {
 
 /// The numeric columns of PostgreSQL value queries, under `query_`.
 #[derive(Debug, Default)]
-pub struct QueryFamilies {
+pub(crate) struct QueryFamilies {
     values: Family<ValueLabels, FloatGauge>,
     /// The (column, row) pairs each probe exported last, to drop rows that vanish.
     value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
 }
 
 impl QueryFamilies {
-    pub fn register(r: &mut Registry) -> QueryFamilies {
+    pub(crate) fn register(r: &mut Registry) -> QueryFamilies {
         let m = QueryFamilies::default();
         r.register(
             "value",
@@ -260,7 +260,7 @@ impl QueryFamilies {
 
 /// Kafka stream health, under `kafka_`.
 #[derive(Debug, Default)]
-pub struct KafkaFamilies {
+pub(crate) struct KafkaFamilies {
     lost: Family<NameLabels, Counter>,
     duplicated: Family<NameLabels, Counter>,
     out_of_order: Family<NameLabels, Counter>,
@@ -270,7 +270,7 @@ pub struct KafkaFamilies {
 }
 
 impl KafkaFamilies {
-    pub fn register(r: &mut Registry) -> KafkaFamilies {
+    pub(crate) fn register(r: &mut Registry) -> KafkaFamilies {
         let m = KafkaFamilies::default();
         r.register(
             "messages_lost",
@@ -362,7 +362,11 @@ pub struct ProbeMetrics {
 
 impl ProbeMetrics {
     /// Joins the three groups, each registered in its own sub-registry.
-    pub fn new(probe: ProbeFamilies, query: QueryFamilies, kafka: KafkaFamilies) -> ProbeMetrics {
+    pub(crate) fn new(
+        probe: ProbeFamilies,
+        query: QueryFamilies,
+        kafka: KafkaFamilies,
+    ) -> ProbeMetrics {
         ProbeMetrics {
             probe,
             query,
@@ -371,19 +375,19 @@ impl ProbeMetrics {
     }
 
     /// Creates the counters of a new probe at zero, so rates exist from the start.
-    pub fn init(&self, probe: &Probe) {
+    pub(crate) fn init(&self, probe: &Probe) {
         self.probe.init(probe);
         self.kafka.init(probe);
     }
 
-    pub fn record(&self, probe: &Probe, outcome: &Outcome) {
+    pub(crate) fn record(&self, probe: &Probe, outcome: &Outcome) {
         self.probe.record(probe, outcome);
         self.query.record(probe, outcome);
         self.kafka.record(probe, outcome);
     }
 
     /// Drops every series of a probe that is no longer configured.
-    pub fn remove(&self, name: &str, kind: Kind) {
+    pub(crate) fn remove(&self, name: &str, kind: Kind) {
         self.probe.remove(name, kind);
         self.query.remove(name);
         self.kafka.remove(name);
@@ -419,7 +423,7 @@ fn phase_labels(p: &Probe, phase: Phase) -> PhaseLabels {
     }
 }
 
-pub fn unix_seconds(t: SystemTime) -> f64 {
+pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }

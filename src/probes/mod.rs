@@ -6,12 +6,12 @@
 //! [`Probe::run`] wraps a kind's run in the probe's timeout. Dropping the
 //! future on timeout closes its sockets, so a run never outlives its timeout.
 
-pub mod assert;
-pub mod http;
-pub mod kafka;
-pub mod metrics;
-pub mod postgres;
-pub mod tcp;
+pub(crate) mod assert;
+pub(crate) mod http;
+pub(crate) mod kafka;
+pub(crate) mod metrics;
+pub(crate) mod postgres;
+pub(crate) mod tcp;
 
 use std::time::{Duration, SystemTime};
 
@@ -24,7 +24,7 @@ use crate::units::human_duration;
 /// The probe kinds; the `kind` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     Http,
     Tcp,
     Postgres,
@@ -32,7 +32,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
             Kind::Tcp => "tcp",
@@ -42,7 +42,7 @@ impl Kind {
     }
 
     /// The reasons a run of this kind can fail with; their counters start at 0.
-    pub fn reasons(self) -> &'static [Reason] {
+    pub(crate) fn reasons(self) -> &'static [Reason] {
         match self {
             Kind::Http => &[
                 Reason::Timeout,
@@ -90,7 +90,7 @@ impl Kind {
     }
 
     /// The phases a run of this kind reports, in order.
-    pub fn phases(self) -> &'static [Phase] {
+    pub(crate) fn phases(self) -> &'static [Phase] {
         match self {
             Kind::Http => &[
                 Phase::Dns,
@@ -111,7 +111,7 @@ crate::telemetry::str_label!(Kind);
 /// A numeric result column of a PostgreSQL value query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryValue {
-    pub column: String,
+    pub(crate) column: String,
     pub row: String,
     pub value: f64,
 }
@@ -141,12 +141,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn add(&mut self, phase: Phase, d: Duration) {
+    pub(crate) fn add(&mut self, phase: Phase, d: Duration) {
         self.timings.add(phase, d);
     }
 
     /// Times `fut` into `phase`.
-    pub async fn time<T>(&mut self, phase: Phase, fut: impl std::future::Future<Output = T>) -> T {
+    pub(crate) async fn time<T>(
+        &mut self,
+        phase: Phase,
+        fut: impl std::future::Future<Output = T>,
+    ) -> T {
         self.timings.time(phase, fut).await
     }
 
@@ -185,12 +189,12 @@ enum Target {
 /// A compiled probe, ready to run.
 #[derive(Debug)]
 pub struct Probe {
-    pub name: String,
-    pub kind: Kind,
-    pub interval: Duration,
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) interval: Duration,
     pub timeout: Duration,
     /// What the probe talks to, with secrets masked, for tables and logs.
-    pub target: String,
+    pub(crate) target: String,
     inner: Target,
 }
 
@@ -200,7 +204,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 impl Probe {
     /// Compiles one probe section. Problems are reported by path; `None` means
     /// at least one was found.
-    pub fn build(cfg: &ProbeConfig, defaults: &ProbeDefaults, cx: &mut BuildCx) -> Option<Probe> {
+    pub(crate) fn build(
+        cfg: &ProbeConfig,
+        defaults: &ProbeDefaults,
+        cx: &mut BuildCx,
+    ) -> Option<Probe> {
         crate::config::check_name(&cfg.name, &mut cx.key("name"));
         let interval = cfg.interval.unwrap_or(defaults.interval).0;
         let timeout = cfg
@@ -259,7 +267,7 @@ impl Probe {
     }
 
     /// The host the probe talks to, for the load allowlist.
-    pub fn host(&self) -> Option<String> {
+    pub(crate) fn host(&self) -> Option<String> {
         match &self.inner {
             Target::Http(p) => Some(p.host()),
             Target::Tcp(p) => Some(p.host()),

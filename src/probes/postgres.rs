@@ -45,7 +45,7 @@ struct Pooled {
     busy: bool,
 }
 
-pub struct PostgresProbe {
+pub(crate) struct PostgresProbe {
     config: Config,
     tls: Option<MakeRustlsConnect>,
     query: String,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for PostgresProbe {
 }
 
 impl PostgresProbe {
-    pub fn build(
+    pub(crate) fn build(
         cfg: &PostgresConfig,
         timeout: Duration,
         cx: &mut BuildCx,
@@ -148,7 +148,7 @@ impl PostgresProbe {
     }
 
     /// `postgres://user@host:port/db`, never the password.
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         self.target.clone()
     }
 

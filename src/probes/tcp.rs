@@ -13,7 +13,7 @@ use crate::net::dial::{dial, io_reason, split_host_port};
 use crate::net::{Failure, Phase, Reason};
 
 #[derive(Debug)]
-pub struct TcpProbe {
+pub(crate) struct TcpProbe {
     host: String,
     port: u16,
     send: Vec<u8>,
@@ -22,7 +22,7 @@ pub struct TcpProbe {
 }
 
 impl TcpProbe {
-    pub fn build(cfg: &TcpConfig, cx: &mut BuildCx) -> Option<TcpProbe> {
+    pub(crate) fn build(cfg: &TcpConfig, cx: &mut BuildCx) -> Option<TcpProbe> {
         let addr = split_host_port(&cfg.address)
             .map_err(|e| cx.problem_at("address", e))
             .ok();
@@ -48,14 +48,14 @@ impl TcpProbe {
         })
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         self.host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string()
     }
 
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         format!("tcp://{}:{}", self.host, self.port)
     }
 

@@ -7,11 +7,11 @@ use crate::check::result::{CheckResult, Details, LeakReport};
 use crate::units::{pct, secs, show_bytes, show_slope};
 
 /// A titled table with optional lines of prose under it.
-pub struct Section {
-    pub title: String,
-    pub header: Vec<&'static str>,
-    pub rows: Vec<Vec<String>>,
-    pub notes: Vec<String>,
+pub(crate) struct Section {
+    pub(crate) title: String,
+    pub(crate) header: Vec<&'static str>,
+    pub(crate) rows: Vec<Vec<String>>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Section {
@@ -34,7 +34,7 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 }
 
 /// The one-line headline: `check nightly-soak (soak) PASS in 1h 0m`.
-pub fn headline(r: &CheckResult) -> String {
+pub(crate) fn headline(r: &CheckResult) -> String {
     let mut s = format!(
         "check {} ({}) {} in {}",
         r.check,
@@ -48,7 +48,7 @@ pub fn headline(r: &CheckResult) -> String {
     s
 }
 
-pub fn sections(r: &CheckResult) -> Vec<Section> {
+pub(crate) fn sections(r: &CheckResult) -> Vec<Section> {
     let mut out = vec![phases(r)];
     out.extend(verdicts(r));
     out.extend(details(&r.details));
@@ -289,7 +289,7 @@ fn comparison(r: &CheckResult) -> Option<Section> {
 }
 
 /// For the terminal.
-pub fn text(r: &CheckResult) -> String {
+pub(crate) fn text(r: &CheckResult) -> String {
     let mut out = format!("\n{}\nrun {}\n", headline(r), r.id);
     for s in sections(r) {
         let _ = write!(out, "\n{}\n", s.title);
@@ -302,7 +302,7 @@ pub fn text(r: &CheckResult) -> String {
 }
 
 /// For a PR or an incident.
-pub fn markdown(r: &CheckResult) -> String {
+pub(crate) fn markdown(r: &CheckResult) -> String {
     let mut out = format!("### {}\n\nRun `{}`.\n", headline(r), r.id);
     for s in sections(r) {
         let _ = write!(out, "\n**{}**\n\n", s.title);

@@ -236,7 +236,7 @@ td,th{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left}th{backgroun
 svg{background:#fcfcfc;border:1px solid #eee}.grid{stroke:#e6e6e6}.yl{font-size:11px;text-anchor:end}\
 .xl{font-size:11px}.lg{font-size:12px}.note{color:#555;font-style:italic}.empty{color:#888}";
 
-pub fn render(r: &CheckResult) -> String {
+pub(crate) fn render(r: &CheckResult) -> String {
     let mut out = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{}</title><style>{STYLE}</style></head><body>",
         escape(&format!("sidewatch {} {}", r.check, r.id))

@@ -1,8 +1,8 @@
 //! What sidewatch prints for people: terminal tables and one-shot results.
 
-pub mod check;
-pub mod html;
-pub mod probe;
-pub mod progress;
-pub mod summary;
-pub mod table;
+pub(crate) mod check;
+pub(crate) mod html;
+pub(crate) mod probe;
+pub(crate) mod progress;
+pub(crate) mod summary;
+pub(crate) mod table;

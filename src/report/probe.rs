@@ -11,22 +11,22 @@ use crate::units::human_duration;
 
 /// One result, as printed with `--json`.
 #[derive(Debug, Serialize)]
-pub struct ProbeResult {
-    pub probe: String,
-    pub kind: Kind,
-    pub target: String,
-    pub success: bool,
-    pub reason: Option<Reason>,
+pub(crate) struct ProbeResult {
+    pub(crate) probe: String,
+    pub(crate) kind: Kind,
+    pub(crate) target: String,
+    pub(crate) success: bool,
+    pub(crate) reason: Option<Reason>,
     /// Error text, secrets masked.
-    pub detail: Option<String>,
-    pub total_seconds: f64,
-    pub phases_seconds: std::collections::BTreeMap<&'static str, f64>,
-    pub http_status: Option<u16>,
-    pub tls_not_after_seconds: Option<u64>,
+    pub(crate) detail: Option<String>,
+    pub(crate) total_seconds: f64,
+    pub(crate) phases_seconds: std::collections::BTreeMap<&'static str, f64>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) tls_not_after_seconds: Option<u64>,
 }
 
 impl ProbeResult {
-    pub fn new(p: &Probe, o: &Outcome, redactor: &Redactor) -> ProbeResult {
+    pub(crate) fn new(p: &Probe, o: &Outcome, redactor: &Redactor) -> ProbeResult {
         ProbeResult {
             probe: p.name.clone(),
             kind: p.kind,
@@ -55,7 +55,7 @@ impl ProbeResult {
 }
 
 /// One column per phase that any probe in the table has.
-pub fn table(results: &[ProbeResult]) -> String {
+pub(crate) fn table(results: &[ProbeResult]) -> String {
     let ms = |s: Option<&f64>| {
         s.map_or("-".to_string(), |s| {
             human_duration(Duration::from_secs_f64(*s))

@@ -8,13 +8,13 @@ use crate::load::{Point, Progress};
 use crate::units::human_duration;
 
 /// A progress bar on a TTY (rate, errors, p95 so far), else a line every 5 s.
-pub enum Live {
+pub(crate) enum Live {
     Bar(ProgressBar),
     Lines { every: u32 },
 }
 
 impl Live {
-    pub fn new(label: &str, total_secs: u32) -> Live {
+    pub(crate) fn new(label: &str, total_secs: u32) -> Live {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(u64::from(total_secs));
             let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len}s {msg}")

@@ -26,7 +26,7 @@ fn row(name: &str, s: &Summary) -> Vec<String> {
     r
 }
 
-pub fn render(r: &LoadResult) -> String {
+pub(crate) fn render(r: &LoadResult) -> String {
     let mut out = String::new();
     let verdict = r.verdict.as_str().to_uppercase();
     let _ = writeln!(out, "\nload  {}  {}  {verdict}", r.check, r.executor);

@@ -14,7 +14,7 @@ use crate::telemetry::{FloatCounter, FloatGauge};
 
 /// Where the cgroup's files are.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     V2(PathBuf),
     V1 {
         memory: Option<PathBuf>,
@@ -25,22 +25,22 @@ pub enum Layout {
 
 /// One reading, in base units. `None`: not available on this host.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reading {
-    pub memory_usage: Option<u64>,
+pub(crate) struct Reading {
+    pub(crate) memory_usage: Option<u64>,
     /// `None` when unlimited.
-    pub memory_limit: Option<u64>,
-    pub oom_kills: Option<u64>,
-    pub cpu_usage_seconds: Option<f64>,
-    pub periods: Option<u64>,
-    pub throttled_periods: Option<u64>,
-    pub throttled_seconds: Option<f64>,
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) oom_kills: Option<u64>,
+    pub(crate) cpu_usage_seconds: Option<f64>,
+    pub(crate) periods: Option<u64>,
+    pub(crate) throttled_periods: Option<u64>,
+    pub(crate) throttled_seconds: Option<f64>,
     /// `None` when unlimited.
-    pub cpu_limit_cores: Option<f64>,
+    pub(crate) cpu_limit_cores: Option<f64>,
 }
 
 impl Layout {
     /// Finds this process's cgroup, or uses `path` as a v2 directory.
-    pub fn discover(path: Option<&FsPath>) -> Option<Layout> {
+    pub(crate) fn discover(path: Option<&FsPath>) -> Option<Layout> {
         if let Some(p) = path {
             return Some(Layout::V2(p.to_path_buf()));
         }
@@ -89,7 +89,7 @@ impl Layout {
         }
     }
 
-    pub fn read(&self) -> Reading {
+    pub(crate) fn read(&self) -> Reading {
         match self {
             Layout::V2(dir) => read_v2(dir),
             Layout::V1 {
@@ -232,20 +232,20 @@ impl CgroupMetrics {
 
 /// A cgroup and the totals seen at the previous sample.
 #[derive(Debug)]
-pub struct Cgroup {
-    pub layout: Layout,
+pub(crate) struct Cgroup {
+    pub(crate) layout: Layout,
     deltas: Deltas,
 }
 
 impl Cgroup {
-    pub fn new(layout: Layout) -> Cgroup {
+    pub(crate) fn new(layout: Layout) -> Cgroup {
         Cgroup {
             layout,
             deltas: Deltas::default(),
         }
     }
 
-    pub fn sample(&mut self, m: &CgroupMetrics) {
+    pub(crate) fn sample(&mut self, m: &CgroupMetrics) {
         let r = self.layout.read();
         if let Some(v) = r.memory_usage {
             m.mem_usage.set(v as i64);

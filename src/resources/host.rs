@@ -17,20 +17,24 @@ use crate::telemetry::cumulative::Deltas;
 use crate::telemetry::FloatGauge;
 
 /// Most devices or interfaces exported, whatever the filters allow.
-pub const MAX_DEVICES: usize = 32;
+pub(crate) const MAX_DEVICES: usize = 32;
 
 const DEFAULT_DISK_EXCLUDE: &str = r"^(loop|ram|zram|sr|dm-)\d*";
 const DEFAULT_IFACE_EXCLUDE: &str = r"^(lo|veth|cali|cni|flannel|docker|br-|virbr|tun|tap|ifb)";
 
 /// A compiled include/exclude pair.
 #[derive(Debug)]
-pub struct Filter {
+pub(crate) struct Filter {
     include: Option<Regex>,
     exclude: Regex,
 }
 
 impl Filter {
-    pub fn build(cfg: &LabelFilter, default_exclude: &str, cx: &mut BuildCx) -> Option<Filter> {
+    pub(crate) fn build(
+        cfg: &LabelFilter,
+        default_exclude: &str,
+        cx: &mut BuildCx,
+    ) -> Option<Filter> {
         let mut compile = |src: &str, key: &str| match Regex::new(src) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -53,14 +57,14 @@ impl Filter {
 
 /// Compiled host settings.
 #[derive(Debug)]
-pub struct HostSettings {
-    pub filesystems: Vec<String>,
-    pub disks: Filter,
-    pub interfaces: Filter,
+pub(crate) struct HostSettings {
+    pub(crate) filesystems: Vec<String>,
+    pub(crate) disks: Filter,
+    pub(crate) interfaces: Filter,
 }
 
 impl HostSettings {
-    pub fn build(cfg: &ResourcesConfig, cx: &mut BuildCx) -> Option<HostSettings> {
+    pub(crate) fn build(cfg: &ResourcesConfig, cx: &mut BuildCx) -> Option<HostSettings> {
         for (i, fs) in cfg.filesystems.iter().enumerate() {
             if !fs.starts_with('/') {
                 cx.key("filesystems")
@@ -178,13 +182,13 @@ impl HostMetrics {
 
 /// Host sampling state between samples.
 #[derive(Debug, Default)]
-pub struct Host {
+pub(crate) struct Host {
     last_cpu: Option<(u64, u64)>,
     deltas: Deltas,
 }
 
 impl Host {
-    pub fn sample(&mut self, s: &HostSettings, m: &HostMetrics) {
+    pub(crate) fn sample(&mut self, s: &HostSettings, m: &HostMetrics) {
         self.cpu(m);
         if let Ok(l) = LoadAverage::current() {
             m.load1.set(f64::from(l.one));
@@ -286,7 +290,7 @@ impl Host {
 }
 
 /// (size, available to unprivileged users) in bytes.
-pub fn statvfs(mount: &str) -> Option<(u64, u64)> {
+pub(crate) fn statvfs(mount: &str) -> Option<(u64, u64)> {
     let c = CString::new(mount).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid C string and `st` a valid out-pointer.

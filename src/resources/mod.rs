@@ -27,8 +27,8 @@ use process::{Group, ProcessMetrics, Scan, Selector};
 /// Compiled resource settings.
 #[derive(Debug)]
 pub struct ResourcePlan {
-    pub interval: Duration,
-    pub selectors: Vec<Selector>,
+    pub(crate) interval: Duration,
+    pub(crate) selectors: Vec<Selector>,
     host: Option<HostSettings>,
     cgroup: Option<Option<PathBuf>>,
 }
@@ -36,7 +36,7 @@ pub struct ResourcePlan {
 impl ResourcePlan {
     /// Compiles the `service:` and `resources:` sections; `cx` is at the
     /// document root, since this plan reads two top-level sections.
-    pub fn build(
+    pub(crate) fn build(
         service: &ServiceConfig,
         cfg: &ResourcesConfig,
         cx: &mut BuildCx,
@@ -72,7 +72,7 @@ impl ResourcePlan {
     }
 
     /// The `process` labels this plan exports, sidewatch's own included.
-    pub fn labels(&self) -> Vec<String> {
+    pub(crate) fn labels(&self) -> Vec<String> {
         let mut l: Vec<String> = self.selectors.iter().map(|s| s.label.clone()).collect();
         l.push(process::SELF_LABEL.to_string());
         l
@@ -103,7 +103,7 @@ impl SamplerMetrics {
 /// own, each group registered in its own sub-registry.
 #[derive(Debug)]
 pub struct ResourceMetrics {
-    pub process: ProcessMetrics,
+    pub(crate) process: ProcessMetrics,
     host: HostMetrics,
     cgroup: CgroupMetrics,
     sampler: SamplerMetrics,
@@ -173,14 +173,14 @@ impl Sampler {
 
 /// A running sampler task.
 #[derive(Debug)]
-pub struct Resources {
-    pub labels: Vec<String>,
+pub(crate) struct Resources {
+    pub(crate) labels: Vec<String>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Resources {
-    pub fn start(plan: ResourcePlan, metrics: Arc<ResourceMetrics>) -> Resources {
+    pub(crate) fn start(plan: ResourcePlan, metrics: Arc<ResourceMetrics>) -> Resources {
         let labels = plan.labels();
         let interval = plan.interval;
         let cancel = CancellationToken::new();
@@ -192,7 +192,7 @@ impl Resources {
         }
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.cancel.cancel();
         let _ = self.task.await;
     }

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::check::runner::{Checks, Refused, RunState};
 
 /// An API answer: status and JSON body.
-pub type Answer = (StatusCode, String);
+pub(crate) type Answer = (StatusCode, String);
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Answer {
     (status, format!("{body}\n"))
@@ -35,7 +35,12 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Handles a request under `/api/`; `None` when the API is off.
-pub fn handle(checks: &Checks, method: &Method, path: &str, headers: &HeaderMap) -> Option<Answer> {
+pub(crate) fn handle(
+    checks: &Checks,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Answer> {
     let token = checks.token()?;
     if !authorized(headers, &token) {
         return Some(answer(

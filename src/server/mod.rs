@@ -2,7 +2,7 @@
 //! the metric families (briefly locked per series) and the status board, so
 //! it keeps answering however many probes hang.
 
-pub mod api;
+pub(crate) mod api;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -33,12 +33,12 @@ const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// The server's own metrics.
 #[derive(Debug, Default)]
-pub struct ServerMetrics {
+pub(crate) struct ServerMetrics {
     scrapes: Counter,
 }
 
 impl ServerMetrics {
-    pub fn register(registry: &mut Registry) -> ServerMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> ServerMetrics {
         let m = ServerMetrics::default();
         registry.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
         m
@@ -47,20 +47,20 @@ impl ServerMetrics {
 
 /// What the handlers read.
 #[derive(Debug)]
-pub struct ServerState {
-    pub registry: Arc<Registry>,
-    pub metrics: ServerMetrics,
-    pub probes: Arc<Outcomes>,
+pub(crate) struct ServerState {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) metrics: ServerMetrics,
+    pub(crate) probes: Arc<Outcomes>,
     /// Checks, for the control API; `None` where there are none (`sidewatch load`).
-    pub checks: Option<Arc<crate::check::runner::Checks>>,
+    pub(crate) checks: Option<Arc<crate::check::runner::Checks>>,
     /// False until the probes are scheduled, and again while draining.
-    pub ready: AtomicBool,
+    pub(crate) ready: AtomicBool,
 }
 
 /// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
 /// serves `registry` (the run's root, prefixed `sidewatch`) without probes or
 /// the control API if an address is given; cancel the token to stop.
-pub async fn serve_run(
+pub(crate) async fn serve_run(
     listen: Option<std::net::SocketAddr>,
     mut registry: Registry,
 ) -> Result<Option<CancellationToken>, String> {
@@ -91,7 +91,11 @@ pub async fn serve_run(
 }
 
 /// Serves until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) {
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,

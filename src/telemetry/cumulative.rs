@@ -5,22 +5,17 @@
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]
-pub struct Deltas(HashMap<String, f64>);
+pub(crate) struct Deltas(HashMap<String, f64>);
 
 impl Deltas {
     /// The growth of `key`'s total since the last reading. The first reading
     /// counts whole, so a counter starts at the source's total.
-    pub fn delta(&mut self, key: &str, total: f64) -> f64 {
+    pub(crate) fn delta(&mut self, key: &str, total: f64) -> f64 {
         let last = self.0.insert(key.to_string(), total);
         match last {
             Some(prev) if total >= prev => total - prev,
             _ => total,
         }
-    }
-
-    /// Forgets keys not seen since the last call to `retain`.
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.0.retain(|k, _| keep(k));
     }
 }
 

@@ -12,12 +12,12 @@ use prometheus_client::encoding::{
 
 /// `check`: the configured check a series belongs to.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CheckLabels {
-    pub check: String,
+pub(crate) struct CheckLabels {
+    pub(crate) check: String,
 }
 
 impl CheckLabels {
-    pub fn new(check: &str) -> CheckLabels {
+    pub(crate) fn new(check: &str) -> CheckLabels {
         CheckLabels {
             check: check.to_string(),
         }
@@ -26,12 +26,12 @@ impl CheckLabels {
 
 /// `process`: the label of a process group.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProcessLabels {
-    pub process: String,
+pub(crate) struct ProcessLabels {
+    pub(crate) process: String,
 }
 
 impl ProcessLabels {
-    pub fn new(process: &str) -> ProcessLabels {
+    pub(crate) fn new(process: &str) -> ProcessLabels {
         ProcessLabels {
             process: process.to_string(),
         }
@@ -41,7 +41,7 @@ impl ProcessLabels {
 /// No labels of its own: the subject of a family that only has `result` or
 /// `reason`.
 #[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
-pub struct NoLabels;
+pub(crate) struct NoLabels;
 
 impl EncodeLabelSet for NoLabels {
     fn encode(&self, _: &mut LabelSetEncoder) -> fmt::Result {
@@ -51,15 +51,15 @@ impl EncodeLabelSet for NoLabels {
 
 /// The `result` label: how a run, a request or an export ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum RunResult {
+pub(crate) enum RunResult {
     Success,
     Failure,
 }
 
 impl RunResult {
-    pub const ALL: [RunResult; 2] = [RunResult::Success, RunResult::Failure];
+    pub(crate) const ALL: [RunResult; 2] = [RunResult::Success, RunResult::Failure];
 
-    pub fn of(ok: bool) -> RunResult {
+    pub(crate) fn of(ok: bool) -> RunResult {
         if ok {
             RunResult::Success
         } else {
@@ -67,7 +67,7 @@ impl RunResult {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunResult::Success => "success",
             RunResult::Failure => "failure",
@@ -82,9 +82,9 @@ super::str_label!(RunResult);
 /// Generic over the subject (a probe, a load entry, nothing), which the
 /// derive macro does not support, hence the hand-written encoding.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct ResultLabels<L> {
-    pub of: L,
-    pub result: RunResult,
+pub(crate) struct ResultLabels<L> {
+    pub(crate) of: L,
+    pub(crate) result: RunResult,
 }
 
 impl<L: EncodeLabelSet> EncodeLabelSet for ResultLabels<L> {
@@ -96,9 +96,9 @@ impl<L: EncodeLabelSet> EncodeLabelSet for ResultLabels<L> {
 
 /// The labels of `of`, then `reason`: a bounded failure reason `R`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct ReasonLabels<L, R> {
-    pub of: L,
-    pub reason: R,
+pub(crate) struct ReasonLabels<L, R> {
+    pub(crate) of: L,
+    pub(crate) reason: R,
 }
 
 impl<L: EncodeLabelSet, R: EncodeLabelValue> EncodeLabelSet for ReasonLabels<L, R> {

@@ -3,8 +3,8 @@
 //! Each component registers its own families; this module owns none of them
 //! except `sidewatch_build_info`.
 
-pub mod cumulative;
-pub mod labels;
+pub(crate) mod cumulative;
+pub(crate) mod labels;
 mod text;
 
 use std::sync::atomic::AtomicU64;
@@ -50,10 +50,10 @@ pub(crate) use str_label;
 
 /// A gauge of `f64` values (seconds, ratios, timestamps), stored as bits in
 /// an `AtomicU64`.
-pub type FloatGauge = Gauge<f64, AtomicU64>;
+pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// A counter of `f64` increments (CPU seconds).
-pub type FloatCounter = Counter<f64, AtomicU64>;
+pub(crate) type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Latency buckets from 100µs to 30s on a 1-2-5 series, so the seeds'
 /// thresholds (20, 50, 100, 200, 500 ms, 1 s, 2 s) fall on bucket edges and
@@ -63,7 +63,7 @@ pub const LATENCY_BUCKETS: [f64; 19] = [
     10.0, 20.0, 30.0, 60.0,
 ];
 
-pub fn latency_histogram() -> Histogram {
+pub(crate) fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
@@ -91,7 +91,7 @@ pub const PREFIX: &str = "sidewatch";
 /// A registry encodes its own families before those of its sub-registries,
 /// so this is the one family to register on the root itself: it comes first
 /// either way, and every other family stays in registration order.
-pub fn register_build_info(root: &mut Registry) {
+pub(crate) fn register_build_info(root: &mut Registry) {
     let family = Family::<BuildLabels, Gauge>::default();
     family
         .get_or_create(&BuildLabels {

@@ -12,19 +12,19 @@ use crate::units::percent;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tolerances {
-    pub latency: f64,
+    pub(crate) latency: f64,
     /// Seconds: a p95 rise smaller than this is never a regression.
-    pub latency_min: f64,
-    pub throughput: f64,
-    pub memory: f64,
-    pub error_rate: f64,
-    pub alpha: f64,
-    pub auto_accept: bool,
+    pub(crate) latency_min: f64,
+    pub(crate) throughput: f64,
+    pub(crate) memory: f64,
+    pub(crate) error_rate: f64,
+    pub(crate) alpha: f64,
+    pub(crate) auto_accept: bool,
 }
 
 impl Tolerances {
     /// Compiles a check's `baseline`; `cx` is at that key.
-    pub fn build(c: &BaselineConfig, cx: &mut BuildCx) -> Option<Tolerances> {
+    pub(crate) fn build(c: &BaselineConfig, cx: &mut BuildCx) -> Option<Tolerances> {
         let mut p = |s: &str, key: &str| percent(s).map_err(|e| cx.problem_at(key, e)).ok();
         let t = Tolerances {
             latency: p(&c.latency, "latency")?,

@@ -24,7 +24,7 @@ pub struct IndexEntry {
     pub id: String,
     pub check: String,
     pub kind: ScenarioKind,
-    pub started_unix: f64,
+    pub(crate) started_unix: f64,
     pub verdict: Verdict,
 }
 
@@ -214,12 +214,12 @@ impl Store {
     }
 
     /// The accepted baseline of `check`, if any.
-    pub fn baseline(&self, check: &str) -> Option<CheckResult> {
+    pub(crate) fn baseline(&self, check: &str) -> Option<CheckResult> {
         let id = self.read_index().baselines.get(check)?.clone();
         self.get(&id).ok()
     }
 
-    pub fn accept(&self, id: &str) -> Result<String, String> {
+    pub(crate) fn accept(&self, id: &str) -> Result<String, String> {
         let _lock = self.lock()?;
         let mut index = self.read_index();
         let check = index
@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// Forgets `check`'s baseline; true if there was one.
-    pub fn reset(&self, check: &str) -> Result<bool, String> {
+    pub(crate) fn reset(&self, check: &str) -> Result<bool, String> {
         let _lock = self.lock()?;
         let mut index = self.read_index();
         let had = index.baselines.remove(check).is_some();
@@ -262,7 +262,7 @@ mod tests {
     use super::*;
     use crate::check::result::{Details, FORMAT};
 
-    pub fn sample(check: &str, n: u32) -> CheckResult {
+    pub(crate) fn sample(check: &str, n: u32) -> CheckResult {
         CheckResult {
             format: FORMAT,
             id: format!("2026010{n}T000000.000Z-{check}"),

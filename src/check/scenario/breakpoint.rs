@@ -14,7 +14,7 @@ use crate::load::thresholds::Rule;
 use crate::units::human_duration;
 
 #[derive(Clone, Debug)]
-pub struct Breakpoint {
+pub(crate) struct Breakpoint {
     levels: Vec<f64>,
     step: Duration,
     rules: Vec<Rule>,
@@ -27,7 +27,7 @@ pub struct Breakpoint {
 const MAX_STEPS: usize = 64;
 
 impl Breakpoint {
-    pub fn build(c: &BreakpointConfig, b: &Build, cx: &mut BuildCx) -> Option<Breakpoint> {
+    pub(crate) fn build(c: &BreakpointConfig, b: &Build, cx: &mut BuildCx) -> Option<Breakpoint> {
         let levels = Self::levels(c, b, cx)?;
         let exprs: Vec<String> = if c.break_on.is_empty() {
             vec!["error_rate > 5%".into(), "dropped > 1%".into()]
@@ -96,18 +96,18 @@ impl Breakpoint {
         Some(v)
     }
 
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.step * self.levels.len() as u32 + self.recovery
     }
 
     pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
         let step = secs(self.step);
         let segments = (0..self.levels.len() as u32)
-            .map(|i| Segment::new(format!("step{i}"), i * step, (i + 1) * step))
+            .map(|i| Segment::new(i * step, (i + 1) * step))
             .collect();
         let rules = self.rules.clone();
         let c = Collector::new(run.now(), self.window, segments).stop_when(move |e| match e {
-            Event::Segment(_, s) => broken(&rules, s).is_some(),
+            Event::Segment(s) => broken(&rules, s).is_some(),
             Event::Window(_) => false,
         });
         let levels: Vec<(Duration, f64)> = self.levels.iter().map(|r| (self.step, *r)).collect();
@@ -214,7 +214,7 @@ mod tests {
             tolerance: 0.2,
         };
         let seg = |i: u32, requests: u64, errors: u64| {
-            let mut s = Segment::new("s", i * 10, i * 10 + 10);
+            let mut s = Segment::new(i * 10, i * 10 + 10);
             s.stats = EntryStats::new(false);
             s.stats.requests = requests;
             s.stats.errors[0] = errors;

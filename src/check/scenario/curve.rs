@@ -11,14 +11,14 @@ use crate::check::watch::usage;
 use crate::config::{BuildCx, CurveConfig};
 
 #[derive(Clone, Debug)]
-pub struct Curve {
+pub(crate) struct Curve {
     levels: Vec<f64>,
     step: Duration,
     settle: u32,
 }
 
 impl Curve {
-    pub fn build(c: &CurveConfig, b: &Build, cx: &mut BuildCx) -> Option<Curve> {
+    pub(crate) fn build(c: &CurveConfig, b: &Build, cx: &mut BuildCx) -> Option<Curve> {
         if b.base.is_none() {
             cx.problem("a curve needs a `load` with a `mix`");
             return None;
@@ -46,14 +46,14 @@ impl Curve {
         })
     }
 
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.step * self.levels.len() as u32
     }
 
     pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
         let step = secs(self.step);
         let segments = (0..self.levels.len() as u32)
-            .map(|i| Segment::new(format!("level{i}"), i * step + self.settle, (i + 1) * step))
+            .map(|i| Segment::new(i * step + self.settle, (i + 1) * step))
             .collect();
         let offset = run.now();
         let c = Collector::new(offset, step, segments);

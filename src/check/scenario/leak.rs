@@ -12,17 +12,17 @@ use crate::load::arrival::Profile;
 use crate::units::{bytes, show_slope, slope};
 
 #[derive(Clone, Debug)]
-pub struct Leak {
+pub(crate) struct Leak {
     duration: Duration,
-    pub sample_interval: Duration,
-    pub process: String,
+    pub(crate) sample_interval: Duration,
+    pub(crate) process: String,
     params: LeakParams,
     /// The base load's start (rate or users), if it drives load.
     drive: Option<f64>,
 }
 
 impl Leak {
-    pub fn build(c: &LeakConfig, b: &Build, cx: &mut BuildCx) -> Option<Leak> {
+    pub(crate) fn build(c: &LeakConfig, b: &Build, cx: &mut BuildCx) -> Option<Leak> {
         let Some(process) = c.process.as_deref().or(b.process) else {
             cx.problem("a leak check watches a service process: add `service.processes`");
             return None;
@@ -55,7 +55,7 @@ impl Leak {
         })
     }
 
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.duration
     }
 

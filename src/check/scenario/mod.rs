@@ -11,11 +11,11 @@
 //! The reports they fill ([`Details`] and the scenario reports in it) are
 //! defined with the rest of the stored schema in [`crate::check::result`].
 
-pub mod breakpoint;
-pub mod curve;
-pub mod leak;
-pub mod soak;
-pub mod spike;
+pub(crate) mod breakpoint;
+pub(crate) mod curve;
+pub(crate) mod leak;
+pub(crate) mod soak;
+pub(crate) mod spike;
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use crate::units::parse_rate;
 
 /// A compiled scenario.
 #[derive(Clone, Debug)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// The check's `load` as written.
     Load,
     Soak(soak::Soak),
@@ -44,21 +44,21 @@ pub enum Scenario {
 }
 
 /// What building a scenario needs besides its own config.
-pub struct Build<'a> {
+pub(crate) struct Build<'a> {
     /// The check's compiled load: a scenario drives its workload through
     /// profiles it makes from the base (`start`).
-    pub base: Option<&'a LoadPlan>,
+    pub(crate) base: Option<&'a LoadPlan>,
     /// Rates are multiplied by this (1/N for a shard).
-    pub rate_scale: f64,
+    pub(crate) rate_scale: f64,
     /// Durations are multiplied by this (`--time-scale`).
-    pub time_scale: f64,
-    pub max_rate: f64,
+    pub(crate) time_scale: f64,
+    pub(crate) max_rate: f64,
     /// The watched service process label, if any.
-    pub process: Option<&'a str>,
+    pub(crate) process: Option<&'a str>,
 }
 
 impl Build<'_> {
-    pub fn time(&self, d: Duration) -> Duration {
+    pub(crate) fn time(&self, d: Duration) -> Duration {
         d.mul_f64(self.time_scale)
     }
 
@@ -100,7 +100,7 @@ impl Build<'_> {
 
 impl Scenario {
     /// Compiles the check's scenario; `cx` is the check's.
-    pub fn build(cfg: &CheckConfig, b: &Build, cx: &mut BuildCx) -> Option<Scenario> {
+    pub(crate) fn build(cfg: &CheckConfig, b: &Build, cx: &mut BuildCx) -> Option<Scenario> {
         if cfg.scenarios() > 1 {
             cx.problem("give at most one scenario (soak, spike, breakpoint, curve, leak)");
             return None;
@@ -128,7 +128,7 @@ impl Scenario {
         Some(Scenario::Load)
     }
 
-    pub fn kind(&self) -> ScenarioKind {
+    pub(crate) fn kind(&self) -> ScenarioKind {
         match self {
             Scenario::Load => ScenarioKind::Load,
             Scenario::Soak(_) => ScenarioKind::Soak,
@@ -140,7 +140,7 @@ impl Scenario {
     }
 
     /// Expected length (a breakpoint's is its longest).
-    pub fn duration(&self, base: Option<&LoadPlan>) -> Duration {
+    pub(crate) fn duration(&self, base: Option<&LoadPlan>) -> Duration {
         match self {
             Scenario::Load => base
                 .and_then(|b| b.profile.as_ref())
@@ -151,11 +151,6 @@ impl Scenario {
             Scenario::Curve(s) => s.duration(),
             Scenario::Leak(s) => s.duration(),
         }
-    }
-
-    /// Whether the scenario judges the service's memory trend.
-    pub fn watches_memory(&self) -> bool {
-        matches!(self, Scenario::Soak(_) | Scenario::Leak(_))
     }
 
     pub async fn run(&self, run: &mut Run<'_>) -> (Details, Vec<Finding>) {
@@ -185,13 +180,13 @@ impl Scenario {
 /// for two windows in a row. The 1 ms keeps a fast service's jitter from
 /// counting as an outage.
 #[derive(Clone, Copy, Debug)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     p95: f64,
     error_rate: f64,
 }
 
 impl Recovery {
-    pub fn against(reference: &EntryStats, tolerance: f64) -> Recovery {
+    pub(crate) fn against(reference: &EntryStats, tolerance: f64) -> Recovery {
         let p95 = reference.latency.quantile(0.95);
         Recovery {
             p95: (p95 * (1.0 + tolerance)).max(p95 + 0.001),
@@ -199,12 +194,12 @@ impl Recovery {
         }
     }
 
-    pub fn holds(&self, w: &Window) -> bool {
+    pub(crate) fn holds(&self, w: &Window) -> bool {
         w.requests > 0 && w.p95 <= self.p95 && w.error_rate <= self.error_rate
     }
 
     /// The first window that is back, with the next one back too.
-    pub fn first<'a>(&self, windows: &[&'a Window]) -> Option<&'a Window> {
+    pub(crate) fn first<'a>(&self, windows: &[&'a Window]) -> Option<&'a Window> {
         windows
             .windows(2)
             .find(|pair| self.holds(pair[0]) && self.holds(pair[1]))
@@ -213,17 +208,17 @@ impl Recovery {
 }
 
 /// A window length for runs without one: about 60 windows, 1 s to 1 min.
-pub fn window_for(d: Duration) -> u32 {
+pub(crate) fn window_for(d: Duration) -> u32 {
     (d.as_secs() / 60).clamp(1, 60) as u32
 }
 
 /// Whole seconds, at least 1.
-pub fn secs(d: Duration) -> u32 {
+pub(crate) fn secs(d: Duration) -> u32 {
     (d.as_secs_f64().round() as u32).max(1)
 }
 
 /// A profile that holds each (duration, rate) level, stepping instantly.
-pub fn steps(levels: &[(Duration, f64)]) -> Profile {
+pub(crate) fn steps(levels: &[(Duration, f64)]) -> Profile {
     let mut stages = Vec::new();
     for (d, r) in levels {
         stages.push(Stage {
@@ -244,32 +239,32 @@ pub fn steps(levels: &[(Duration, f64)]) -> Profile {
 /// One leg of a check: a load profile the engine drove, and its result.
 /// Each becomes a `PhaseSummary` of the stored result.
 #[derive(Clone, Debug)]
-pub struct Leg {
-    pub name: String,
-    pub result: LoadResult,
+pub(crate) struct Leg {
+    pub(crate) name: String,
+    pub(crate) result: LoadResult,
 }
 
 /// What a running check gives its scenario.
-pub struct Run<'a> {
-    pub base: Option<&'a LoadPlan>,
-    pub metrics: Option<&'a LoadMetrics>,
-    pub progress: &'a mut dyn Progress,
-    pub cancel: CancellationToken,
-    pub epoch: Instant,
-    pub watch: Option<&'a Watch>,
-    pub legs: Vec<Leg>,
-    pub windows: Vec<Window>,
+pub(crate) struct Run<'a> {
+    pub(crate) base: Option<&'a LoadPlan>,
+    pub(crate) metrics: Option<&'a LoadMetrics>,
+    pub(crate) progress: &'a mut dyn Progress,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) epoch: Instant,
+    pub(crate) watch: Option<&'a Watch>,
+    pub(crate) legs: Vec<Leg>,
+    pub(crate) windows: Vec<Window>,
 }
 
 impl Run<'_> {
     /// Seconds since the check started.
-    pub fn now(&self) -> f64 {
+    pub(crate) fn now(&self) -> f64 {
         self.epoch.elapsed().as_secs_f64()
     }
 
     /// Drives `profile` with the check's mix. Thresholds and abort rules
     /// apply when `judged` (a recovery phase is not).
-    pub async fn drive(
+    pub(crate) async fn drive(
         &mut self,
         name: &str,
         profile: Profile,
@@ -310,7 +305,7 @@ impl Run<'_> {
 
     /// Waits `d` without load (a leak check that only observes), showing
     /// progress; ends early on cancel.
-    pub async fn observe(&mut self, d: Duration) {
+    pub(crate) async fn observe(&mut self, d: Duration) {
         let total = secs(d);
         for s in 1..=total {
             tokio::select! {
@@ -333,7 +328,7 @@ impl Run<'_> {
 
     /// True when a leg was stopped by an abort rule, a cancel or the time
     /// limit.
-    pub fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.cancel.is_cancelled() || self.legs.iter().any(|l| l.result.aborted_by.is_some())
     }
 }

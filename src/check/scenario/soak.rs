@@ -15,7 +15,7 @@ use crate::stats::{mann_whitney_greater, median};
 use crate::units::show_slope;
 
 #[derive(Clone, Debug)]
-pub struct Soak {
+pub(crate) struct Soak {
     start: f64,
     duration: Duration,
     window: u32,
@@ -30,7 +30,7 @@ pub struct Soak {
 const ALPHA: f64 = 0.05;
 
 impl Soak {
-    pub fn build(c: &SoakConfig, b: &Build, cx: &mut BuildCx) -> Option<Soak> {
+    pub(crate) fn build(c: &SoakConfig, b: &Build, cx: &mut BuildCx) -> Option<Soak> {
         let Some(base) = b.base else {
             cx.problem("a soak needs a `load` with a `rate` and a `mix`");
             return None;
@@ -67,7 +67,7 @@ impl Soak {
         })
     }
 
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.duration
     }
 

@@ -12,7 +12,7 @@ use crate::config::{BuildCx, SpikeConfig};
 use crate::units::human_duration;
 
 #[derive(Clone, Debug)]
-pub struct Spike {
+pub(crate) struct Spike {
     base: f64,
     factor: f64,
     before: Duration,
@@ -26,7 +26,7 @@ pub struct Spike {
 }
 
 impl Spike {
-    pub fn build(c: &SpikeConfig, b: &Build, cx: &mut BuildCx) -> Option<Spike> {
+    pub(crate) fn build(c: &SpikeConfig, b: &Build, cx: &mut BuildCx) -> Option<Spike> {
         let base = b.base_rate(cx)?;
         if !(c.factor.is_finite() && c.factor > 1.0) {
             cx.problem_at("factor", "must be greater than 1");
@@ -64,7 +64,7 @@ impl Spike {
         })
     }
 
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.before + self.hold + self.after
     }
 
@@ -73,9 +73,9 @@ impl Spike {
         let end = secs(self.duration());
         let segments = vec![
             // The first window warms connections up; leave it out.
-            Segment::new("before", self.window.min(b / 2), b),
-            Segment::new("spike", b, b + h),
-            Segment::new("after", b + h, end),
+            Segment::new(self.window.min(b / 2), b),
+            Segment::new(b, b + h),
+            Segment::new(b + h, end),
         ];
         let offset = run.now();
         let c = Collector::new(offset, self.window, segments);
@@ -146,8 +146,8 @@ mod tests {
     use super::*;
     use crate::load::engine::EntryStats;
 
-    fn seg(name: &str, requests: u64, errors: u64, micros: u64) -> Segment {
-        let mut s = Segment::new(name, 0, 10);
+    fn seg(requests: u64, errors: u64, micros: u64) -> Segment {
+        let mut s = Segment::new(0, 10);
         s.stats = EntryStats::new(false);
         s.stats.requests = requests;
         s.stats.errors[0] = errors;
@@ -182,10 +182,7 @@ mod tests {
             tolerance: 0.2,
             max_recovery: Duration::from_secs(25),
         };
-        let segs = [
-            seg("before", 100, 0, 10_000),
-            seg("spike", 1000, 50, 900_000),
-        ];
+        let segs = [seg(100, 0, 10_000), seg(1000, 50, 900_000)];
         let windows = [
             win(40.0, 0.5, 0.0),
             win(50.0, 0.011, 0.0), // back, but the next window is not

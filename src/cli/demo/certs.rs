@@ -10,8 +10,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 /// A CA (as PEM, for `ca_file`) and a leaf certificate with its key.
 pub struct Pki {
     pub ca_pem: String,
-    pub leaf: CertificateDer<'static>,
-    pub key: PrivateKeyDer<'static>,
+    pub(crate) leaf: CertificateDer<'static>,
+    pub(crate) key: PrivateKeyDer<'static>,
 }
 
 /// When the leaf is valid.

@@ -3,7 +3,7 @@
 //! per probe.
 
 pub mod certs;
-pub mod target;
+pub(crate) mod target;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -158,7 +158,7 @@ async fn spawn_target(dir: &Path) -> Result<(tokio::process::Child, Addrs), Stri
 
 /// `sidewatch demo-target`: serves until its standard input closes, which
 /// happens when the demo exits, however it exits.
-pub async fn serve_target(dir: &Path) -> u8 {
+pub(crate) async fn serve_target(dir: &Path) -> u8 {
     let pki = certs::issue(&["localhost"], certs::Validity::Current);
     let started = async {
         std::fs::write(dir.join("ca.pem"), &pki.ca_pem)?;
@@ -333,7 +333,7 @@ fn resource_line(text: &str, process: &str, cpu: &mut CpuRates) -> String {
 }
 
 /// One line per probe: state, last reason, last duration, counts, target.
-pub fn status_lines(board: &std::collections::BTreeMap<String, ProbeStatus>) -> Vec<String> {
+pub(crate) fn status_lines(board: &std::collections::BTreeMap<String, ProbeStatus>) -> Vec<String> {
     let width = board.keys().map(String::len).max().unwrap_or(0);
     board
         .iter()

@@ -21,10 +21,10 @@ use super::certs::Pki;
 
 /// Addresses of a running demo target.
 #[derive(Debug)]
-pub struct Target {
-    pub http: SocketAddr,
-    pub https: SocketAddr,
-    pub tcp: SocketAddr,
+pub(crate) struct Target {
+    pub(crate) http: SocketAddr,
+    pub(crate) https: SocketAddr,
+    pub(crate) tcp: SocketAddr,
     stop: CancellationToken,
 }
 
@@ -34,7 +34,7 @@ impl Drop for Target {
     }
 }
 
-pub async fn start(pki: &Pki) -> std::io::Result<Target> {
+pub(crate) async fn start(pki: &Pki) -> std::io::Result<Target> {
     let stop = CancellationToken::new();
     let http = TcpListener::bind("127.0.0.1:0").await?;
     let https = TcpListener::bind("127.0.0.1:0").await?;

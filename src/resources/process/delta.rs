@@ -13,12 +13,12 @@ use crate::telemetry::labels::ProcessLabels;
 /// What one member added to its group's counters since the last sample.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Growth {
-    pub user_seconds: f64,
-    pub system_seconds: f64,
-    pub read_bytes: u64,
-    pub write_bytes: u64,
-    pub voluntary: u64,
-    pub involuntary: u64,
+    pub(crate) user_seconds: f64,
+    pub(crate) system_seconds: f64,
+    pub(crate) read_bytes: u64,
+    pub(crate) write_bytes: u64,
+    pub(crate) voluntary: u64,
+    pub(crate) involuntary: u64,
 }
 
 impl Growth {
@@ -48,8 +48,8 @@ struct Known {
 
 /// A selector with its members' last readings.
 #[derive(Debug)]
-pub struct Group {
-    pub selector: Selector,
+pub(crate) struct Group {
+    pub(crate) selector: Selector,
     known: HashMap<i32, Known>,
     slow: HashMap<i32, Slow>,
     /// Uptime (in ticks) at the previous sample; `None` before the first.
@@ -57,7 +57,7 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn new(selector: Selector) -> Group {
+    pub(crate) fn new(selector: Selector) -> Group {
         Group {
             selector,
             known: HashMap::new(),
@@ -66,7 +66,7 @@ impl Group {
         }
     }
 
-    pub fn sample(&mut self, scan: &Scan, now_ticks: u64, m: &ProcessMetrics) {
+    pub(crate) fn sample(&mut self, scan: &Scan, now_ticks: u64, m: &ProcessMetrics) {
         let l = ProcessLabels::new(&self.selector.label);
         let readings = self.read(scan);
         m.set_gauges(&l, &readings);

@@ -259,7 +259,7 @@ impl ProcessMetrics {
     }
 
     /// Removes every series of a group that is no longer configured.
-    pub fn remove(&self, label: &str) {
+    pub(crate) fn remove(&self, label: &str) {
         let l = ProcessLabels::new(label);
         self.clear_gauges(&l);
         self.up.remove(&l);

@@ -12,7 +12,7 @@ mod families;
 mod read;
 mod select;
 
-pub use delta::Group;
+pub(crate) use delta::Group;
 pub use families::ProcessMetrics;
-pub use read::{start_unix_seconds, uptime_ticks, Reading};
-pub use select::{Scan, Selector, Totals, SELF_LABEL};
+pub(crate) use read::uptime_ticks;
+pub(crate) use select::{Scan, Selector, SELF_LABEL};

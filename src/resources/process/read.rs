@@ -8,21 +8,21 @@ use procfs::process::{LimitValue, Process, Stat};
 /// One process's readings. Fields that need ptrace access to a process of
 /// another user (`io`, `fd`, `smaps_rollup`) are `None` when unreadable.
 #[derive(Clone, Debug, Default)]
-pub struct Reading {
-    pub start_ticks: u64,
-    pub rss: u64,
-    pub vms: u64,
-    pub pss: Option<u64>,
-    pub uss: Option<u64>,
-    pub user_seconds: f64,
-    pub system_seconds: f64,
-    pub threads: i64,
-    pub fds: Option<u64>,
-    pub fd_limit: Option<u64>,
-    pub read_bytes: Option<u64>,
-    pub write_bytes: Option<u64>,
-    pub voluntary: Option<u64>,
-    pub involuntary: Option<u64>,
+pub(crate) struct Reading {
+    pub(crate) start_ticks: u64,
+    pub(crate) rss: u64,
+    pub(crate) vms: u64,
+    pub(crate) pss: Option<u64>,
+    pub(crate) uss: Option<u64>,
+    pub(crate) user_seconds: f64,
+    pub(crate) system_seconds: f64,
+    pub(crate) threads: i64,
+    pub(crate) fds: Option<u64>,
+    pub(crate) fd_limit: Option<u64>,
+    pub(crate) read_bytes: Option<u64>,
+    pub(crate) write_bytes: Option<u64>,
+    pub(crate) voluntary: Option<u64>,
+    pub(crate) involuntary: Option<u64>,
 }
 
 /// Values that change slowly and cost more to read: PSS/USS walk the page
@@ -64,12 +64,6 @@ impl Slow {
 }
 
 impl Reading {
-    /// Reads a process; `None` if it is gone.
-    pub fn read(pid: i32) -> Option<Reading> {
-        let stat = Process::new(pid).ok()?.stat().ok()?;
-        Reading::read_with(pid, stat, &mut None)
-    }
-
     pub(super) fn read_with(pid: i32, stat: Stat, slow: &mut Option<Slow>) -> Option<Reading> {
         let p = Process::new(pid).ok()?;
         let tps = procfs::ticks_per_second() as f64;
@@ -133,13 +127,13 @@ fn smaps_rollup(pid: i32) -> (Option<u64>, Option<u64>) {
 }
 
 /// Converts a start time in ticks since boot to Unix seconds.
-pub fn start_unix_seconds(start_ticks: u64) -> f64 {
+pub(crate) fn start_unix_seconds(start_ticks: u64) -> f64 {
     let boot = procfs::boot_time_secs().unwrap_or(0) as f64;
     boot + start_ticks as f64 / procfs::ticks_per_second() as f64
 }
 
 /// Ticks since boot, from `/proc/uptime`.
-pub fn uptime_ticks() -> u64 {
+pub(crate) fn uptime_ticks() -> u64 {
     let secs = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
@@ -153,7 +147,9 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        let r = Reading::read(std::process::id() as i32).unwrap();
+        let pid = std::process::id() as i32;
+        let stat = Process::new(pid).unwrap().stat().unwrap();
+        let r = Reading::read_with(pid, stat, &mut None).unwrap();
         assert!(r.rss > 0 && r.vms >= r.rss);
         assert!(r.threads >= 1);
         assert!(r.fds.unwrap() >= 3);

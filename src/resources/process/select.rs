@@ -12,7 +12,7 @@ use super::read::Reading;
 use crate::config::{BuildCx, ProcessSelector};
 
 /// The `process` label of sidewatch's own group.
-pub const SELF_LABEL: &str = "sidewatch";
+pub(crate) const SELF_LABEL: &str = "sidewatch";
 
 #[derive(Clone, Debug)]
 enum How {
@@ -25,13 +25,13 @@ enum How {
 
 /// A compiled selector.
 #[derive(Clone, Debug)]
-pub struct Selector {
-    pub label: String,
+pub(crate) struct Selector {
+    pub(crate) label: String,
     how: How,
 }
 
 impl Selector {
-    pub fn build(cfg: &ProcessSelector, cx: &mut BuildCx) -> Option<Selector> {
+    pub(crate) fn build(cfg: &ProcessSelector, cx: &mut BuildCx) -> Option<Selector> {
         let label_ok = !cfg.label.is_empty()
             && cfg.label.len() <= 64
             && cfg
@@ -85,7 +85,7 @@ impl Selector {
     }
 
     /// sidewatch's own process.
-    pub fn myself() -> Selector {
+    pub(crate) fn myself() -> Selector {
         Selector {
             label: SELF_LABEL.into(),
             how: How::Myself,
@@ -94,7 +94,7 @@ impl Selector {
 
     /// The group's total RSS and CPU seconds, its newest start time and its
     /// size, read now; for checks, which watch one group closely.
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         let scan = Scan::take(&[self]);
         let mut t = Totals::default();
         for r in scan.members(self).into_iter().filter_map(|pid| {
@@ -116,17 +116,17 @@ impl Selector {
 
 /// A group's totals at one instant.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Totals {
-    pub rss: u64,
-    pub cpu_seconds: f64,
+pub(crate) struct Totals {
+    pub(crate) rss: u64,
+    pub(crate) cpu_seconds: f64,
     /// Start time (clock ticks after boot) of the newest member.
-    pub newest_start: u64,
-    pub processes: u32,
+    pub(crate) newest_start: u64,
+    pub(crate) processes: u32,
 }
 
 /// The processes present at one sample, read once for every selector; their
 /// `stat` is kept so matched processes are not read twice.
-pub struct Scan {
+pub(crate) struct Scan {
     me: i32,
     procs: Vec<(i32, String, Option<String>)>,
     stats: HashMap<i32, Stat>,
@@ -134,7 +134,7 @@ pub struct Scan {
 
 impl Scan {
     /// Lists processes with their names; command lines only if asked for.
-    pub fn take(selectors: &[&Selector]) -> Scan {
+    pub(crate) fn take(selectors: &[&Selector]) -> Scan {
         let me = std::process::id() as i32;
         let mut procs = Vec::new();
         let mut stats = HashMap::new();
