@@ -2,11 +2,11 @@
 //! `index.json` listing the runs and each check's accepted baseline.
 //!
 //! Every file is written atomically (temp file, fsync, rename, fsync of the
-//! directory), and the run file before the index, so a crash at any point
-//! leaves a readable store: at worst a run file the index does not list
-//! yet, which the next open adds back. An exclusive `flock` on `.lock`
-//! serialises writers (the sidecar and a `sidewatch check` CronJob may
-//! share a volume).
+//! directory), a new directory is fsynced in its parent, and the run file
+//! is written before the index, so a crash at any point leaves a readable
+//! store: at worst a run file the index does not list yet, which the next
+//! open adds back. An exclusive `flock` on `.lock` serialises writers (the
+//! sidecar and a `sidewatch check` CronJob may share a volume).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::check::result::{CheckResult, ScenarioKind, Verdict};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{create_dir_durable, write_atomic};
 
 /// One run as the index lists it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -59,7 +59,8 @@ impl Store {
     /// Opens (creating) the store, clears temp files a crash left behind,
     /// and reconciles the index with the run files on disk.
     pub fn open(dir: &Path, keep: usize) -> Result<Store, String> {
-        std::fs::create_dir_all(dir.join("runs")).map_err(|e| io("cannot create", dir, e))?;
+        let runs = dir.join("runs");
+        create_dir_durable(&runs).map_err(|e| io("cannot create", &runs, e))?;
         let store = Store {
             dir: dir.to_path_buf(),
             keep: keep.max(1),
@@ -158,8 +159,8 @@ impl Store {
     pub fn save(&self, r: &CheckResult, accept: bool) -> Result<(), String> {
         let _lock = self.lock()?;
         let path = self.run_path(&r.check, &r.id);
-        std::fs::create_dir_all(path.parent().expect("has a parent"))
-            .map_err(|e| io("cannot create", &path, e))?;
+        let dir = path.parent().expect("has a parent");
+        create_dir_durable(dir).map_err(|e| io("cannot create", dir, e))?;
         let body = serde_json::to_vec_pretty(r).expect("serializable");
         write_atomic(&path, &body).map_err(|e| io("cannot write", &path, e))?;
         let mut index = self.read_index();
