@@ -9,7 +9,87 @@
 
 mod common;
 
-use std::process::Command;
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use sidewatch::check::execute::run_id;
+
+/// In its child mode (`SIDEWATCH_ID_CHILD` set) prints ids and nothing else
+/// to check.
+#[test]
+fn run_ids_never_collide() {
+    const PER_THREAD: usize = 20_000;
+    let generate = || {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..PER_THREAD)
+                        .map(|_| run_id("api", SystemTime::now()))
+                        .collect::<Vec<String>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect::<Vec<String>>()
+    };
+    if std::env::var_os("SIDEWATCH_ID_CHILD").is_some() {
+        for id in generate() {
+            println!("id {id}");
+        }
+        return;
+    }
+    // Two more processes at the same time, as two shards sharing a store.
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "run_ids_never_collide", "--nocapture"])
+                .env("SIDEWATCH_ID_CHILD", "1")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = generate();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let theirs: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id "))
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            theirs.len(),
+            4 * PER_THREAD,
+            "{}",
+            &text[..text.len().min(500)]
+        );
+        ids.extend(theirs);
+    }
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "{} duplicates among {} ids",
+        ids.len() - unique.len(),
+        ids.len()
+    );
+    for id in &ids {
+        assert!(
+            !id.starts_with('.') && !id.contains('/') && id.ends_with("-api"),
+            "not a plain file name: {id}"
+        );
+    }
+    // Sortable by time: ids made later sort later (to the microsecond).
+    let (a, b) = (run_id("api", SystemTime::now()), {
+        std::thread::sleep(Duration::from_millis(2));
+        run_id("api", SystemTime::now())
+    });
+    assert!(a < b, "{a} then {b}");
+}
 
 #[test]
 fn a_new_check_directory_is_fsynced_in_its_parent() {
