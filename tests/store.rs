@@ -10,10 +10,161 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::*;
 use sidewatch::check::execute::run_id;
+
+/// Runs the binary: (exit code, stdout, stderr).
+fn sidewatch(args: &[&str], config: &Path) -> (Option<i32>, String, String) {
+    let (cmd, rest) = args.split_first().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .arg(cmd)
+        .arg("--config")
+        .arg(config)
+        .args(rest)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A config with one 2-second load check `api` against `addr`, compared
+/// with its baseline, storing into `store`.
+fn config(dir: &Path, store: &Path, addr: SocketAddr) -> PathBuf {
+    let path = dir.join("sidewatch.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "store: {{dir: '{}'}}
+checks:
+  - name: api
+    load: {{rate: 50/s, duration: 2s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
+    thresholds: ['error_rate < 1%']
+    baseline: {{latency: +200%, latency_min: 1s}}
+",
+            store.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A server that answers every request in 2 ms.
+async fn steady_server() -> SocketAddr {
+    shaped_server(Arc::new(|_, _| (Duration::from_millis(2), 200))).await
+}
+
+/// Writes a config into `dir` for a store in `store` and runs its check
+/// once against a steady server, which makes the first baseline: (the
+/// config, the baseline's run id).
+async fn first_baseline(dir: &Path, store: &Path) -> (PathBuf, String) {
+    let config = config(dir, store, steady_server().await);
+    tokio::task::block_in_place(|| {
+        let (code, out, err) = sidewatch(&["check", "api"], &config);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        let (_, base) = listed(&config);
+        (config, base.expect("the first passing run is the baseline"))
+    })
+}
+
+/// `baseline list`: (the runs listed, newest first; the baseline's run).
+fn listed(config: &Path) -> (Vec<String>, Option<String>) {
+    let (code, out, err) = sidewatch(&["baseline", "list"], config);
+    assert_eq!(code, Some(0), "baseline list: {out}\n{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    let ids = rows
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+    let base = rows
+        .iter()
+        .find(|l| l.trim_end().ends_with("baseline"))
+        .and_then(|l| l.split_whitespace().next())
+        .map(String::from);
+    (ids, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_index_loses_no_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (config, base) = first_baseline(tmp.path(), &store).await;
+    tokio::task::block_in_place(|| {
+        // A torn or bit-rotted index.
+        let index = store.join("index.json");
+        std::fs::write(&index, b"{\"version\": 1, \"runs\": [{\"id\": \"2026").unwrap();
+        let (ids, listed_base) = listed(&config);
+        assert_eq!(
+            ids,
+            std::slice::from_ref(&base),
+            "rebuilt from the run files"
+        );
+        assert_eq!(
+            listed_base.as_deref(),
+            Some(base.as_str()),
+            "the mark survives"
+        );
+        assert_eq!(
+            std::fs::read(&index).unwrap(),
+            b"{\"version\": 1, \"runs\": [{\"id\": \"2026",
+            "`baseline list` only reads"
+        );
+        // The next passing run is compared with the baseline, not made one.
+        let (code, out, err) = sidewatch(&["check", "api"], &config);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        assert!(out.contains(&format!("against baseline {base}")), "{out}");
+        let (ids, listed_base) = listed(&config);
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(listed_base, Some(base));
+        let rebuilt = std::fs::read(&index).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&rebuilt).expect("the writer rebuilt it");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_baseline_fails_the_run_and_is_never_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (config, base) = first_baseline(tmp.path(), &store).await;
+    tokio::task::block_in_place(|| {
+        let file = store.join("runs/api").join(format!("{base}.json"));
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let (code, out, err) = sidewatch(&["check", "api"], &config);
+        assert_eq!(
+            code,
+            Some(1),
+            "an unreadable baseline fails the run: {out}\n{err}"
+        );
+        let said = format!("{out}\n{err}");
+        assert!(
+            said.contains("baseline") && said.contains(&base) && said.contains("cannot read"),
+            "the result and the log say so: {said}"
+        );
+        let (ids, listed_base) = listed(&config);
+        assert_eq!(ids.len(), 2, "the run is stored: {ids:?}");
+        assert_eq!(listed_base, Some(base.clone()), "and not made the baseline");
+        let (_, _, warned) = sidewatch(&["baseline", "list"], &config);
+        assert!(
+            warned.contains("warning") && warned.contains(&base),
+            "{warned}"
+        );
+        // Once the file is back, runs compare with it again.
+        std::fs::write(&file, &bytes).unwrap();
+        let (code, out, err) = sidewatch(&["check", "api"], &config);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        assert!(out.contains(&format!("against baseline {base}")), "{out}");
+    });
+}
 
 /// In its child mode (`SIDEWATCH_ID_CHILD` set) prints ids and nothing else
 /// to check.

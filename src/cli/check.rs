@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use prometheus_client::registry::Registry;
 
-use crate::check::baseline::store::Store;
+use crate::check::baseline::store::{Baseline, Store};
 use crate::check::execute::{execute, synthetic};
 use crate::check::metrics::CheckMetrics;
 use crate::check::result::{CheckResult, Verdict};
@@ -114,12 +114,17 @@ fn load(config: &Path, tuning: Tuning) -> Result<Plan, u8> {
     })
 }
 
-fn open_store(plan: &Plan) -> Result<Store, String> {
+/// Opens the config's store for writing, or (`write` false) read-only.
+fn open_store(plan: &Plan, write: bool) -> Result<Store, String> {
     let (dir, keep) = plan
         .store
         .as_ref()
         .ok_or("the config has no `store` section")?;
-    Store::open(dir, *keep)
+    if write {
+        Store::open(dir, *keep)
+    } else {
+        Store::open_read(dir)
+    }
 }
 
 pub async fn run(args: CheckRunArgs) -> u8 {
@@ -148,7 +153,7 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     let store = if args.no_store || rehearsal || plan.store.is_none() {
         None
     } else {
-        match open_store(&plan) {
+        match open_store(&plan, true) {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -241,7 +246,11 @@ pub fn baseline(args: BaselineArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let store = match open_store(&plan) {
+    let write = matches!(
+        args.action,
+        BaselineAction::Accept { .. } | BaselineAction::Reset { .. }
+    );
+    let store = match open_store(&plan, write) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -249,10 +258,7 @@ pub fn baseline(args: BaselineArgs) -> u8 {
         }
     };
     let outcome = match args.action {
-        BaselineAction::List { check } => {
-            list(&store, check.as_deref());
-            Ok(())
-        }
+        BaselineAction::List { check } => list(&store, check.as_deref()),
         BaselineAction::Show { run, json } => store.get(&run).map(|r| {
             if json {
                 println!(
@@ -283,14 +289,24 @@ pub fn baseline(args: BaselineArgs) -> u8 {
     }
 }
 
-fn list(store: &Store, check: Option<&str>) {
-    let baselines = store.baselines();
-    let rows: Vec<Vec<String>> = store
-        .list(check)
+/// Prints the runs, newest first, marking each check's baseline; warns
+/// about a baseline that cannot be read.
+fn list(store: &Store, check: Option<&str>) -> Result<(), String> {
+    let baselines = store.baselines()?;
+    let runs = store.list(check)?;
+    for c in baselines
+        .keys()
+        .filter(|c| check.is_none_or(|only| only == *c))
+    {
+        if let Err(e) = store.baseline(c) {
+            eprintln!("warning: {e}");
+        }
+    }
+    let rows: Vec<Vec<String>> = runs
         .into_iter()
         .rev()
         .map(|e| {
-            let base = baselines.get(&e.check) == Some(&e.id);
+            let base = baselines.get(&e.check) == Some(&Baseline::Run(e.id.clone()));
             vec![
                 e.id,
                 e.check,
@@ -308,6 +324,7 @@ fn list(store: &Store, check: Option<&str>) {
         "{}",
         crate::report::table::render(&["run", "check", "kind", "verdict", ""], &rows)
     );
+    Ok(())
 }
 
 pub fn report(args: ReportArgs) -> u8 {
@@ -316,7 +333,7 @@ pub fn report(args: ReportArgs) -> u8 {
             .map_err(|e| format!("cannot read {}: {e}", p.display()))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))),
         (None, Some(c), Some(run)) => match load(c, Tuning::default()) {
-            Ok(plan) => open_store(&plan).and_then(|s| s.get(run)),
+            Ok(plan) => open_store(&plan, false).and_then(|s| s.get(run)),
             Err(code) => return code,
         },
         _ => Err("give --input FILE, or --config FILE RUN".into()),
