@@ -17,7 +17,78 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use sidewatch::check::execute::run_id;
+use sidewatch::check::baseline::store::Store;
+use sidewatch::check::execute::{run_id, synthetic};
+use sidewatch::check::result::CheckResult;
+
+/// A tmpfs on a fresh directory, unmounted (and removed) on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `64k`), or says why it cannot.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root: cannot mount a tmpfs".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `mount -o remount,OPT` (`ro` or `rw`).
+    fn remount(&self, opt: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{opt}")])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "remount,{opt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(self.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        }
+    }
+}
+
+/// Mounts a tmpfs, or prints why the test checks nothing.
+fn tmpfs_or_skip(test: &str, size: &str) -> Option<Tmpfs> {
+    match Tmpfs::mount(size) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            eprintln!("{test}: skipped: {why}");
+            None
+        }
+    }
+}
 
 /// Runs the binary: (exit code, stdout, stderr).
 fn sidewatch(args: &[&str], config: &Path) -> (Option<i32>, String, String) {
@@ -164,6 +235,45 @@ async fn an_unreadable_baseline_fails_the_run_and_is_never_replaced() {
         assert_eq!(code, Some(0), "{out}\n{err}");
         assert!(out.contains(&format!("against baseline {base}")), "{out}");
     });
+}
+
+#[test]
+fn read_only_commands_work_on_a_read_only_mount() {
+    let Some(fs) = tmpfs_or_skip("read_only_commands_work_on_a_read_only_mount", "1m") else {
+        return;
+    };
+    let store = fs.path();
+    {
+        let s = Store::open(store, 5).unwrap();
+        s.save(&synthetic("api", 1), true).unwrap();
+        s.save(&synthetic("api", 2), false).unwrap();
+    }
+    let (base, other) = (synthetic("api", 1).id, synthetic("api", 2).id);
+    fs.remount("ro");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), store, "127.0.0.1:9".parse().unwrap());
+    let (ids, listed_base) = listed(&config);
+    assert_eq!(ids, [other.clone(), base.clone()]);
+    assert_eq!(listed_base, Some(base.clone()));
+    let (code, out, err) = sidewatch(&["baseline", "show", &base], &config);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains(&base), "{out}");
+    let (code, out, err) = sidewatch(&["baseline", "show", &other, "--json"], &config);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        serde_json::from_str::<CheckResult>(&out).unwrap(),
+        synthetic("api", 2)
+    );
+    let (code, out, err) = sidewatch(&["report", &base, "--markdown", "-"], &config);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("api"), "{out}");
+    // Changing the store is a runtime error (1), not a config error (2).
+    let (code, _, err) = sidewatch(&["baseline", "accept", &other], &config);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Read-only file system") && err.contains(&store.display().to_string()),
+        "{err}"
+    );
 }
 
 /// In its child mode (`SIDEWATCH_ID_CHILD` set) prints ids and nothing else

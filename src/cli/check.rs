@@ -114,17 +114,21 @@ fn load(config: &Path, tuning: Tuning) -> Result<Plan, u8> {
     })
 }
 
-/// Opens the config's store for writing, or (`write` false) read-only.
-fn open_store(plan: &Plan, write: bool) -> Result<Store, String> {
-    let (dir, keep) = plan
-        .store
-        .as_ref()
-        .ok_or("the config has no `store` section")?;
-    if write {
+/// Opens the config's store for writing, or (`write` false) read-only,
+/// which works on a read-only mount. Errors come with their exit code: no
+/// `store` section is a config error, a store that cannot be opened a
+/// runtime one.
+fn open_store(plan: &Plan, write: bool) -> Result<Store, (u8, String)> {
+    let (dir, keep) = plan.store.as_ref().ok_or((
+        exit::CONFIG,
+        "the config has no `store` section".to_string(),
+    ))?;
+    let store = if write {
         Store::open(dir, *keep)
     } else {
         Store::open_read(dir)
-    }
+    };
+    store.map_err(|e| (exit::FAILED, e))
 }
 
 pub async fn run(args: CheckRunArgs) -> u8 {
@@ -155,9 +159,9 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     } else {
         match open_store(&plan, true) {
             Ok(s) => Some(s),
-            Err(e) => {
+            Err((code, e)) => {
                 eprintln!("error: {e}");
-                return exit::FAILED;
+                return code;
             }
         }
     };
@@ -252,9 +256,9 @@ pub fn baseline(args: BaselineArgs) -> u8 {
     );
     let store = match open_store(&plan, write) {
         Ok(s) => s,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            return exit::CONFIG;
+            return code;
         }
     };
     let outcome = match args.action {
@@ -333,7 +337,13 @@ pub fn report(args: ReportArgs) -> u8 {
             .map_err(|e| format!("cannot read {}: {e}", p.display()))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))),
         (None, Some(c), Some(run)) => match load(c, Tuning::default()) {
-            Ok(plan) => open_store(&plan, false).and_then(|s| s.get(run)),
+            Ok(plan) => match open_store(&plan, false) {
+                Ok(store) => store.get(run),
+                Err((code, e)) => {
+                    eprintln!("error: {e}");
+                    return code;
+                }
+            },
             Err(code) => return code,
         },
         _ => Err("give --input FILE, or --config FILE RUN".into()),

@@ -116,8 +116,15 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Check(Box<check::CheckRunArgs>),
     /// List stored check runs and manage each check's baseline.
+    ///
+    /// `list` and `show` only read the store (a read-only mount is fine).
+    /// Exit codes: 0 ok, 1 unknown run or a store that cannot be read or
+    /// written, 2 config error.
     Baseline(check::BaselineArgs),
     /// Render a stored (or saved JSON) check result as HTML or Markdown.
+    ///
+    /// Only reads the store (a read-only mount is fine). Exit codes: 0 ok,
+    /// 1 unknown run, unreadable store or file, 2 config error.
     Report(check::ReportArgs),
     /// The store's crash-test writer.
     #[command(hide = true)]
