@@ -10,6 +10,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -274,6 +275,96 @@ fn read_only_commands_work_on_a_read_only_mount() {
         err.contains("Read-only file system") && err.contains(&store.display().to_string()),
         "{err}"
     );
+}
+
+/// Runs `sidewatch check api`, and calls `fault` once the check has opened
+/// the store and started its load: (exit code, stdout, stderr).
+fn check_with_fault(config: &Path, fault: impl FnOnce()) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .args(["check", "--config"])
+        .arg(config)
+        .arg("api")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.starts_with("check api") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the check started");
+    fault();
+    let out = child.wait_with_output().unwrap();
+    let err = reader.join().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err,
+    )
+}
+
+/// `sidewatch check` with its store on a tmpfs of `size` that `fault`
+/// breaks during the run: it exits 1 with an error naming the store and
+/// `os_error`, and the earlier run is still the baseline and still reads.
+async fn a_store_fault_fails_the_check(test: &str, size: &str, fault: fn(&Tmpfs), os_error: &str) {
+    let Some(fs) = tmpfs_or_skip(test, size) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, base) = first_baseline(tmp.path(), fs.path()).await;
+    tokio::task::block_in_place(|| {
+        let (code, out, err) = check_with_fault(&config, || fault(&fs));
+        assert_eq!(
+            code,
+            Some(1),
+            "a run that was not stored fails: {out}\n{err}"
+        );
+        assert!(
+            err.contains(&fs.path().display().to_string()) && err.contains(os_error),
+            "names the store and the OS error: {err}"
+        );
+        let (ids, listed_base) = listed(&config);
+        assert_eq!(ids, std::slice::from_ref(&base));
+        assert_eq!(listed_base.as_ref(), Some(&base));
+        let (code, out, err) = sidewatch(&["baseline", "show", &base], &config);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+    });
+}
+
+/// Fills the tmpfs up to ENOSPC.
+fn fill(fs: &Tmpfs) {
+    let mut f = std::fs::File::create(fs.path().join("filler")).unwrap();
+    let page = [0u8; 4096];
+    let full = loop {
+        if let Err(e) = f.write_all(&page) {
+            break e;
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(libc::ENOSPC), "{full}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_when_the_disk_fills_up() {
+    let test = "check_fails_when_the_disk_fills_up";
+    a_store_fault_fails_the_check(test, "64k", fill, "No space left on device").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_when_the_store_turns_read_only() {
+    let test = "check_fails_when_the_store_turns_read_only";
+    let ro = |fs: &Tmpfs| fs.remount("ro");
+    a_store_fault_fails_the_check(test, "1m", ro, "Read-only file system").await;
 }
 
 /// In its child mode (`SIDEWATCH_ID_CHILD` set) prints ids and nothing else

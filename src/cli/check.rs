@@ -191,14 +191,19 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     let secs = check.duration().as_secs_f64().ceil() as u32;
     let mut progress = Live::new(&check.name, secs);
     let mut result = execute(check, Some(&load_metrics), &mut progress, cancel).await;
-    if let Some(e) = conclude(&mut result, check, store.as_ref()) {
-        eprintln!("error: cannot store the result: {e}");
-    }
+    let not_stored = conclude(&mut result, check, store.as_ref());
     check_metrics.finished(&result);
     if let Some(s) = stop_server {
         s.cancel();
     }
     print!("{}", crate::report::check::text(&result));
+    if let (Some(e), Some(s)) = (&not_stored, &store) {
+        eprintln!(
+            "error: run {} was not stored in {}: {e}",
+            result.id,
+            s.dir().display()
+        );
+    }
     if let Err(e) = write_reports(
         &result,
         args.json.as_deref(),
@@ -208,7 +213,11 @@ pub async fn run(args: CheckRunArgs) -> u8 {
         eprintln!("error: {e}");
         return exit::FAILED;
     }
-    verdict_code(&result)
+    match verdict_code(&result) {
+        // A run that passed but was not stored is a runtime failure.
+        exit::OK if not_stored.is_some() => exit::FAILED,
+        code => code,
+    }
 }
 
 fn verdict_code(r: &CheckResult) -> u8 {

@@ -106,8 +106,11 @@ pub enum Command {
     /// or plain load), watches the service's memory, compares the result with
     /// the check's accepted baseline and stores it (see `store` and
     /// `baseline` in the config). This is what a CronJob or CI step runs.
-    /// Exit codes: 0 pass, 1 a threshold or finding failed or a metric
-    /// regressed, 2 config error, 3 aborted (abort rule, max_duration, Ctrl-C).
+    /// Exit codes: 0 pass, 1 a threshold or finding failed, a metric
+    /// regressed, the baseline could not be read, or the result could not
+    /// be stored (full or read-only disk: the error names the store and the
+    /// OS error), 2 config error, 3 aborted (abort rule, max_duration,
+    /// Ctrl-C; also when the result could not be stored).
     ///
     /// Examples:
     ///   sidewatch check --config sidewatch.yaml nightly-soak --html soak.html
