@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -491,4 +491,137 @@ fn a_new_check_directory_is_fsynced_in_its_parent() {
             made.display()
         );
     }
+}
+
+#[test]
+fn a_hundred_kills_tear_no_file_and_lose_no_baseline() {
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    // Each check's baseline once it has one: it may change to a newer
+    // accepted run, never disappear.
+    let mut baselines: BTreeMap<String, String> = BTreeMap::new();
+    let (mut files_checked, mut runs_read, mut mid_write) = (0, 0, 0);
+    const ROUNDS: usize = 100;
+    for round in 0..ROUNDS {
+        let spawned = SystemTime::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .args(["store-writer", "--start", &(round * 4).to_string(), "--dir"])
+            .arg(dir.path())
+            .spawn()
+            .unwrap();
+        // Kill at a random point once this round's writer has saved at
+        // least once (a loaded machine can take a while to start it).
+        wait_for_a_save(dir.path(), spawned);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(seed % 60_000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Killed with a temp file written but not renamed yet.
+        let tmp = |f: &PathBuf| f.to_string_lossy().contains(".tmp.");
+        mid_write += usize::from(walk(dir.path()).iter().any(tmp));
+        // What a crash left, as a reader sees it (writing nothing), then
+        // as the next writer repairs it.
+        let reader = Store::open_read(dir.path()).unwrap();
+        let seen = (reader.list(None).unwrap(), reader.baselines().unwrap());
+        let store = Store::open(dir.path(), 5).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let runs = store.list(None).unwrap();
+        assert!(!runs.is_empty(), "round {round}");
+        assert_eq!(
+            seen,
+            (runs.clone(), store.baselines().unwrap()),
+            "round {round}"
+        );
+        for e in &runs {
+            store
+                .get(&e.id)
+                .unwrap_or_else(|err| panic!("round {round}: {err}"));
+            runs_read += 1;
+        }
+        let mut now = BTreeMap::new();
+        for check in ["c0", "c1", "c2"] {
+            let base = store
+                .baseline(check)
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            if let Some(b) = base {
+                assert!(runs.iter().any(|e| e.id == b.id), "round {round}: {}", b.id);
+                now.insert(check.to_string(), b.id);
+            }
+        }
+        for check in baselines.keys() {
+            assert!(
+                now.contains_key(check),
+                "round {round}: the baseline of {check} is lost"
+            );
+        }
+        baselines = now;
+        // Read every file directly: a torn write would show here even if
+        // the index never listed it.
+        for f in walk(dir.path()) {
+            let bytes = std::fs::read(&f).unwrap();
+            let name = f.file_name().unwrap().to_string_lossy();
+            assert!(!name.contains(".tmp."), "round {round}: open leaves {name}");
+            let parsed = if name == "index.json" {
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else if name.ends_with(".json") {
+                serde_json::from_slice::<CheckResult>(&bytes)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else if name == "baseline" {
+                // Empty (no baseline) or a run id that reads.
+                let id = String::from_utf8_lossy(&bytes).trim().to_string();
+                let check = f.parent().unwrap();
+                match id.is_empty() || check.join(format!("{id}.json")).exists() {
+                    true => Ok(()),
+                    false => Err(format!("names {id}, which is not there")),
+                }
+            } else {
+                Ok(())
+            };
+            parsed.unwrap_or_else(|e| panic!("round {round}: {} is torn: {e}", f.display()));
+            files_checked += 1;
+        }
+    }
+    assert_eq!(baselines.len(), 3, "{baselines:?}");
+    eprintln!(
+        "{ROUNDS} kills ({mid_write} with a temp file in flight): {files_checked} files \
+         and {runs_read} listed runs read back, no torn file, no lost baseline, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Waits (at most 20 s) until this round's writer has rewritten
+/// `index.json` and the index lists at least one run.
+fn wait_for_a_save(dir: &Path, since: SystemTime) {
+    let index = dir.join("index.json");
+    for _ in 0..2000 {
+        let fresh = std::fs::metadata(&index)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > since);
+        let listed = std::fs::read(&index)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["runs"].as_array().is_some_and(|r| !r.is_empty()));
+        if fresh && listed {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the writer saved nothing in 20 s");
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }

@@ -382,9 +382,10 @@ pub fn report(args: ReportArgs) -> u8 {
     }
 }
 
-/// The crash test's writer: saves results into `dir` as fast as it can,
-/// `count` times, so a test can kill it mid-write.
-pub fn store_writer(dir: &Path, count: u32) -> u8 {
+/// The crash test's writer: saves results `start..start + count` into
+/// `dir` as fast as it can, so a test can kill it mid-write. Every 7th
+/// becomes its check's baseline.
+pub fn store_writer(dir: &Path, start: u32, count: u32) -> u8 {
     let store = match Store::open(dir, 5) {
         Ok(s) => s,
         Err(e) => {
@@ -392,7 +393,7 @@ pub fn store_writer(dir: &Path, count: u32) -> u8 {
             return exit::FAILED;
         }
     };
-    for i in 0..count {
+    for i in start..start.saturating_add(count) {
         let r = synthetic(&format!("c{}", i % 3), i);
         if let Err(e) = store.save(&r, i % 7 == 0) {
             eprintln!("error: {e}");

@@ -136,6 +136,10 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 100_000)]
         count: u32,
+        /// The number of the first result written (each round of the
+        /// crash test starts where the last one might have stopped).
+        #[arg(long, default_value_t = 0)]
+        start: u32,
     },
     /// The demo's target service, run by `demo` as its own process.
     #[command(hide = true)]
@@ -242,7 +246,7 @@ async fn dispatch(command: Command) -> u8 {
         Command::Check(args) => check::run(*args).await,
         Command::Baseline(args) => check::baseline(args),
         Command::Report(args) => check::report(args),
-        Command::StoreWriter { dir, count } => check::store_writer(&dir, count),
+        Command::StoreWriter { dir, count, start } => check::store_writer(&dir, start, count),
         Command::CheckConfig(args) => match load(&args.file) {
             Some(plan) => {
                 println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());
