@@ -17,10 +17,10 @@ use crate::resources::ResourcePlan;
 
 #[derive(Debug)]
 pub struct Plan {
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     pub probes: Vec<Arc<Probe>>,
     pub resources: ResourcePlan,
-    pub(crate) otlp: Option<OtlpPlan>,
+    pub otlp: Option<OtlpPlan>,
     pub checks: Vec<CheckPlan>,
     /// The result store: directory and runs kept per check.
     pub(crate) store: Option<(std::path::PathBuf, usize)>,

@@ -45,7 +45,7 @@ fn through_the_store(r: &CheckResult) -> (Vec<u8>, CheckResult) {
         .join(&r.check)
         .join(format!("{}.json", r.id));
     let back = store.get(&r.id).unwrap();
-    let entry = store.list(Some(&r.check)).pop().unwrap();
+    let entry = store.list(Some(&r.check)).unwrap().pop().unwrap();
     assert_eq!((entry.kind, entry.verdict), (r.kind, r.verdict));
     (std::fs::read(file).unwrap(), back)
 }

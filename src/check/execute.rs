@@ -125,21 +125,55 @@ fn summary(leg: &Leg) -> PhaseSummary {
     }
 }
 
-/// A run id: UTC time to the millisecond, then the check name.
-pub(crate) fn run_id(check: &str, at: SystemTime) -> String {
-    let ms = at
+/// A run id: UTC time to the microsecond, a tag, then the check name, as
+/// in `20261123T021320.123456Z-9e3779b9-soak`. Ids sort by time; the tag
+/// keeps apart runs started in the same microsecond, in this process (a
+/// counter) or in another one sharing the store, such as another shard
+/// (each process starts its tags at a random point).
+pub fn run_id(check: &str, at: SystemTime) -> String {
+    tagged_id(check, at, unique_tag())
+}
+
+/// The id of a run started `at` with this tag.
+fn tagged_id(check: &str, at: SystemTime, tag: u32) -> String {
+    let us = at
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_millis() as u64;
-    let (days, rem) = (ms / 86_400_000, ms % 86_400_000);
+        .as_micros() as u64;
+    let (days, rem) = (us / 86_400_000_000, us % 86_400_000_000);
     let (y, m, d) = civil(days as i64);
+    let secs = rem / 1_000_000;
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z-{check}",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:06}Z-{tag:08x}-{check}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        rem % 1_000_000
     )
+}
+
+/// A tag no other id of this process has (for 2^32 ids), starting at a
+/// random point per process.
+fn unique_tag() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        // RandomState's keys come from the OS's random source.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        h.finish() as u32
+    });
+    // An odd multiplier is a bijection on u32: distinct counts, distinct tags.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    start.wrapping_add(n.wrapping_mul(0x9e37_79b9))
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
@@ -157,14 +191,11 @@ pub(crate) fn civil(z: i64) -> (i64, u32, u32) {
 
 /// A made-up result with a few hundred windows and samples, for the
 /// store's crash test.
-pub(crate) fn synthetic(check: &str, n: u32) -> CheckResult {
+pub fn synthetic(check: &str, n: u32) -> CheckResult {
     let started = 1_700_000_000.0 + f64::from(n);
     CheckResult {
         format: FORMAT,
-        id: format!(
-            "{}-{n:06}",
-            run_id(check, UNIX_EPOCH + Duration::from_secs_f64(started))
-        ),
+        id: tagged_id(check, UNIX_EPOCH + Duration::from_secs_f64(started), n),
         check: check.into(),
         kind: ScenarioKind::Load,
         started_unix: started,
@@ -217,8 +248,16 @@ mod tests {
 
     #[test]
     fn run_ids_sort_by_time() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_795_400_000_123);
-        assert_eq!(run_id("soak", at), "20261123T021320.123Z-soak");
+        let at = UNIX_EPOCH + Duration::from_micros(1_795_400_000_123_456);
+        assert_eq!(
+            tagged_id("soak", at, 0x9e37_79b9),
+            "20261123T021320.123456Z-9e3779b9-soak"
+        );
+        let (a, b) = (run_id("soak", at), run_id("soak", at));
+        assert_ne!(a, b, "one microsecond, two ids");
+        assert!(a.starts_with("20261123T021320.123456Z-") && a.ends_with("-soak"));
+        let later = run_id("soak", at + Duration::from_micros(1));
+        assert!(later > a && later > b);
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(19_782), (2024, 2, 29));
     }

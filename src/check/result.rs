@@ -101,7 +101,7 @@ pub struct CheckResult {
     pub windows: Vec<Window>,
     /// The watched process's samples (at most ~2000, evenly thinned).
     pub memory: Vec<MemPoint>,
-    pub(crate) memory_process: Option<String>,
+    pub memory_process: Option<String>,
     /// The baseline run compared against, if any.
     pub baseline: Option<String>,
     pub comparisons: Vec<Comparison>,

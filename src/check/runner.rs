@@ -16,7 +16,7 @@ use crate::check::baseline::regression::compare;
 use crate::check::baseline::store::Store;
 use crate::check::execute::execute;
 use crate::check::metrics::CheckMetrics;
-use crate::check::result::{CheckResult, ScenarioKind, Verdict};
+use crate::check::result::{CheckResult, Finding, ScenarioKind, Verdict};
 use crate::check::CheckPlan;
 use crate::config::Overlap;
 use crate::load::metrics::LoadMetrics;
@@ -39,21 +39,35 @@ pub(crate) fn next_fire(cron: &Cron) -> Option<f64> {
     Some(next.timestamp_millis() as f64 / 1000.0)
 }
 
-/// Compares with the baseline, stores the run, accepts it if configured.
-/// Store problems are reported, never fatal: the verdict stands.
+/// Compares with the baseline, stores the run, accepts it if configured
+/// (or if the check has no baseline yet). A baseline that is recorded but
+/// cannot be read fails the run with a `baseline` finding and is logged;
+/// it is never replaced. Returns why the run could not be stored, if it
+/// could not: the verdict stands, the caller reports it.
 pub fn conclude(r: &mut CheckResult, plan: &CheckPlan, store: Option<&Store>) -> Option<String> {
     let store = store?;
+    let mut accept = false;
     if let Some(tol) = &plan.baseline {
-        if let Some(base) = store.baseline(&r.check) {
-            if r.verdict != Verdict::Aborted {
-                r.comparisons = compare(r, &base, tol);
+        match store.baseline(&r.check) {
+            Ok(Some(base)) => {
+                if r.verdict != Verdict::Aborted {
+                    r.comparisons = compare(r, &base, tol);
+                }
+                r.baseline = Some(base.id);
+                r.settle_verdict();
+                accept = tol.auto_accept && r.passed();
             }
-            r.baseline = Some(base.id);
-            r.settle_verdict();
+            // The first passing run becomes the baseline.
+            Ok(None) => accept = r.passed(),
+            Err(e) => {
+                tracing::error!(check = %r.check, error = %e, "cannot compare with the baseline");
+                let limit = "a readable baseline (baseline accept RUN, or reset)";
+                r.findings
+                    .push(Finding::new("baseline", false, e, limit.into()));
+                r.settle_verdict();
+            }
         }
     }
-    let accept = plan.baseline.as_ref().is_some_and(|t| t.auto_accept) && r.passed()
-        || (plan.baseline.is_some() && r.baseline.is_none() && r.passed());
     store.save(r, accept).err()
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use prometheus_client::registry::Registry;
 
-use crate::check::baseline::store::Store;
+use crate::check::baseline::store::{Baseline, Store};
 use crate::check::execute::{execute, synthetic};
 use crate::check::metrics::{CheckFamilies, CheckMetrics, LeakFamilies};
 use crate::check::result::{CheckResult, Verdict};
@@ -114,12 +114,21 @@ fn load(config: &Path, tuning: Tuning) -> Result<Plan, u8> {
     })
 }
 
-fn open_store(plan: &Plan) -> Result<Store, String> {
-    let (dir, keep) = plan
-        .store
-        .as_ref()
-        .ok_or("the config has no `store` section")?;
-    Store::open(dir, *keep)
+/// Opens the config's store for writing, or (`write` false) read-only,
+/// which works on a read-only mount. Errors come with their exit code: no
+/// `store` section is a config error, a store that cannot be opened a
+/// runtime one.
+fn open_store(plan: &Plan, write: bool) -> Result<Store, (u8, String)> {
+    let (dir, keep) = plan.store.as_ref().ok_or((
+        exit::CONFIG,
+        "the config has no `store` section".to_string(),
+    ))?;
+    let store = if write {
+        Store::open(dir, *keep)
+    } else {
+        Store::open_read(dir)
+    };
+    store.map_err(|e| (exit::FAILED, e))
 }
 
 pub async fn run(args: CheckRunArgs) -> u8 {
@@ -148,11 +157,11 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     let store = if args.no_store || rehearsal || plan.store.is_none() {
         None
     } else {
-        match open_store(&plan) {
+        match open_store(&plan, true) {
             Ok(s) => Some(s),
-            Err(e) => {
+            Err((code, e)) => {
                 eprintln!("error: {e}");
-                return exit::FAILED;
+                return code;
             }
         }
     };
@@ -187,14 +196,19 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     let secs = check.duration().as_secs_f64().ceil() as u32;
     let mut progress = Live::new(&check.name, secs);
     let mut result = execute(check, Some(&load_metrics), &mut progress, cancel).await;
-    if let Some(e) = conclude(&mut result, check, store.as_ref()) {
-        eprintln!("error: cannot store the result: {e}");
-    }
+    let not_stored = conclude(&mut result, check, store.as_ref());
     check_metrics.finished(&result);
     if let Some(s) = stop_server {
         s.cancel();
     }
     print!("{}", crate::report::check::text(&result));
+    if let (Some(e), Some(s)) = (&not_stored, &store) {
+        eprintln!(
+            "error: run {} was not stored in {}: {e}",
+            result.id,
+            s.dir().display()
+        );
+    }
     if let Err(e) = write_reports(
         &result,
         args.json.as_deref(),
@@ -204,7 +218,11 @@ pub async fn run(args: CheckRunArgs) -> u8 {
         eprintln!("error: {e}");
         return exit::FAILED;
     }
-    verdict_code(&result)
+    match verdict_code(&result) {
+        // A run that passed but was not stored is a runtime failure.
+        exit::OK if not_stored.is_some() => exit::FAILED,
+        code => code,
+    }
 }
 
 fn verdict_code(r: &CheckResult) -> u8 {
@@ -246,18 +264,19 @@ pub(crate) fn baseline(args: BaselineArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let store = match open_store(&plan) {
+    let write = matches!(
+        args.action,
+        BaselineAction::Accept { .. } | BaselineAction::Reset { .. }
+    );
+    let store = match open_store(&plan, write) {
         Ok(s) => s,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            return exit::CONFIG;
+            return code;
         }
     };
     let outcome = match args.action {
-        BaselineAction::List { check } => {
-            list(&store, check.as_deref());
-            Ok(())
-        }
+        BaselineAction::List { check } => list(&store, check.as_deref()),
         BaselineAction::Show { run, json } => store.get(&run).map(|r| {
             if json {
                 println!(
@@ -288,14 +307,24 @@ pub(crate) fn baseline(args: BaselineArgs) -> u8 {
     }
 }
 
-fn list(store: &Store, check: Option<&str>) {
-    let baselines = store.baselines();
-    let rows: Vec<Vec<String>> = store
-        .list(check)
+/// Prints the runs, newest first, marking each check's baseline; warns
+/// about a baseline that cannot be read.
+fn list(store: &Store, check: Option<&str>) -> Result<(), String> {
+    let baselines = store.baselines()?;
+    let runs = store.list(check)?;
+    for c in baselines
+        .keys()
+        .filter(|c| check.is_none_or(|only| only == *c))
+    {
+        if let Err(e) = store.baseline(c) {
+            eprintln!("warning: {e}");
+        }
+    }
+    let rows: Vec<Vec<String>> = runs
         .into_iter()
         .rev()
         .map(|e| {
-            let base = baselines.get(&e.check) == Some(&e.id);
+            let base = baselines.get(&e.check) == Some(&Baseline::Run(e.id.clone()));
             vec![
                 e.id,
                 e.check,
@@ -313,6 +342,7 @@ fn list(store: &Store, check: Option<&str>) {
         "{}",
         crate::report::table::render(&["run", "check", "kind", "verdict", ""], &rows)
     );
+    Ok(())
 }
 
 pub(crate) fn report(args: ReportArgs) -> u8 {
@@ -321,7 +351,13 @@ pub(crate) fn report(args: ReportArgs) -> u8 {
             .map_err(|e| format!("cannot read {}: {e}", p.display()))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))),
         (None, Some(c), Some(run)) => match load(c, Tuning::default()) {
-            Ok(plan) => open_store(&plan).and_then(|s| s.get(run)),
+            Ok(plan) => match open_store(&plan, false) {
+                Ok(store) => store.get(run),
+                Err((code, e)) => {
+                    eprintln!("error: {e}");
+                    return code;
+                }
+            },
             Err(code) => return code,
         },
         _ => Err("give --input FILE, or --config FILE RUN".into()),
@@ -351,9 +387,10 @@ pub(crate) fn report(args: ReportArgs) -> u8 {
     }
 }
 
-/// The crash test's writer: saves results into `dir` as fast as it can,
-/// `count` times, so a test can kill it mid-write.
-pub(crate) fn store_writer(dir: &Path, count: u32) -> u8 {
+/// The crash test's writer: saves results `start..start + count` into
+/// `dir` as fast as it can, so a test can kill it mid-write. Every 7th
+/// becomes its check's baseline.
+pub(crate) fn store_writer(dir: &Path, start: u32, count: u32) -> u8 {
     let store = match Store::open(dir, 5) {
         Ok(s) => s,
         Err(e) => {
@@ -361,7 +398,7 @@ pub(crate) fn store_writer(dir: &Path, count: u32) -> u8 {
             return exit::FAILED;
         }
     };
-    for i in 0..count {
+    for i in start..start.saturating_add(count) {
         let r = synthetic(&format!("c{}", i % 3), i);
         if let Err(e) = store.save(&r, i % 7 == 0) {
             eprintln!("error: {e}");

@@ -106,8 +106,11 @@ pub(crate) enum Command {
     /// or plain load), watches the service's memory, compares the result with
     /// the check's accepted baseline and stores it (see `store` and
     /// `baseline` in the config). This is what a CronJob or CI step runs.
-    /// Exit codes: 0 pass, 1 a threshold or finding failed or a metric
-    /// regressed, 2 config error, 3 aborted (abort rule, max_duration, Ctrl-C).
+    /// Exit codes: 0 pass, 1 a threshold or finding failed, a metric
+    /// regressed, the baseline could not be read, or the result could not
+    /// be stored (full or read-only disk: the error names the store and the
+    /// OS error), 2 config error, 3 aborted (abort rule, max_duration,
+    /// Ctrl-C; also when the result could not be stored).
     ///
     /// Examples:
     ///   sidewatch check --config sidewatch.yaml nightly-soak --html soak.html
@@ -116,8 +119,15 @@ pub(crate) enum Command {
     #[command(verbatim_doc_comment)]
     Check(Box<check::CheckRunArgs>),
     /// List stored check runs and manage each check's baseline.
+    ///
+    /// `list` and `show` only read the store (a read-only mount is fine).
+    /// Exit codes: 0 ok, 1 unknown run or a store that cannot be read or
+    /// written, 2 config error.
     Baseline(check::BaselineArgs),
     /// Render a stored (or saved JSON) check result as HTML or Markdown.
+    ///
+    /// Only reads the store (a read-only mount is fine). Exit codes: 0 ok,
+    /// 1 unknown run, unreadable store or file, 2 config error.
     Report(check::ReportArgs),
     /// The store's crash-test writer.
     #[command(hide = true)]
@@ -126,6 +136,10 @@ pub(crate) enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 100_000)]
         count: u32,
+        /// The number of the first result written (each round of the
+        /// crash test starts where the last one might have stopped).
+        #[arg(long, default_value_t = 0)]
+        start: u32,
     },
     /// The demo's target service, run by `demo` as its own process.
     #[command(hide = true)]
@@ -232,7 +246,7 @@ async fn dispatch(command: Command) -> u8 {
         Command::Check(args) => check::run(*args).await,
         Command::Baseline(args) => check::baseline(args),
         Command::Report(args) => check::report(args),
-        Command::StoreWriter { dir, count } => check::store_writer(&dir, count),
+        Command::StoreWriter { dir, count, start } => check::store_writer(&dir, start, count),
         Command::CheckConfig(args) => match load(&args.file) {
             Some(plan) => {
                 println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());

@@ -31,7 +31,7 @@ use transport::{Failure, Target};
 
 /// Compiled OTLP settings.
 #[derive(Debug)]
-pub(crate) struct OtlpPlan {
+pub struct OtlpPlan {
     target: Target,
     interval: Duration,
     max_queue: usize,
