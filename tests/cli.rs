@@ -366,3 +366,47 @@ fn secrets_never_reach_logs_metrics_or_probe_output() {
     }
     drop(rt);
 }
+
+/// A one-response HTTP server for a test's own runtime: `body` as JSON.
+fn json_server(rt: &tokio::runtime::Runtime, body: &str) -> SocketAddr {
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply: &'static [u8] = Box::leak(reply.into_bytes().into_boxed_slice());
+    rt.block_on(scripted_server(reply, false))
+}
+
+#[test]
+fn multibyte_text_in_a_failed_json_assertion_is_a_failure_not_a_crash() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A two-byte `é` across byte 80, where the assertion's message is cut.
+    let addr = json_server(&rt, &format!("{{\"name\":\"{}é tail\"}}", "a".repeat(79)));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "json.yaml",
+        &format!(
+            "probes:\n  - name: j\n    interval: 200ms\n    timeout: 150ms\n    http:\n      url: 'http://{addr}/'\n      expect: {{json: [{{path: name, equals: x}}]}}\n"
+        ),
+    );
+    let out = run(&["probe", "--config", &f, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["reason"], "assertion");
+    let detail = json[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("aé…`"), "{detail}");
+
+    // The sidecar's loop for that probe keeps running and counting.
+    let r = Running::start(&f, &[]);
+    r.metrics_until("three failed runs", |m| {
+        sample(
+            m,
+            "sidewatch_probe_failures_total",
+            &[("probe", "j"), ("reason", "assertion")],
+        ) >= Some(3.0)
+    });
+    let (code, _, _, stderr) = r.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    drop(rt);
+}
