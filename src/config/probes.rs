@@ -70,7 +70,10 @@ pub(crate) struct HttpConfig {
     /// Request body.
     pub(crate) body: Option<String>,
     /// Follow 301, 302, 303, 307 and 308 responses. Default `true`. Phase
-    /// timings add up over the hops.
+    /// timings add up over the hops. Secret headers (`Authorization`,
+    /// `Cookie`, API keys, URL credentials) go only to the configured scheme,
+    /// host and port: a hop elsewhere, or down to plain `http`, gets the
+    /// other headers only.
     #[serde(default = "yes")]
     pub(crate) follow_redirects: bool,
     /// Most redirects to follow before failing with reason `protocol`. Default 10.
