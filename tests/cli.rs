@@ -410,3 +410,48 @@ fn multibyte_text_in_a_failed_json_assertion_is_a_failure_not_a_crash() {
     assert_eq!(code, Some(0), "{stderr}");
     drop(rt);
 }
+
+#[test]
+fn secret_query_values_are_masked_in_probe_output_and_the_status_page() {
+    const TOKEN: &str = "QueryT0kenValue";
+    const KEY: &str = "QueryApiK3yValue";
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let cfg = format!(
+        "probes:\n  - name: q\n    interval: 300ms\n    timeout: 200ms\n    http: {{url: 'http://127.0.0.1:{port}/x?page=2&token={TOKEN}&Api_Key={KEY}'}}\n"
+    );
+    let f = write(dir.path(), "query.yaml", &cfg);
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["probe", "--config", &f],
+        vec!["probe", "--config", &f, "--json"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1));
+        outputs.push(text(&out.stdout) + &text(&out.stderr));
+    }
+    let json: serde_json::Value = serde_json::from_str(&outputs[1]).unwrap();
+    assert_eq!(
+        json[0]["target"],
+        format!("http://127.0.0.1:{port}/x?page=2&token=***&Api_Key=***")
+    );
+
+    let r = Running::start(&f, &[]);
+    let page = r.wait_for(
+        "a failed run on the status page",
+        |s, b| s == 200 && b.contains("refused"),
+        "/",
+    );
+    assert!(
+        page.contains("page=2&amp;token=***&amp;Api_Key=***"),
+        "{page}"
+    );
+    outputs.push(page);
+    let (_, _, stdout, stderr) = r.stop();
+    outputs.push(stdout + &stderr);
+    for (i, out) in outputs.iter().enumerate() {
+        for secret in [TOKEN, KEY] {
+            assert!(!out.contains(secret), "output {i} leaks {secret}:\n{out}");
+        }
+    }
+}

@@ -57,7 +57,11 @@ pub(crate) struct ProbeConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpConfig {
     /// `http://` or `https://` URL. User info (`user:pass@`) becomes a Basic
-    /// `Authorization` header and is never printed.
+    /// `Authorization` header and is never printed. Neither are the values of
+    /// query parameters whose names look secret (`token`, `access_token`,
+    /// `api_key`, `apiKey`, `secret`, `password`, `pwd`, `auth`, `sig`,
+    /// `X-Amz-Signature`, ...): tables, JSON, logs and the status page show
+    /// `***`.
     pub(crate) url: String,
     /// Request method. Default `GET`.
     #[serde(default = "default_method")]

@@ -25,7 +25,7 @@ use super::Recorder;
 use crate::config::{BuildCx, HttpConfig, HttpExpect};
 use crate::net::dial::{dial, io_reason, io_source};
 use crate::net::{tls, Failure, Phase, Reason};
-use crate::redact::{is_secret_header, mask_url};
+use crate::redact::{is_secret_header, mask_url, url_secrets};
 
 const USER_AGENT_VALUE: &str = concat!("sidewatch/", env!("CARGO_PKG_VERSION"));
 
@@ -125,7 +125,7 @@ impl HttpProbe {
         self.url.host_str().unwrap_or_default().to_string()
     }
 
-    /// The URL with any password masked.
+    /// The URL with its password and secret query values masked.
     pub(crate) fn target(&self) -> String {
         mask_url(&self.url)
     }
@@ -282,11 +282,8 @@ fn parse_url(raw: &str, cx: &mut BuildCx) -> Option<Url> {
             return None;
         }
     };
-    if let Some(pw) = url.password() {
-        cx.redactor.add(pw);
-        if let Ok(decoded) = percent_decode(pw) {
-            cx.redactor.add(&decoded);
-        }
+    for secret in url_secrets(&url) {
+        cx.redactor.add(&secret);
     }
     if !matches!(url.scheme(), "http" | "https") {
         cx.problem(format!("scheme `{}` is not http or https", url.scheme()));
@@ -559,6 +556,22 @@ mod tests {
         // A downgrade to plain http, even to the same host and port.
         assert_eq!(sent("http://h.test/y"), ["x-trace"]);
         assert_eq!(sent("http://h.test:443/y"), ["x-trace"]);
+    }
+
+    #[test]
+    fn secret_query_values_are_masked_and_redacted() {
+        let (p, problems, redactor) = build(
+            "probes: [{name: a, http: {url: 'http://h/x?page=2&access_token=tok%2F123&Sig=abcdef'}}]",
+        );
+        assert!(problems.is_empty());
+        assert_eq!(
+            p.unwrap().target(),
+            "http://h/x?page=2&access_token=***&Sig=***"
+        );
+        assert_eq!(
+            redactor.redact("tok%2F123 tok/123 abcdef page"),
+            "*** *** *** page"
+        );
     }
 
     #[test]
