@@ -455,3 +455,53 @@ fn secret_query_values_are_masked_in_probe_output_and_the_status_page() {
         }
     }
 }
+
+#[test]
+fn config_errors_never_echo_values_from_the_environment() {
+    const SECRET: &str = "EnvS3cretTokenValue";
+    // Longer than the 40 characters a type error quotes, in a variable whose
+    // name does not look secret.
+    const LONG: &str = "postgres://app:L0ngPassw0rd@db.internal:5432/app-and-more";
+    let env = [("SECRET_TOKEN", SECRET), ("SIDEWATCH_TEST_SETTING", LONG)];
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // units: "`…` has no unit"
+        "probes:\n  - name: a\n    interval: '${SECRET_TOKEN}'\n    tcp: {address: '127.0.0.1:1'}\n",
+        // serde: "unknown variant `…`"
+        "probes:\n  - name: a\n    postgres: {dsn: 'host=h', mode: '${SECRET_TOKEN}'}\n",
+        // a semantic problem: "`…` is not a status code"
+        "probes:\n  - name: a\n    http: {url: 'http://h/', expect: {status: ['x${SECRET_TOKEN}']}}\n",
+        // a type error, which quotes at most 40 characters
+        "probes:\n  - name: a\n    http: {url: 'http://h/', max_body_bytes: '${SIDEWATCH_TEST_SETTING}'}\n",
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let f = write(dir.path(), &format!("env{i}.yaml"), case);
+        let out = sidewatch()
+            .args(["check-config", &f])
+            .envs(env)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.starts_with(&format!("{f}:")), "case {i}: {err}");
+        for leak in [SECRET, &LONG[..20], &LONG[20..40]] {
+            assert!(!err.contains(leak), "case {i} leaks `{leak}`: {err}");
+        }
+    }
+
+    // A rejected SIGHUP reload logs the same errors, just as masked.
+    let f = write(
+        dir.path(),
+        "reload.yaml",
+        "probes:\n  - {name: a, interval: 1s, tcp: {address: '127.0.0.1:1'}}\n",
+    );
+    let r = Running::start(&f, &env);
+    write(dir.path(), "reload.yaml", cases[0]);
+    r.signal("-HUP");
+    r.metrics_until("reload rejected", |m| {
+        sample(m, "sidewatch_config_last_reload_successful", &[]) == Some(0.0)
+    });
+    let (_, _, _, stderr) = r.stop();
+    assert!(stderr.contains("reload rejected"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}

@@ -330,7 +330,12 @@ impl<'a> NodeDe<'a> {
     fn type_error(&self, expected: &str) -> DeError {
         let found = match &self.0.kind {
             Kind::Scalar(s, _) if s.is_empty() => "an empty value".to_string(),
-            Kind::Scalar(s, _) => format!("`{}`", truncate(s)),
+            // Quoted whole or not at all: a cut value could carry the start
+            // of a secret from the environment past the redactor.
+            Kind::Scalar(s, _) if s.chars().count() > 40 => {
+                format!("a value of {} characters", s.chars().count())
+            }
+            Kind::Scalar(s, _) => format!("`{s}`"),
             Kind::Seq(_) => "a list".into(),
             Kind::Map(_) => "a map".into(),
         };
@@ -345,14 +350,6 @@ impl<'a> NodeDe<'a> {
                 .map_err(|_| self.type_error(what)),
             _ => Err(self.type_error(what)),
         }
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() > 40 {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    } else {
-        s.to_string()
     }
 }
 
