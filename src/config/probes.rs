@@ -181,7 +181,9 @@ fn default_tcp_read() -> usize {
 pub(crate) struct PostgresConfig {
     /// libpq connection string, as `key=value` pairs
     /// (`host=127.0.0.1 user=app password=${PGPASSWORD} dbname=app`) or a
-    /// `postgres://` URL. The password is a secret.
+    /// `postgres://` URL. The password is a secret. The probe adds
+    /// `-c statement_timeout=<timeout>` to the DSN's `options` (yours are
+    /// kept) and sets `application_name=sidewatch` unless the DSN names one.
     pub(crate) dsn: String,
     /// SQL to run, as a simple query. Default `SELECT 1`.
     #[serde(default = "default_pg_query")]
