@@ -505,3 +505,61 @@ fn config_errors_never_echo_values_from_the_environment() {
     assert!(stderr.contains("reload rejected"), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
 }
+
+/// Runs `sidewatch ARGS` with its address space capped, so a runaway
+/// allocation fails the process instead of the machine.
+fn run_capped(args: &[&str], bytes: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = sidewatch();
+    cmd.args(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_yaml_alias_bomb_is_rejected_with_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    assert!(bomb.len() < 1024, "a small file: {} bytes", bomb.len());
+    let f = write(dir.path(), "bomb.yaml", &bomb);
+    let out = run_capped(&["check-config", &f], 1 << 30);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with(&format!("{f}:6:8: f[0]: ")), "{err}");
+    assert!(err.contains("alias"), "{err}");
+
+    // Sent to a running sidecar by SIGHUP, it is rejected like any bad file.
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        "probes:\n  - {name: a, interval: 1s, tcp: {address: '127.0.0.1:1'}}\n",
+    );
+    let r = Running::start(&cfg, &[]);
+    write(dir.path(), "run.yaml", &bomb);
+    r.signal("-HUP");
+    r.metrics_until("reload rejected", |m| {
+        sample(m, "sidewatch_config_last_reload_successful", &[]) == Some(0.0)
+    });
+    let (code, _, _, stderr) = r.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("expands to more than"), "{stderr}");
+}

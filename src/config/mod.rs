@@ -108,8 +108,8 @@ impl Document {
             path,
             message,
         };
-        let mut root = yaml::parse(text)
-            .map_err(|e| ConfigErrors(vec![err(e.pos, Path::default(), e.message)]))?;
+        let mut root =
+            yaml::parse(text).map_err(|e| ConfigErrors(vec![err(e.pos, e.path, e.message)]))?;
         let mut substitutions = Vec::new();
         let mut env_errors = Vec::new();
         root.map_scalars(
