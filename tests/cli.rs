@@ -563,3 +563,25 @@ fn a_yaml_alias_bomb_is_rejected_with_a_located_error() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("expands to more than"), "{stderr}");
 }
+
+#[test]
+fn check_names_that_are_not_plain_file_names_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["..", ".", ".hidden"] {
+        let f = write(
+            dir.path(),
+            "dots.yaml",
+            &format!(
+                "checks:\n  - name: '{name}'\n    load:\n      rate: 1/s\n      duration: 1s\n      mix: [{{http: {{url: 'http://127.0.0.1:1/'}}}}]\n"
+            ),
+        );
+        let out = run(&["check-config", &f]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.starts_with(&format!("{f}:2:11: checks[0].name: ")),
+            "{name}: {err}"
+        );
+        assert!(err.contains("`.`"), "{name}: {err}");
+    }
+}

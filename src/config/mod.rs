@@ -177,7 +177,17 @@ mod tests {
         assert!(cx.problems.is_empty());
         check_name("has space", &mut cx);
         check_name("", &mut cx);
-        assert_eq!(p.0.len(), 2);
+        assert_eq!(cx.problems.0.len(), 2);
+        // Check names are directory names too; `.` and `..` pass the label
+        // rule, so probes may keep them, but not checks.
+        check_dir_name("nightly-soak.v2", &mut cx);
+        check_name("..", &mut cx);
+        assert_eq!(cx.problems.0.len(), 2);
+        for bad in [".", "..", ".hidden"] {
+            check_dir_name(bad, &mut cx);
+        }
+        assert_eq!(p.0.len(), 5);
+        assert!(p.0[2].1.contains("must not start with `.`"), "{:?}", p.0);
     }
 
     fn parse(text: &str) -> Result<Document, ConfigErrors> {
