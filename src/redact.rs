@@ -34,14 +34,77 @@ impl Redactor {
     }
 }
 
-/// A URL for display: any password is replaced by `***`.
+/// A URL for display: the password and the values of secret query
+/// parameters ([`is_secret_param`]) are replaced by `***`.
 pub(crate) fn mask_url(url: &url::Url) -> String {
-    if url.password().is_none() {
-        return url.to_string();
-    }
     let mut u = url.clone();
-    let _ = u.set_password(Some(MASK));
+    if u.password().is_some() {
+        let _ = u.set_password(Some(MASK));
+    }
+    if let Some(query) = url.query() {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match secret_param_value(pair) {
+                Some(_) => format!("{}={MASK}", pair.split_once('=').map_or(pair, |(n, _)| n)),
+                None => pair.to_string(),
+            })
+            .collect();
+        let masked = masked.join("&");
+        if masked != query {
+            u.set_query(Some(&masked));
+        }
+    }
     u.to_string()
+}
+
+/// A URL's secrets, as written and decoded, for the [`Redactor`]: its
+/// password and the values of its secret query parameters.
+pub(crate) fn url_secrets(url: &url::Url) -> Vec<String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut out: Vec<String> = url
+        .password()
+        .into_iter()
+        .flat_map(|pw| [pw.to_string(), decode(pw)])
+        .collect();
+    for pair in url.query().unwrap_or_default().split('&') {
+        if let Some(decoded) = secret_param_value(pair) {
+            let raw = pair.split_once('=').map_or("", |(_, v)| v);
+            out.extend([raw.to_string(), decoded]);
+        }
+    }
+    out
+}
+
+/// The decoded value of a `name=value` query pair whose name looks secret
+/// and whose value is not empty.
+fn secret_param_value(pair: &str) -> Option<String> {
+    let (name, value) = url::form_urlencoded::parse(pair.as_bytes()).next()?;
+    (!value.is_empty() && is_secret_param(&name)).then(|| value.into_owned())
+}
+
+/// Whether a query parameter's value must be treated as a secret: its name,
+/// in any case, contains `token`, `secret`, `passw`, `apikey`, `signature`,
+/// `credential` or `authoriz`, or has `key`, `sig`, `pwd`, `pass`, `auth` or
+/// `session` as a word of its own (`api_key`, `X-Amz-Signature`, `sig`).
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    const PARTS: [&str; 7] = [
+        "token",
+        "secret",
+        "passw",
+        "apikey",
+        "signature",
+        "credential",
+        "authoriz",
+    ];
+    const WORDS: [&str; 6] = ["key", "sig", "pwd", "pass", "auth", "session"];
+    PARTS.iter().any(|p| n.contains(p))
+        || n.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| WORDS.contains(&w))
 }
 
 /// Whether a header's value must be treated as a secret.
@@ -75,6 +138,20 @@ mod tests {
         assert_eq!(mask_url(&u), "http://user:***@host:8080/p?q=1");
         let u = url::Url::parse("http://host/").unwrap();
         assert_eq!(mask_url(&u), "http://host/");
+    }
+
+    #[test]
+    fn masks_secret_query_values() {
+        let u = url::Url::parse(
+            "http://h/p?page=2&token=t1&API_KEY=k1&apiKey=k2&x-amz-signature=s1&password&q=a+b%20c&client_secret=c1#frag",
+        )
+        .unwrap();
+        assert_eq!(
+            mask_url(&u),
+            "http://h/p?page=2&token=***&API_KEY=***&apiKey=***&x-amz-signature=***&password&q=a+b%20c&client_secret=***#frag"
+        );
+        let u = url::Url::parse("http://u:pw@h/p?sig=abc&keyword=x").unwrap();
+        assert_eq!(mask_url(&u), "http://u:***@h/p?sig=***&keyword=x");
     }
 
     #[test]

@@ -197,7 +197,9 @@ async fn probe_loop(probe: Arc<Probe>, outcomes: Arc<Outcomes>, cancel: Cancella
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let outcome = probe.run().await;
+        // A panicking run is recorded as a failure (`internal`) and logged,
+        // redacted, like any other; the loop goes on.
+        let outcome = probe.run_contained().await;
         outcomes.record(&probe, &outcome);
     }
 }
@@ -213,6 +215,70 @@ fn first_offset(name: &str, interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probes::metrics::{KafkaFamilies, ProbeFamilies, QueryFamilies};
+    use prometheus_client::registry::Registry;
+
+    /// Log lines, captured for one test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_is_a_failure_and_the_loop_keeps_running() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let _subscriber = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let mut registry = Registry::with_prefix(crate::telemetry::PREFIX);
+        let probe_families = ProbeFamilies::register(registry.sub_registry_with_prefix("probe"));
+        let metrics = ProbeMetrics::new(
+            probe_families,
+            QueryFamilies::register(registry.sub_registry_with_prefix("query")),
+            KafkaFamilies::register(registry.sub_registry_with_prefix("kafka")),
+        );
+        let outcomes = Arc::new(Outcomes::new(metrics));
+        let mut redactor = Redactor::default();
+        redactor.add("hunter2-secret");
+        let probe = Arc::new(Probe::panicking(
+            "boom",
+            Duration::from_millis(100),
+            "the service said hunter2-secret",
+        ));
+        let set = ProbeSet::start(vec![probe], &outcomes, redactor);
+        let end = Instant::now() + Duration::from_secs(5);
+        while outcomes.board.snapshot()["boom"].runs < 3 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        set.stop().await;
+        let status = outcomes.board.snapshot()["boom"].clone();
+        assert!(status.runs >= 3, "the loop died: {} runs", status.runs);
+        assert_eq!(status.failures, status.runs);
+        assert_eq!(status.last.unwrap().reason, Some(Reason::Internal));
+        let text = crate::telemetry::encode_prometheus(&registry);
+        let panics = crate::telemetry::find_sample(
+            &text,
+            "sidewatch_probe_failures_total",
+            &[("probe", "boom"), ("reason", "internal")],
+        );
+        assert_eq!(panics, Some(status.runs as f64), "{text}");
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("probe failed"), "{log}");
+        assert!(log.contains("panicked"), "{log}");
+        assert!(!log.contains("hunter2-secret"), "{log}");
+    }
 
     #[test]
     fn offsets_are_stable_and_within_the_interval() {

@@ -366,3 +366,222 @@ fn secrets_never_reach_logs_metrics_or_probe_output() {
     }
     drop(rt);
 }
+
+/// A one-response HTTP server for a test's own runtime: `body` as JSON.
+fn json_server(rt: &tokio::runtime::Runtime, body: &str) -> SocketAddr {
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply: &'static [u8] = Box::leak(reply.into_bytes().into_boxed_slice());
+    rt.block_on(scripted_server(reply, false))
+}
+
+#[test]
+fn multibyte_text_in_a_failed_json_assertion_is_a_failure_not_a_crash() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A two-byte `é` across byte 80, where the assertion's message is cut.
+    let addr = json_server(&rt, &format!("{{\"name\":\"{}é tail\"}}", "a".repeat(79)));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "json.yaml",
+        &format!(
+            "probes:\n  - name: j\n    interval: 200ms\n    timeout: 150ms\n    http:\n      url: 'http://{addr}/'\n      expect: {{json: [{{path: name, equals: x}}]}}\n"
+        ),
+    );
+    let out = run(&["probe", "--config", &f, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["reason"], "assertion");
+    let detail = json[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("aé…`"), "{detail}");
+
+    // The sidecar's loop for that probe keeps running and counting.
+    let r = Running::start(&f, &[]);
+    r.metrics_until("three failed runs", |m| {
+        sample(
+            m,
+            "sidewatch_probe_failures_total",
+            &[("probe", "j"), ("reason", "assertion")],
+        ) >= Some(3.0)
+    });
+    let (code, _, _, stderr) = r.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    drop(rt);
+}
+
+#[test]
+fn secret_query_values_are_masked_in_probe_output_and_the_status_page() {
+    const TOKEN: &str = "QueryT0kenValue";
+    const KEY: &str = "QueryApiK3yValue";
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let cfg = format!(
+        "probes:\n  - name: q\n    interval: 300ms\n    timeout: 200ms\n    http: {{url: 'http://127.0.0.1:{port}/x?page=2&token={TOKEN}&Api_Key={KEY}'}}\n"
+    );
+    let f = write(dir.path(), "query.yaml", &cfg);
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["probe", "--config", &f],
+        vec!["probe", "--config", &f, "--json"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1));
+        outputs.push(text(&out.stdout) + &text(&out.stderr));
+    }
+    let json: serde_json::Value = serde_json::from_str(&outputs[1]).unwrap();
+    assert_eq!(
+        json[0]["target"],
+        format!("http://127.0.0.1:{port}/x?page=2&token=***&Api_Key=***")
+    );
+
+    let r = Running::start(&f, &[]);
+    let page = r.wait_for(
+        "a failed run on the status page",
+        |s, b| s == 200 && b.contains("refused"),
+        "/",
+    );
+    assert!(
+        page.contains("page=2&amp;token=***&amp;Api_Key=***"),
+        "{page}"
+    );
+    outputs.push(page);
+    let (_, _, stdout, stderr) = r.stop();
+    outputs.push(stdout + &stderr);
+    for (i, out) in outputs.iter().enumerate() {
+        for secret in [TOKEN, KEY] {
+            assert!(!out.contains(secret), "output {i} leaks {secret}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn config_errors_never_echo_values_from_the_environment() {
+    const SECRET: &str = "EnvS3cretTokenValue";
+    // Longer than the 40 characters a type error quotes, in a variable whose
+    // name does not look secret.
+    const LONG: &str = "postgres://app:L0ngPassw0rd@db.internal:5432/app-and-more";
+    let env = [("SECRET_TOKEN", SECRET), ("SIDEWATCH_TEST_SETTING", LONG)];
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // units: "`…` has no unit"
+        "probes:\n  - name: a\n    interval: '${SECRET_TOKEN}'\n    tcp: {address: '127.0.0.1:1'}\n",
+        // serde: "unknown variant `…`"
+        "probes:\n  - name: a\n    postgres: {dsn: 'host=h', mode: '${SECRET_TOKEN}'}\n",
+        // a semantic problem: "`…` is not a status code"
+        "probes:\n  - name: a\n    http: {url: 'http://h/', expect: {status: ['x${SECRET_TOKEN}']}}\n",
+        // a type error, which quotes at most 40 characters
+        "probes:\n  - name: a\n    http: {url: 'http://h/', max_body_bytes: '${SIDEWATCH_TEST_SETTING}'}\n",
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let f = write(dir.path(), &format!("env{i}.yaml"), case);
+        let out = sidewatch()
+            .args(["check-config", &f])
+            .envs(env)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.starts_with(&format!("{f}:")), "case {i}: {err}");
+        for leak in [SECRET, &LONG[..20], &LONG[20..40]] {
+            assert!(!err.contains(leak), "case {i} leaks `{leak}`: {err}");
+        }
+    }
+
+    // A rejected SIGHUP reload logs the same errors, just as masked.
+    let f = write(
+        dir.path(),
+        "reload.yaml",
+        "probes:\n  - {name: a, interval: 1s, tcp: {address: '127.0.0.1:1'}}\n",
+    );
+    let r = Running::start(&f, &env);
+    write(dir.path(), "reload.yaml", cases[0]);
+    r.signal("-HUP");
+    r.metrics_until("reload rejected", |m| {
+        sample(m, "sidewatch_config_last_reload_successful", &[]) == Some(0.0)
+    });
+    let (_, _, _, stderr) = r.stop();
+    assert!(stderr.contains("reload rejected"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+/// Runs `sidewatch ARGS` with its address space capped, so a runaway
+/// allocation fails the process instead of the machine.
+fn run_capped(args: &[&str], bytes: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = sidewatch();
+    cmd.args(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_yaml_alias_bomb_is_rejected_with_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    assert!(bomb.len() < 1024, "a small file: {} bytes", bomb.len());
+    let f = write(dir.path(), "bomb.yaml", &bomb);
+    let out = run_capped(&["check-config", &f], 1 << 30);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with(&format!("{f}:6:8: f[0]: ")), "{err}");
+    assert!(err.contains("alias"), "{err}");
+
+    // Sent to a running sidecar by SIGHUP, it is rejected like any bad file.
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        "probes:\n  - {name: a, interval: 1s, tcp: {address: '127.0.0.1:1'}}\n",
+    );
+    let r = Running::start(&cfg, &[]);
+    write(dir.path(), "run.yaml", &bomb);
+    r.signal("-HUP");
+    r.metrics_until("reload rejected", |m| {
+        sample(m, "sidewatch_config_last_reload_successful", &[]) == Some(0.0)
+    });
+    let (code, _, _, stderr) = r.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("expands to more than"), "{stderr}");
+}
+
+#[test]
+fn check_names_that_are_not_plain_file_names_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["..", ".", ".hidden"] {
+        let f = write(
+            dir.path(),
+            "dots.yaml",
+            &format!(
+                "checks:\n  - name: '{name}'\n    load:\n      rate: 1/s\n      duration: 1s\n      mix: [{{http: {{url: 'http://127.0.0.1:1/'}}}}]\n"
+            ),
+        );
+        let out = run(&["check-config", &f]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.starts_with(&format!("{f}:2:11: checks[0].name: ")),
+            "{name}: {err}"
+        );
+        assert!(err.contains("`.`"), "{name}: {err}");
+    }
+}

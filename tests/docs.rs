@@ -17,7 +17,7 @@ const BEGIN: &str =
     "<!-- BEGIN GENERATED: do not edit; SIDEWATCH_BLESS=1 cargo test --test docs -->";
 const END: &str = "<!-- END GENERATED -->";
 
-/// Renders every `pub struct` in the config module with its documented fields.
+/// Renders every `pub(crate) struct` in the config module with its documented fields.
 fn config_reference() -> String {
     let src = [
         "src/config/mod.rs",
@@ -34,7 +34,12 @@ fn config_reference() -> String {
     let mut in_struct = false;
     let mut deserialize = false;
     for line in src.lines() {
-        let t = line.trim();
+        // The config structs are `pub(crate)`: read them as `pub`.
+        let crate_pub = line
+            .trim()
+            .strip_prefix("pub(crate) ")
+            .map(|r| format!("pub {r}"));
+        let t = crate_pub.as_deref().unwrap_or(line.trim());
         if let Some(d) = t.strip_prefix("///") {
             doc.push(d.trim().to_string());
         } else if t.starts_with("#[") {

@@ -204,6 +204,34 @@ async fn method_headers_body_and_url_credentials_are_sent() {
 }
 
 #[tokio::test]
+async fn redirects_to_another_origin_carry_no_secret_headers() {
+    let (b, at_b) = recording_server().await;
+    let reply = format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://{b}/landing\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    let (a, at_a) = recording_server_with(Box::leak(reply.into_bytes().into_boxed_slice())).await;
+    let extra = "      headers: {Authorization: 'Bearer tok-abc', Cookie: 'sid=cookie-abc', X-Api-Key: key-abc, Proxy-Authorization: 'Basic cHJveHk=', X-Trace: trace-1}\n";
+    let (o, _) = run_one(&http(&format!("http://{a}/start"), extra)).await;
+    assert!(o.success(), "{:?}", o.result);
+    let to_a = at_a.lock().unwrap().join("").to_ascii_lowercase();
+    for h in [
+        "authorization: bearer tok-abc",
+        "cookie: sid=cookie-abc",
+        "x-api-key: key-abc",
+        "proxy-authorization: basic",
+        "x-trace: trace-1",
+    ] {
+        assert!(to_a.contains(h), "the configured origin gets {h}: {to_a}");
+    }
+    let to_b = at_b.lock().unwrap().join("").to_ascii_lowercase();
+    assert!(to_b.starts_with("get /landing http/1.1"), "{to_b}");
+    assert!(to_b.contains("x-trace: trace-1"), "{to_b}");
+    for h in ["authorization", "cookie", "x-api-key", "tok-abc", "key-abc"] {
+        assert!(!to_b.contains(h), "another origin gets {h}: {to_b}");
+    }
+}
+
+#[tokio::test]
 async fn max_latency_fails_with_latency() {
     let (o, _) = run_one(&http(
         &format!("{}/health", nginx()),

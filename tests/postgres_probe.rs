@@ -49,6 +49,21 @@ async fn success_measures_connect_and_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsn_options_reach_the_server_beside_the_statement_timeout() {
+    let pg = Postgres::start();
+    let dsn = format!(
+        "{} options='-c search_path=probe_schema'",
+        pg.dsn(&pg.password)
+    );
+    let p = plan(&config(
+        &dsn,
+        "      query: SELECT current_setting('search_path') || ' ' || current_setting('statement_timeout')\n      expect: {value: 'probe_schema 1s'}\n",
+    ));
+    let o = run(&p.probes[0]).await;
+    assert!(o.success(), "{:?}", o.result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_auth() {
     let pg = Postgres::start();
     let p = plan(&config(&pg.dsn("not-the-password"), ""));

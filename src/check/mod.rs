@@ -58,7 +58,7 @@ impl CheckPlan {
     /// Compiles `checks[i]`; `cx` is at that item.
     pub(crate) fn build(c: &CheckConfig, env: &Context, cx: &mut BuildCx) -> Option<CheckPlan> {
         cx.checked(|cx| {
-            crate::config::check_name(&c.name, &mut cx.key("name"));
+            crate::config::check_dir_name(&c.name, &mut cx.key("name"));
             type Indexed<'a> = Vec<(usize, &'a String)>;
             let (mem_exprs, load_exprs): (Indexed, Indexed) = c
                 .thresholds

@@ -23,12 +23,12 @@ pub(crate) async fn run_once(plan: Plan, name: Option<&str>, json: bool) -> u8 {
         .iter()
         .map(|p| {
             let p = p.clone();
-            tokio::spawn(async move { p.run().await })
+            tokio::spawn(async move { p.run_contained().await })
         })
         .collect();
     let mut results = Vec::new();
     for (p, h) in probes.iter().zip(handles) {
-        let outcome = h.await.expect("probe task does not panic");
+        let outcome = h.await.expect("a contained run does not panic");
         results.push(ProbeResult::new(p, &outcome, &plan.redactor));
     }
     if json {

@@ -12,7 +12,8 @@ use super::{Dur, LoadConfig};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckConfig {
-    /// Unique name, the `check` label.
+    /// Unique name, the `check` label and the store's directory for its
+    /// runs: 1 to 64 letters, digits, `_`, `-` or `.`, not starting with `.`.
     pub(crate) name: String,
     /// Cron schedule in UTC, 5 fields (`0 2 * * *`) or 6 with seconds. Without
     /// one, the check runs only on request (API or `sidewatch check`).

@@ -3,6 +3,8 @@
 //! `${VAR}` must be set; `${VAR:-default}` falls back to `default`; `$${` is a
 //! literal `${`. Only values are interpolated, never keys or comments.
 
+use crate::redact::Redactor;
+
 /// A value that came from the environment, remembered so it can be redacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Substitution {
@@ -18,6 +20,24 @@ impl Substitution {
             .iter()
             .any(|w| v.contains(w))
     }
+}
+
+/// Values of variables not named like secrets are masked in error messages
+/// from this length on; shorter ones (`${PORT}`, `${LEVEL}`) stay readable.
+const MIN_MASKED_IN_ERRORS: usize = 6;
+
+/// The redactor for config error messages, which may quote a value (a type
+/// error, an unknown variant, a bad duration): it masks every value taken
+/// from the environment, since a variable need not be named like a secret to
+/// hold one (`DATABASE_URL`), except short values of plainly named ones.
+pub(crate) fn error_redactor(subs: &[Substitution]) -> Redactor {
+    let mut r = Redactor::default();
+    for s in subs {
+        if s.looks_secret() || s.value.chars().count() >= MIN_MASKED_IN_ERRORS {
+            r.add(&s.value);
+        }
+    }
+    r
 }
 
 pub(crate) fn interpolate(

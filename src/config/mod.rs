@@ -108,8 +108,8 @@ impl Document {
             path,
             message,
         };
-        let mut root = yaml::parse(text)
-            .map_err(|e| ConfigErrors(vec![err(e.pos, Path::default(), e.message)]))?;
+        let mut root =
+            yaml::parse(text).map_err(|e| ConfigErrors(vec![err(e.pos, e.path, e.message)]))?;
         let mut substitutions = Vec::new();
         let mut env_errors = Vec::new();
         root.map_scalars(
@@ -129,7 +129,10 @@ impl Document {
         }
         let config: Config = yaml::from_node(&root).map_err(|e| {
             let pos = e.pos.unwrap_or_else(|| root.pos_of(&e.path));
-            ConfigErrors(vec![err(pos, e.path, e.message)])
+            let message = env::error_redactor(&substitutions)
+                .redact(&e.message)
+                .into_owned();
+            ConfigErrors(vec![err(pos, e.path, message)])
         })?;
         Ok(Document {
             file: file.to_string(),
@@ -139,8 +142,10 @@ impl Document {
         })
     }
 
-    /// Locates problems in the file, sorted by position.
+    /// Locates problems in the file, sorted by position. Values from the
+    /// environment are masked in the messages ([`env::error_redactor`]).
     pub(crate) fn locate(&self, problems: Problems) -> ConfigErrors {
+        let redactor = env::error_redactor(&self.substitutions);
         let mut errors: Vec<ConfigError> = problems
             .0
             .into_iter()
@@ -148,7 +153,7 @@ impl Document {
                 file: self.file.clone(),
                 pos: self.root.pos_of(&path),
                 path,
-                message,
+                message: redactor.redact(&message).into_owned(),
             })
             .collect();
         errors.sort_by_key(|e| (e.pos.line, e.pos.col));
@@ -172,7 +177,17 @@ mod tests {
         assert!(cx.problems.is_empty());
         check_name("has space", &mut cx);
         check_name("", &mut cx);
-        assert_eq!(p.0.len(), 2);
+        assert_eq!(cx.problems.0.len(), 2);
+        // Check names are directory names too; `.` and `..` pass the label
+        // rule, so probes may keep them, but not checks.
+        check_dir_name("nightly-soak.v2", &mut cx);
+        check_name("..", &mut cx);
+        assert_eq!(cx.problems.0.len(), 2);
+        for bad in [".", "..", ".hidden"] {
+            check_dir_name(bad, &mut cx);
+        }
+        assert_eq!(p.0.len(), 5);
+        assert!(p.0[2].1.contains("must not start with `.`"), "{:?}", p.0);
     }
 
     fn parse(text: &str) -> Result<Document, ConfigErrors> {
@@ -234,6 +249,37 @@ mod tests {
             doc.config.probes[0].http.as_ref().unwrap().headers["A"],
             "Bearer s3cret"
         );
+    }
+
+    #[test]
+    fn errors_mask_values_from_the_environment() {
+        let env = |k: &str| match k {
+            "API_TOKEN" => Some("s3cret-token".to_string()),
+            "SETTING" => Some("a-long-plain-value-0123456789-0123456789-0123456789".to_string()),
+            _ => None,
+        };
+        let e = Document::parse(
+            "t.yaml",
+            "probes:\n  - name: a\n    interval: '${API_TOKEN}'\n",
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("t.yaml:3:15: probes[0].interval: "), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let text =
+            "probes:\n  - name: a\n    http: {url: 'http://h/', max_body_bytes: '${SETTING}'}\n";
+        let e = Document::parse("t.yaml", text, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.yaml:3:"), "{e}");
+        assert!(!e.contains("a-long-plain"), "{e}");
+        let doc = Document::parse("t.yaml", "probes:\n  - name: '${API_TOKEN}'\n", &env).unwrap();
+        let mut problems = Problems::default();
+        let name = Path::default().key("probes").index(0).key("name");
+        problems.push(&name, "bad name `s3cret-token`");
+        let e = doc.locate(problems).to_string();
+        assert_eq!(e, "t.yaml:2:11: probes[0].name: bad name `***`");
     }
 
     #[test]

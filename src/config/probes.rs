@@ -57,7 +57,11 @@ pub(crate) struct ProbeConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpConfig {
     /// `http://` or `https://` URL. User info (`user:pass@`) becomes a Basic
-    /// `Authorization` header and is never printed.
+    /// `Authorization` header and is never printed. Neither are the values of
+    /// query parameters whose names look secret (`token`, `access_token`,
+    /// `api_key`, `apiKey`, `secret`, `password`, `pwd`, `auth`, `sig`,
+    /// `X-Amz-Signature`, ...): tables, JSON, logs and the status page show
+    /// `***`.
     pub(crate) url: String,
     /// Request method. Default `GET`.
     #[serde(default = "default_method")]
@@ -70,7 +74,10 @@ pub(crate) struct HttpConfig {
     /// Request body.
     pub(crate) body: Option<String>,
     /// Follow 301, 302, 303, 307 and 308 responses. Default `true`. Phase
-    /// timings add up over the hops.
+    /// timings add up over the hops. Secret headers (`Authorization`,
+    /// `Cookie`, API keys, URL credentials) go only to the configured scheme,
+    /// host and port: a hop elsewhere, or down to plain `http`, gets the
+    /// other headers only.
     #[serde(default = "yes")]
     pub(crate) follow_redirects: bool,
     /// Most redirects to follow before failing with reason `protocol`. Default 10.
@@ -174,7 +181,9 @@ fn default_tcp_read() -> usize {
 pub(crate) struct PostgresConfig {
     /// libpq connection string, as `key=value` pairs
     /// (`host=127.0.0.1 user=app password=${PGPASSWORD} dbname=app`) or a
-    /// `postgres://` URL. The password is a secret.
+    /// `postgres://` URL. The password is a secret. The probe adds
+    /// `-c statement_timeout=<timeout>` to the DSN's `options` (yours are
+    /// kept) and sets `application_name=sidewatch` unless the DSN names one.
     pub(crate) dsn: String,
     /// SQL to run, as a simple query. Default `SELECT 1`.
     #[serde(default = "default_pg_query")]

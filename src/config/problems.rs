@@ -116,12 +116,24 @@ impl<'a> BuildCx<'a> {
     }
 }
 
-/// Names become label values and file names: 1 to 64 of `[A-Za-z0-9_.-]`.
+/// Probe names become label values: 1 to 64 of `[A-Za-z0-9_.-]`.
 pub(crate) fn check_name(name: &str, cx: &mut BuildCx) {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if name.is_empty() || name.len() > 64 || !ok_chars {
         cx.problem("must be 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a label value)");
+    }
+}
+
+/// Check names are label values and also directory names (`runs/NAME/` in
+/// the store): the label rule, and no leading `.`, so neither `.` nor `..`
+/// (which would put runs beside `runs/` or in it) nor a hidden directory.
+pub(crate) fn check_dir_name(name: &str, cx: &mut BuildCx) {
+    check_name(name, cx);
+    if name.starts_with('.') {
+        cx.problem(
+            "must not start with `.`: a check name is also a directory name in the store (`.` and `..` would leave runs/)",
+        );
     }
 }

@@ -136,12 +136,21 @@ impl Node {
     }
 }
 
-/// A YAML syntax error.
+/// A YAML syntax error, or a document too big to build.
 #[derive(Debug)]
 pub(crate) struct SyntaxError {
     pub(crate) pos: Pos,
+    /// Where in the document, when it is known (else the root).
+    pub(crate) path: Path,
     pub(crate) message: String,
 }
+
+/// The most nodes a document may expand to, counting every node an alias
+/// copies. A real config has a few thousand; a "billion laughs" file of a
+/// few hundred bytes, whose aliases nest nine deep, has 10^9.
+const MAX_NODES: usize = 100_000;
+/// The most scalar text a document may expand to, likewise.
+const MAX_BYTES: usize = 16 << 20;
 
 /// Parses a single YAML document. An empty document is an empty map.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
@@ -149,6 +158,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| SyntaxError {
         pos: (*e.marker()).into(),
+        path: Path::default(),
         message: e.info().to_string(),
     })?;
     if let Some(err) = builder.error {
@@ -160,25 +170,57 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     }))
 }
 
+/// What a subtree costs once built: its nodes and its scalar bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    fn add(&mut self, other: Size) {
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// A collection being built, with its anchor and the size of its subtree.
+struct Frame {
+    node: Node,
+    anchor: usize,
+    size: Size,
+}
+
 #[derive(Default)]
 struct Builder {
-    stack: Vec<(Node, usize)>,
+    stack: Vec<Frame>,
     /// Keys waiting for their value, one slot per open map.
     pending_keys: Vec<Option<Node>>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, Size)>,
     root: Option<Node>,
     error: Option<SyntaxError>,
+    /// Everything built so far, aliases expanded: bounded by `MAX_NODES`
+    /// and `MAX_BYTES`.
+    built: Size,
+    /// The budget ran out: every later event is ignored.
+    exhausted: bool,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn push_value(&mut self, node: Node, anchor: usize, size: Size) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
-        let Some((parent, _)) = self.stack.last_mut() else {
+        let Some(Frame {
+            node: parent,
+            size: parent_size,
+            ..
+        }) = self.stack.last_mut()
+        else {
             self.root = Some(node);
             return;
         };
+        parent_size.add(size);
         match &mut parent.kind {
             Kind::Seq(items) => items.push(node),
             Kind::Map(entries) => {
@@ -202,6 +244,7 @@ impl Builder {
                             if dup && self.error.is_none() {
                                 self.error = Some(SyntaxError {
                                     pos: key.pos,
+                                    path: Path::default(),
                                     message: format!("duplicate key `{k}`"),
                                 });
                             }
@@ -213,57 +256,103 @@ impl Builder {
             Kind::Scalar(..) => unreachable!("scalars have no children"),
         }
     }
+
+    /// Counts `size` against the budget before it is built; false (and an
+    /// error at `pos`) once the document would grow past it.
+    fn spend(&mut self, size: Size, pos: Pos) -> bool {
+        let mut after = self.built;
+        after.add(size);
+        if after.nodes <= MAX_NODES && after.bytes <= MAX_BYTES {
+            self.built = after;
+            return true;
+        }
+        self.exhausted = true;
+        self.error.get_or_insert(SyntaxError {
+            pos,
+            path: self.path(),
+            message: format!(
+                "the document expands to more than {MAX_NODES} nodes or {} MiB of text; \
+                 are aliases (`*name`) nested to multiply it?",
+                MAX_BYTES >> 20
+            ),
+        });
+        false
+    }
+
+    /// The path of the value being built.
+    fn path(&self) -> Path {
+        let mut keys = self.pending_keys.iter();
+        let mut path = Path::default();
+        for frame in &self.stack {
+            match &frame.node.kind {
+                Kind::Map(_) => match keys.next() {
+                    Some(Some(Node {
+                        kind: Kind::Scalar(k, _),
+                        ..
+                    })) => path = path.key(k),
+                    _ => break,
+                },
+                Kind::Seq(items) => path = path.index(items.len()),
+                Kind::Scalar(..) => {}
+            }
+        }
+        path
+    }
+
+    fn open(&mut self, kind: Kind, anchor: usize, pos: Pos) {
+        let size = Size { nodes: 1, bytes: 0 };
+        if self.spend(size, pos) {
+            let node = Node { kind, pos };
+            self.stack.push(Frame { node, anchor, size });
+        }
+    }
 }
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.exhausted {
+            return;
+        }
         let pos = Pos::from(mark);
         match ev {
             Event::Scalar(value, style, anchor, _) => {
                 let quoted = style != TScalarStyle::Plain;
-                self.push_value(
-                    Node {
-                        kind: Kind::Scalar(value, quoted),
-                        pos,
-                    },
-                    anchor,
-                );
+                let size = Size {
+                    nodes: 1,
+                    bytes: value.len(),
+                };
+                if self.spend(size, pos) {
+                    let kind = Kind::Scalar(value, quoted);
+                    self.push_value(Node { kind, pos }, anchor, size);
+                }
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((
-                Node {
-                    kind: Kind::Seq(Vec::new()),
-                    pos,
-                },
-                anchor,
-            )),
+            Event::SequenceStart(anchor, _) => self.open(Kind::Seq(Vec::new()), anchor, pos),
             Event::MappingStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        kind: Kind::Map(Vec::new()),
-                        pos,
-                    },
-                    anchor,
-                ));
+                self.open(Kind::Map(Vec::new()), anchor, pos);
                 self.pending_keys.push(None);
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if matches!(ev, Event::MappingEnd) {
                     self.pending_keys.pop();
                 }
-                if let Some((node, anchor)) = self.stack.pop() {
-                    self.push_value(node, anchor);
+                if let Some(f) = self.stack.pop() {
+                    self.push_value(f.node, f.anchor, f.size);
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().map(|mut n| {
-                    n.pos = pos;
-                    n
-                });
-                match node {
-                    Some(n) => self.push_value(n, 0),
+                // Counted before the copy is made: the copy is the cost.
+                let size = self.anchors.get(&id).map(|(_, size)| *size);
+                match size {
+                    Some(size) if self.spend(size, pos) => {
+                        let (mut node, _) = self.anchors[&id].clone();
+                        node.pos = pos;
+                        self.push_value(node, 0, size);
+                    }
+                    Some(_) => {}
                     None if self.error.is_none() => {
                         self.error = Some(SyntaxError {
                             pos,
+                            path: self.path(),
                             message: "alias refers to an unknown anchor".into(),
                         })
                     }
@@ -330,7 +419,12 @@ impl<'a> NodeDe<'a> {
     fn type_error(&self, expected: &str) -> DeError {
         let found = match &self.0.kind {
             Kind::Scalar(s, _) if s.is_empty() => "an empty value".to_string(),
-            Kind::Scalar(s, _) => format!("`{}`", truncate(s)),
+            // Quoted whole or not at all: a cut value could carry the start
+            // of a secret from the environment past the redactor.
+            Kind::Scalar(s, _) if s.chars().count() > 40 => {
+                format!("a value of {} characters", s.chars().count())
+            }
+            Kind::Scalar(s, _) => format!("`{s}`"),
             Kind::Seq(_) => "a list".into(),
             Kind::Map(_) => "a map".into(),
         };
@@ -345,14 +439,6 @@ impl<'a> NodeDe<'a> {
                 .map_err(|_| self.type_error(what)),
             _ => Err(self.type_error(what)),
         }
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() > 40 {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    } else {
-        s.to_string()
     }
 }
 
@@ -668,6 +754,31 @@ mod tests {
             panic!()
         };
         assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn alias_bombs_are_rejected_while_parsing() {
+        // "Billion laughs": 9^9 scalars from under 400 bytes.
+        let mut bomb = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let err = parse(&bomb).unwrap_err();
+        assert!(err.message.contains("alias"), "{}", err.message);
+        // At the alias that would cross the limit: f's first `*e`.
+        assert_eq!((err.pos.line, err.path.to_string()), (6, "f[0]".into()));
+        // Few nodes, but each a long string: bounded by bytes.
+        let mut wide = format!("a: &a '{}'\n", "x".repeat(4096));
+        for (prev, name) in "abcd".chars().zip("bcde".chars()) {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            wide.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let err = parse(&wide).unwrap_err();
+        assert!(err.message.contains("MiB"), "{}", err.message);
+        // Aliases within the budget still resolve.
+        let node = parse("a: &a [1, 2]\nb: [*a, *a, *a]\n").unwrap();
+        assert_eq!(node.pos_of(&Path::default().key("b").index(2)).line, 2);
     }
 
     #[test]

@@ -45,10 +45,13 @@ pub enum Reason {
     TopicError,
     /// A produced message was not consumed back within the timeout (Kafka).
     Lost,
+    /// sidewatch itself failed during the run: the run panicked (a bug; the
+    /// log has the message). The probe keeps running.
+    Internal,
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 16] = [
+    pub(crate) const ALL: [Reason; 17] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::Refused,
@@ -65,6 +68,7 @@ impl Reason {
         Reason::BrokerDown,
         Reason::TopicError,
         Reason::Lost,
+        Reason::Internal,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Reason {
             Reason::BrokerDown => "broker_down",
             Reason::TopicError => "topic_error",
             Reason::Lost => "lost",
+            Reason::Internal => "internal",
         }
     }
 }

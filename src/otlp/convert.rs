@@ -79,7 +79,8 @@ fn parse_sample(line: &str) -> Option<(String, Labels, String)> {
     let (series, value) = match line.find('{') {
         Some(open) => {
             let close = line.rfind('}')?;
-            let labels = parse_labels(&line[open + 1..close])?;
+            // `get`: a `}` before the `{` makes no range.
+            let labels = parse_labels(line.get(open + 1..close)?)?;
             let value = line[close + 1..].split_whitespace().next()?;
             ((line[..open].to_string(), labels), value)
         }
@@ -292,6 +293,15 @@ mod tests {
 lat_seconds_sum{probe=\"a\"} 0.6\nlat_seconds_count{probe=\"a\"} 3\n\
 lat_seconds_bucket{le=\"0.1\",probe=\"a\"} 1\nlat_seconds_bucket{le=\"0.5\",probe=\"a\"} 2\nlat_seconds_bucket{le=\"+Inf\",probe=\"a\"} 3\n\
 # HELP up Up.\n# TYPE up gauge\nup{x=\"q\\\"uote\"} 0.5\n# EOF\n";
+
+    #[test]
+    fn malformed_samples_are_skipped_not_sliced_apart() {
+        assert_eq!(parse_sample("x}y{ 1"), None);
+        assert_eq!(
+            parse_sample("é{a=\"ü\"} 2"),
+            Some(("é".into(), vec![("a".into(), "ü".into())], "2".into()))
+        );
+    }
 
     fn t() -> Times {
         Times {

@@ -54,6 +54,9 @@ impl OtlpPlan {
                     None
                 }
             };
+            for secret in url.iter().flat_map(crate::redact::url_secrets) {
+                cx.redactor.add(&secret);
+            }
             let mut headers = HeaderMap::new();
             for (k, v) in &cfg.headers {
                 cx.redactor.add(v);

@@ -125,7 +125,12 @@ impl JsonCheck {
             Ok(())
         } else {
             let mut found = json_text(v);
-            found.truncate(80);
+            // At most 80 characters of the service's text; a byte cut could
+            // split a multi-byte character.
+            if let Some((end, _)) = found.char_indices().nth(80) {
+                found.truncate(end);
+                found.push('…');
+            }
             Err(format!("json {}: found `{found}`", self.path))
         }
     }
@@ -268,6 +273,21 @@ mod tests {
             .check(&doc)
             .unwrap_err()
             .contains("not present"));
+    }
+
+    #[test]
+    fn found_text_is_cut_at_a_char_boundary() {
+        // 79 ASCII bytes, then a two-byte `é` across byte 80: the service's own
+        // text must not panic the probe.
+        let long = format!("{}é and more text after the cut", "a".repeat(79));
+        let e = check("name", Some("x"), None)
+            .check(&json!({ "name": long }))
+            .unwrap_err();
+        assert!(e.contains(&format!("found `{}é…`", "a".repeat(79))), "{e}");
+        let short = check("name", Some("x"), None)
+            .check(&json!({"name": "é"}))
+            .unwrap_err();
+        assert!(short.contains("found `é`"), "{short}");
     }
 
     #[test]

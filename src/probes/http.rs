@@ -25,7 +25,7 @@ use super::Recorder;
 use crate::config::{BuildCx, HttpConfig, HttpExpect};
 use crate::net::dial::{dial, io_reason, io_source};
 use crate::net::{tls, Failure, Phase, Reason};
-use crate::redact::{is_secret_header, mask_url};
+use crate::redact::{is_secret_header, mask_url, url_secrets};
 
 const USER_AGENT_VALUE: &str = concat!("sidewatch/", env!("CARGO_PKG_VERSION"));
 
@@ -125,7 +125,7 @@ impl HttpProbe {
         self.url.host_str().unwrap_or_default().to_string()
     }
 
-    /// The URL with any password masked.
+    /// The URL with its password and secret query values masked.
     pub(crate) fn target(&self) -> String {
         mask_url(&self.url)
     }
@@ -218,12 +218,17 @@ impl HttpProbe {
             h.insert(HOST, host);
         }
         h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        // Credentials (Authorization, Cookie, API keys: every secret header)
+        // go only to the configured origin, as curl and browsers do: not to
+        // another scheme, host or port a redirect names, so never over a
+        // downgrade to plain http either.
+        let same_origin = url.scheme() == self.url.scheme()
+            && url.host_str() == self.url.host_str()
+            && url.port_or_known_default() == self.url.port_or_known_default();
         for (k, v) in &self.headers {
-            h.insert(k, v.clone());
-        }
-        // Credentials go only to the configured host, never across a redirect.
-        if url.host_str() != self.url.host_str() || url.port() != self.url.port() {
-            h.remove(AUTHORIZATION);
+            if same_origin || !is_secret_header(k.as_str()) {
+                h.insert(k, v.clone());
+            }
         }
         req
     }
@@ -277,11 +282,8 @@ fn parse_url(raw: &str, cx: &mut BuildCx) -> Option<Url> {
             return None;
         }
     };
-    if let Some(pw) = url.password() {
-        cx.redactor.add(pw);
-        if let Ok(decoded) = percent_decode(pw) {
-            cx.redactor.add(&decoded);
-        }
+    for secret in url_secrets(&url) {
+        cx.redactor.add(&secret);
     }
     if !matches!(url.scheme(), "http" | "https") {
         cx.problem(format!("scheme `{}` is not http or https", url.scheme()));
@@ -520,6 +522,56 @@ mod tests {
         assert_eq!(p.target(), "http://bob:***@127.0.0.1:1/x");
         assert!(p.headers[AUTHORIZATION].is_sensitive());
         assert_eq!(redactor.redact("p@ss and p%40ss"), "*** and ***");
+    }
+
+    #[test]
+    fn secret_headers_stay_with_the_configured_origin() {
+        let (p, problems, _) = build(
+            "probes: [{name: a, http: {url: 'https://h.test/x', headers: {Authorization: 'Bearer t', Cookie: c, X-Api-Key: k, Proxy-Authorization: p, X-Trace: t}}}]",
+        );
+        assert!(problems.is_empty());
+        let p = p.unwrap();
+        let sent = |to: &str| {
+            let req = p.request(&Url::parse(to).unwrap(), &Method::GET, Bytes::new());
+            let mut names: Vec<String> = req
+                .headers()
+                .keys()
+                .map(|k| k.to_string())
+                .filter(|k| k != "host" && k != "user-agent")
+                .collect();
+            names.sort();
+            names
+        };
+        let all = [
+            "authorization",
+            "cookie",
+            "proxy-authorization",
+            "x-api-key",
+            "x-trace",
+        ];
+        assert_eq!(sent("https://h.test/y"), all);
+        assert_eq!(sent("https://h.test:443/y?q"), all);
+        assert_eq!(sent("https://other.test/y"), ["x-trace"]);
+        assert_eq!(sent("https://h.test:8443/y"), ["x-trace"]);
+        // A downgrade to plain http, even to the same host and port.
+        assert_eq!(sent("http://h.test/y"), ["x-trace"]);
+        assert_eq!(sent("http://h.test:443/y"), ["x-trace"]);
+    }
+
+    #[test]
+    fn secret_query_values_are_masked_and_redacted() {
+        let (p, problems, redactor) = build(
+            "probes: [{name: a, http: {url: 'http://h/x?page=2&access_token=tok%2F123&Sig=abcdef'}}]",
+        );
+        assert!(problems.is_empty());
+        assert_eq!(
+            p.unwrap().target(),
+            "http://h/x?page=2&access_token=***&Sig=***"
+        );
+        assert_eq!(
+            redactor.redact("tok%2F123 tok/123 abcdef page"),
+            "*** *** *** page"
+        );
     }
 
     #[test]

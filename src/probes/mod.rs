@@ -7,13 +7,15 @@
 //! future on timeout closes its sockets, so a run never outlives its timeout.
 
 pub(crate) mod assert;
+mod contain;
 pub(crate) mod http;
 pub(crate) mod kafka;
 pub(crate) mod metrics;
 pub(crate) mod postgres;
 pub(crate) mod tcp;
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -56,6 +58,7 @@ impl Kind {
                 Reason::Assertion,
                 Reason::Latency,
                 Reason::Io,
+                Reason::Internal,
             ],
             Kind::Tcp => &[
                 Reason::Timeout,
@@ -65,6 +68,7 @@ impl Kind {
                 Reason::Reset,
                 Reason::Assertion,
                 Reason::Io,
+                Reason::Internal,
             ],
             Kind::Postgres => &[
                 Reason::Timeout,
@@ -78,6 +82,7 @@ impl Kind {
                 Reason::Assertion,
                 Reason::Latency,
                 Reason::Protocol,
+                Reason::Internal,
             ],
             Kind::Kafka => &[
                 Reason::BrokerDown,
@@ -85,6 +90,7 @@ impl Kind {
                 Reason::Auth,
                 Reason::TopicError,
                 Reason::Lost,
+                Reason::Internal,
             ],
         }
     }
@@ -184,6 +190,10 @@ enum Target {
     Tcp(tcp::TcpProbe),
     Postgres(Box<postgres::PostgresProbe>),
     Kafka(Box<kafka::KafkaProbe>),
+    /// Panics with this message: how tests show that a panicking run is
+    /// contained.
+    #[cfg(test)]
+    Panic(String),
 }
 
 /// A compiled probe, ready to run.
@@ -266,12 +276,43 @@ impl Probe {
         })
     }
 
+    /// A probe whose every run panics with `message`.
+    #[cfg(test)]
+    pub(crate) fn panicking(name: &str, interval: Duration, message: &str) -> Probe {
+        Probe {
+            name: name.to_string(),
+            kind: Kind::Http,
+            interval,
+            timeout: interval,
+            target: "test".into(),
+            inner: Target::Panic(message.to_string()),
+        }
+    }
+
     /// The host the probe talks to, for the load allowlist.
     pub(crate) fn host(&self) -> Option<String> {
         match &self.inner {
             Target::Http(p) => Some(p.host()),
             Target::Tcp(p) => Some(p.host()),
             Target::Postgres(_) | Target::Kafka(_) => None,
+            #[cfg(test)]
+            Target::Panic(_) => None,
+        }
+    }
+
+    /// Runs once on a task of its own: a panic becomes a failure with reason
+    /// `internal` (its message in the detail) instead of ending the caller.
+    pub(crate) async fn run_contained(self: &Arc<Self>) -> Outcome {
+        let (started, t0) = (SystemTime::now(), Instant::now());
+        let probe = self.clone();
+        match contain::contained(async move { probe.run().await }).await {
+            Ok(outcome) => outcome,
+            Err(how) => Outcome {
+                started,
+                total: t0.elapsed(),
+                result: Err(Failure::new(Reason::Internal, format!("the run {how}"))),
+                recorder: Recorder::default(),
+            },
         }
     }
 
@@ -285,6 +326,8 @@ impl Probe {
                 Target::Tcp(p) => p.run(&mut rec).await,
                 Target::Postgres(p) => p.run(&mut rec).await,
                 Target::Kafka(p) => p.run(&mut rec).await,
+                #[cfg(test)]
+                Target::Panic(message) => panic!("{message}"),
             }
         };
         let result = match tokio::time::timeout(self.timeout, run).await {

@@ -3,8 +3,8 @@
 //! queries return text for every column, so NUMERIC and friends export as
 //! numbers without a decimal crate.
 //!
-//! The server gets `statement_timeout` equal to the probe timeout, so a
-//! query the probe gave up on does not run on. A pooled connection whose run
+//! The server gets `statement_timeout` equal to the probe timeout (added to
+//! the DSN's own `options`), so a query the probe gave up on does not run on. A pooled connection whose run
 //! was cut off is cancelled and replaced on the next run.
 
 use std::time::Duration;
@@ -89,8 +89,19 @@ impl PostgresProbe {
                 cx.problem_at("dsn", "names no host");
             }
             config.connect_timeout(timeout);
-            config.options(format!("-c statement_timeout={}", timeout.as_millis()));
-            config.application_name("sidewatch");
+            // Appended to the DSN's own `options` (`-c search_path=...`), not
+            // in their place; given last, it wins over one of theirs.
+            let statement_timeout = format!("-c statement_timeout={}", timeout.as_millis());
+            let options = match config.get_options() {
+                Some(theirs) if !theirs.trim().is_empty() => {
+                    format!("{} {statement_timeout}", theirs.trim())
+                }
+                _ => statement_timeout,
+            };
+            config.options(options);
+            if config.get_application_name().is_none() {
+                config.application_name("sidewatch");
+            }
             let tls = match cfg.tls.mode {
                 PostgresTlsMode::Disable => None,
                 mode => {
@@ -396,6 +407,31 @@ mod tests {
         let (probe, _, r) = build("postgres://u:hunter22@127.0.0.1/x");
         assert_eq!(probe.unwrap().target(), "postgres://u@127.0.0.1:5432/x");
         assert_eq!(r.redact("hunter22"), "***");
+    }
+
+    #[test]
+    fn dsn_options_are_kept_beside_the_statement_timeout() {
+        let (probe, p, _) =
+            build("host=db user=app options='-c search_path=shop -c work_mem=64MB'");
+        assert!(p.is_empty());
+        assert_eq!(
+            probe.unwrap().config.get_options(),
+            Some("-c search_path=shop -c work_mem=64MB -c statement_timeout=1000")
+        );
+        let (probe, _, _) = build("host=db user=app");
+        assert_eq!(
+            probe.unwrap().config.get_options(),
+            Some("-c statement_timeout=1000")
+        );
+        let (probe, _, _) = build(
+            "postgres://app@db/shop?options=-c%20search_path%3Dshop&application_name=billing",
+        );
+        let probe = probe.unwrap();
+        assert_eq!(
+            probe.config.get_options(),
+            Some("-c search_path=shop -c statement_timeout=1000")
+        );
+        assert_eq!(probe.config.get_application_name(), Some("billing"));
     }
 
     #[test]

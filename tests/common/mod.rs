@@ -110,6 +110,14 @@ pub async fn tls_server(validity: certs::Validity, dir: &std::path::Path) -> (So
 
 /// An HTTP server that records the request head it received.
 pub async fn recording_server() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    recording_server_with(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await
+}
+
+/// Like [`recording_server`], answering every request with `reply`.
+pub async fn recording_server_with(
+    reply: &'static [u8],
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -123,9 +131,7 @@ pub async fn recording_server() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>
                 seen.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let _ = s.write_all(reply).await;
             });
         }
     });
