@@ -75,7 +75,7 @@ pub(crate) fn parse(text: &str) -> Vec<Family> {
 type Labels = Vec<(String, String)>;
 
 fn parse_sample(line: &str) -> Option<(String, Labels, String)> {
-    let line = line.split_once(" # ").map_or(line, |(s, _)| s);
+    let line = crate::telemetry::without_exemplar(line);
     let (series, value) = match line.find('{') {
         Some(open) => {
             let close = line.rfind('}')?;
@@ -287,6 +287,19 @@ pub(crate) fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_value_may_hold_an_exemplar_marker_quotes_and_braces() {
+        let line = r#"rows{row="a # b \"q\" {x}",col="n"} 7 # {trace_id="t"} 1.0"#;
+        let (name, labels, value) = parse_sample(line).unwrap();
+        assert_eq!(name, "rows");
+        assert_eq!(
+            labels[0],
+            ("row".to_string(), r#"a # b "q" {x}"#.to_string())
+        );
+        assert_eq!(labels[1], ("col".to_string(), "n".to_string()));
+        assert_eq!(value, "7");
+    }
 
     const TEXT: &str = "# HELP runs Runs.\n# TYPE runs counter\nruns_total{probe=\"a\",result=\"ok\"} 3\n\
 # HELP lat_seconds Latency.\n# TYPE lat_seconds histogram\n\

@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+pub(crate) use text::without_exemplar;
 pub use text::{encode_openmetrics, encode_prometheus, find_sample};
 
 /// Implements `Display` and prometheus-client's `EncodeLabelValue` for enums

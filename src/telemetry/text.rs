@@ -57,12 +57,30 @@ fn openmetrics_to_prometheus(om: &str) -> String {
         } else if line.starts_with("# UNIT ") || line == "# EOF" {
             continue;
         } else if !line.starts_with('#') {
-            let sample = line.split_once(" # ").map_or(line, |(s, _)| s);
+            let sample = without_exemplar(line);
             out.push_str(sample);
             out.push('\n');
         }
     }
     out
+}
+
+/// A sample line without its OpenMetrics exemplar (` # {…} value`). The
+/// marker is looked for outside quoted label values only: a label value from
+/// outside (a PostgreSQL row, a threshold's text) may itself hold ` # `.
+pub(crate) fn without_exemplar(line: &str) -> &str {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' if !quoted && line[i..].starts_with(" # ") => return &line[..i],
+            _ => {}
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -84,6 +102,25 @@ mod tests {
             text,
             "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 1\n\
              # HELP queue_depth Items waiting.\n# TYPE queue_depth gauge\nqueue_depth 0\n"
+        );
+    }
+
+    /// Label values from outside (a PostgreSQL row, a threshold's text) may
+    /// hold anything; the sample must survive whole, escaped.
+    #[test]
+    fn hostile_label_values_survive_the_conversion() {
+        use prometheus_client::metrics::family::Family;
+        let mut r = Registry::default();
+        let f: Family<Vec<(String, String)>, Gauge> = Family::default();
+        r.register("rows", "Rows", f.clone());
+        let hostile = "a # b \"q\" \\ {x} \n}=\u{fffd}";
+        f.get_or_create(&vec![("row".into(), hostile.into())])
+            .set(7);
+        let text = encode_prometheus(&r);
+        let sample = text.lines().find(|l| l.starts_with("rows{")).unwrap();
+        assert_eq!(
+            sample,
+            "rows{row=\"a # b \\\"q\\\" \\\\ {x} \\n}=\u{fffd}\"} 7"
         );
     }
 
