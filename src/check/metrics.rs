@@ -18,7 +18,6 @@ use crate::telemetry::FloatGauge;
 
 // `Verdict` has its own `Display`; it becomes a label value here, where it
 // is exported.
-crate::telemetry::label_value!(Verdict);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {

@@ -67,17 +67,7 @@ impl ScenarioKind {
     }
 }
 
-impl std::fmt::Display for ScenarioKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for ScenarioKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+crate::telemetry::str_label!(ScenarioKind);
 
 /// Everything a check run produced; the JSON report and the stored record.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -88,17 +88,7 @@ impl Verdict {
     }
 }
 
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for Verdict {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+crate::telemetry::str_label!(Verdict);
 
 /// Sees every merged second of a run; scenarios cut them into windows
 /// and segments, and may end the run early (a breakpoint that broke).

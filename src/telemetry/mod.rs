@@ -19,8 +19,9 @@ use prometheus_client::registry::Registry;
 pub(crate) use text::without_exemplar;
 pub use text::{encode_openmetrics, encode_prometheus, find_sample};
 
-/// Implements `Display` and prometheus-client's `EncodeLabelValue` for enums
-/// with an `as_str`, so label values come from one match per enum.
+/// Implements `Display`, comparison with a `&str`, and prometheus-client's
+/// `EncodeLabelValue` for enums with an `as_str`, so the text of each value
+/// comes from one match per enum.
 macro_rules! str_label {
     ($($t:ty),+) => {$(
         impl std::fmt::Display for $t {
@@ -28,14 +29,11 @@ macro_rules! str_label {
                 f.write_str(self.as_str())
             }
         }
-        $crate::telemetry::label_value!($t);
-    )+};
-}
-
-/// Implements prometheus-client's `EncodeLabelValue` alone, for enums with an
-/// `as_str` that have their own `Display`.
-macro_rules! label_value {
-    ($($t:ty),+) => {$(
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
         impl prometheus_client::encoding::EncodeLabelValue for $t {
             fn encode(
                 &self,
@@ -46,7 +44,6 @@ macro_rules! label_value {
         }
     )+};
 }
-pub(crate) use label_value;
 pub(crate) use str_label;
 
 /// A gauge of `f64` values (seconds, ratios, timestamps), stored as bits in
