@@ -3,8 +3,15 @@
 //! their doc comments) under `config`, so `helm lint`/`install` rejects a
 //! misspelled config key. This test fails when the committed schema is
 //! stale; `SIDEWATCH_BLESS=1 cargo test --test chart` rewrites it.
-//! tests/helm/check_chart.py (run by tests/assets.rs) proves that Helm
-//! rejects a typo with it.
+//!
+//! tests/helm/check_chart.py, run here with the real binary, lints and
+//! renders the chart in every mode, validates the manifests
+//! (kubernetes-validate --strict, promtool), proves that Helm rejects a
+//! typo with the schema, that `sidewatch check-config` accepts every
+//! rendered config, and that README.md and docs/kubernetes.md are current
+//! (`SIDEWATCH_BLESS=1` rewrites them too).
+
+use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -63,4 +70,19 @@ fn config_keys_are_closed_and_documented() {
         name.starts_with("Unique name, the `probe` label."),
         "{name}"
     );
+}
+
+#[test]
+fn the_helm_chart_lints_renders_and_validates() {
+    let out = Command::new("python3")
+        .args(["tests/helm/check_chart.py", "."])
+        .env("SIDEWATCH_BIN", env!("CARGO_BIN_EXE_sidewatch"))
+        .output()
+        .expect("python3 runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
 }

@@ -28,6 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import generated  # noqa: E402
+import kubernetes_doc  # noqa: E402
 
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
 CHART = ROOT / "helm" / "sidewatch"
@@ -91,6 +92,7 @@ FULL = {
             "dsn": "host=db user=app password=${PGPASSWORD} dbname=app", "query": "SELECT 1",
             "tls": {"mode": "verify-full", "ca_file": "/etc/db-ca/ca.crt"}}}],
         "checks": CHECKS,
+        "limits": {"allow_hosts": ["shop.prod.svc"]},
     },
 }
 SIDECAR = {"mode": "sidecar", "sidecar": {"podSelector": {"app": "shop"}},
@@ -127,9 +129,8 @@ def render_error(path, values, name="sw", namespace="monitoring"):
 
 def lint_report(path, values, kube_version=None):
     result = helm.lint(str(path), values, strict=True, kube_version=kube_version)
-    errors = [str(e) for e in result.get("errors") or []]
-    errors += [m.get("error", "") for m in result.get("messages", []) if m.get("severity", 0) > 1]
-    return errors
+    errors = [m.get("error", "") for m in result.get("messages", []) if m.get("severity", 0) > 1]
+    return errors + [str(e) for e in result.get("errors") or [] if str(e) not in errors]
 
 
 def lint(path, values):
@@ -283,8 +284,25 @@ def rendered_config(docs):
     return yaml.safe_load(cm["data"]["sidewatch.yaml"])
 
 
+def sidewatch_accepts(docs, label):
+    """`sidewatch check-config` accepts the rendered config (SIDEWATCH_BIN,
+    set by tests/chart.rs; skipped when run by hand without it)."""
+    binary = os.environ.get("SIDEWATCH_BIN")
+    if not binary:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sidewatch.yaml"
+        path.write_text(yaml.safe_dump(rendered_config(docs)))
+        run = subprocess.run([binary, "check-config", str(path)], capture_output=True, text=True,
+                             env={**os.environ, "PGPASSWORD": "not-a-secret"}, timeout=60)
+        # The CA file is mounted in the pod (extraVolumes), not here.
+        errors = [e for e in run.stderr.splitlines() if "cannot read /etc/db-ca/" not in e]
+        check(run.returncode == 0 or not errors, f"{label}: sidewatch check-config: {errors}")
+
+
 def standalone_full():
     docs = render(CHART, FULL)
+    sidewatch_accepts(docs, "full")
     kube_validate(docs, "full")
     crd_fields(docs, "full")
     security(docs, "full")
@@ -326,6 +344,10 @@ def standalone_full():
           "PrometheusRule labels (the operator's ruleSelector)")
     dashboards(by_kind(docs, "ConfigMap"))
     rules(by_kind(docs, "PrometheusRule")[0])
+
+
+def full_jobs_storage_and_test_hook():
+    docs = render(CHART, FULL)
     jobs(docs)
     users = storage(docs, "full")
     check(len(users) == 3, f"the Deployment's claim and one per nightly check: {sorted(users)}")
@@ -465,6 +487,7 @@ def schema_rejects_typos():
 
 def default_and_sidecar():
     docs = render(CHART, {})
+    sidewatch_accepts(docs, "default")
     kube_validate(docs, "default")
     security(docs, "default")
     check([d["kind"] for d in docs if d["kind"] == "Deployment"], "default mode is standalone")
@@ -492,6 +515,19 @@ def default_and_sidecar():
         check(needle in notes, f"NOTES.txt says {needle!r}")
 
 
+def kube_prometheus_stack_values():
+    """helm/examples/values-kube-prometheus-stack.yaml, shown in docs/kubernetes.md."""
+    values = yaml.safe_load((ROOT / kubernetes_doc.KPS_VALUES).read_text())
+    lint(CHART, values)
+    docs = render(CHART, values)
+    sidewatch_accepts(docs, "kps")
+    kube_validate(docs, "kps")
+    crd_fields(docs, "kps")
+    for kind in CRDS - {"PodMonitor"}:
+        d = by_kind(docs, kind)[0]
+        check(d["metadata"]["labels"].get("release") == "kps", f"kps: {kind} has release: kps")
+
+
 def example_pod(docs):
     return by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
 
@@ -501,6 +537,7 @@ def example(native):
     label = "example native" if native else "example"
     lint(EXAMPLE, values)
     docs = render(EXAMPLE, values, name="shop", namespace="prod")
+    sidewatch_accepts(docs, label)
     kube_validate(docs, label)
     crd_fields(docs, label)
     security(docs, label)
@@ -578,7 +615,7 @@ def subchart_follows_the_sidewatch_chart():
 
 def generated_files():
     bless = bool(os.environ.get("SIDEWATCH_BLESS"))
-    for path, fresh in generated.files(ROOT, render, render_error, lint_report):
+    for path, fresh in generated.files(ROOT, render, render_error, lint_report, native_guard):
         current = path.read_text()
         if bless and current != fresh:
             path.write_text(fresh)
@@ -586,19 +623,25 @@ def generated_files():
               "SIDEWATCH_BLESS=1 python3 tests/helm/check_chart.py .")
 
 
-def main():
-    helm.disable_logging()
+def lint_modes():
     for values in ({}, FULL, SIDECAR):
         lint(CHART, values)
-    standalone_full()
-    default_and_sidecar()
-    one_value_each()
-    schema_rejects_typos()
-    example(native=False)
-    example(native=True)
-    example_guards()
-    subchart_follows_the_sidewatch_chart()
-    generated_files()
+
+
+STEPS = [lint_modes, standalone_full, full_jobs_storage_and_test_hook, default_and_sidecar, one_value_each, schema_rejects_typos,
+         lambda: example(native=False), lambda: example(native=True), example_guards,
+         subchart_follows_the_sidewatch_chart, kube_prometheus_stack_values, generated_files]
+
+
+def main():
+    helm.disable_logging()
+    # A step that breaks (a missing key in an old chart) is one failure;
+    # the other steps still run.
+    for step in STEPS:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"{step.__name__}: {type(e).__name__}: {e}")
     if failures:
         print("\n".join(failures))
         sys.exit(1)

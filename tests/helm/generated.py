@@ -98,12 +98,9 @@ def readme(chart):
     return path, splice(path.read_text(), lambda name: values_table(chart))
 
 
-def files(root, render, render_error, lint_report):
+def files(root, render, render_error, lint_report, native_guard):
+    import kubernetes_doc
+
     chart = root / "helm" / "sidewatch"
-    out = [readme(chart)]
-    try:
-        import kubernetes_doc
-    except ImportError:
-        return out
-    out.append(kubernetes_doc.doc(root, render, render_error, lint_report, splice))
-    return out
+    return [readme(chart),
+            kubernetes_doc.doc(root, render, render_error, lint_report, native_guard, splice)]
