@@ -425,6 +425,10 @@ def jobs(docs):
           == "metadata.annotations['batch.kubernetes.io/job-completion-index']", "SHARD_INDEX env")
     vols = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
     check("emptyDir" in vols["sidewatch-data"], "shards never share the store")
+    later = copy.deepcopy(FULL)
+    later["config"]["checks"][2]["max_duration"] = "${SPIKE_MAX}"
+    spec = by_kind(render(CHART, later), "Job")[0]["spec"]
+    check(spec["activeDeadlineSeconds"] == 7200, f"a ${{VAR}} max_duration: the fallback, not 0+margin: {spec}")
     err = render_error(CHART, {**FULL, "nightly": {"enabled": True, "checks": [{"name": "nope"}]}})
     check(err and 'check "nope" is not in config.checks' in err, f"unknown nightly check: {err}")
 

@@ -119,7 +119,8 @@ from `dataDir`, so neither is kept equal by hand.
 
 {{/*
 Seconds in a duration of the config (`1h30m`, `1.5s`, `2d`): a job's
-activeDeadlineSeconds follows its check's max_duration.
+activeDeadlineSeconds follows its check's max_duration. Never 0: a
+duration without a term fails.
 */}}
 {{- define "sidewatch.seconds" -}}
 {{- $unit := dict "us" 0.000001 "µs" 0.000001 "ms" 0.001 "s" 1 "m" 60 "min" 60 "h" 3600 "d" 86400 -}}
@@ -131,6 +132,9 @@ activeDeadlineSeconds follows its check's max_duration.
 {{- fail (printf "max_duration %q: unknown unit %q" $ $u) -}}
 {{- end -}}
 {{- $total = addf $total (mulf (float64 $n) (index $unit $u)) -}}
+{{- end -}}
+{{- if not $total -}}
+{{- fail (printf "max_duration %q is not a duration" $) -}}
 {{- end -}}
 {{- ceil $total | int64 -}}
 {{- end -}}
@@ -149,7 +153,8 @@ exist in config.checks.
 {{- if not $found -}}
 {{- fail (printf "%s: check %q is not in config.checks" .what .name) -}}
 {{- end -}}
-{{- if $found.max_duration -}}
+{{- /* A ${VAR} is only known in the pod: the fallback then. */ -}}
+{{- if and $found.max_duration (not (contains "${" (toString $found.max_duration))) -}}
 {{- add (include "sidewatch.seconds" $found.max_duration) $top.Values.jobs.deadlineMarginSeconds -}}
 {{- else -}}
 {{- .fallback -}}
