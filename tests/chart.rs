@@ -56,6 +56,21 @@ fn the_chart_values_schema_embeds_the_current_config_schema() {
 }
 
 #[test]
+fn sidewatch_schema_prints_the_config_schema() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, sidewatch::config::json_schema());
+    assert_eq!(
+        printed["$schema"],
+        json!("http://json-schema.org/draft-07/schema#")
+    );
+}
+
+#[test]
 fn config_keys_are_closed_and_documented() {
     let current: Value = serde_json::from_str(&std::fs::read_to_string(SCHEMA).unwrap()).unwrap();
     let config = &current["properties"]["config"];
