@@ -141,6 +141,10 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 0)]
         start: u32,
     },
+    /// Print the config file's JSON Schema (for editors; the Helm chart's
+    /// values.schema.json embeds it under `config`).
+    #[command(hide = true)]
+    Schema,
     /// The demo's target service, run by `demo` as its own process.
     #[command(hide = true)]
     DemoTarget {
@@ -247,6 +251,10 @@ async fn dispatch(command: Command) -> u8 {
         Command::Baseline(args) => check::baseline(args),
         Command::Report(args) => check::report(args),
         Command::StoreWriter { dir, count, start } => check::store_writer(&dir, start, count),
+        Command::Schema => {
+            println!("{:#}", crate::config::json_schema());
+            exit::OK
+        }
         Command::CheckConfig(args) => match load(&args.file) {
             Some(plan) => {
                 println!("{}: ok ({} probes)", args.file.display(), plan.probes.len());

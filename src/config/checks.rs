@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Dur, LoadConfig};
 
 /// A named check. Give at most one scenario (`soak`, `spike`, `breakpoint`,
 /// `curve`, `leak`); without one, the check runs `load` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckConfig {
     /// Unique name, the `check` label and the store's directory for its
@@ -69,7 +70,7 @@ impl CheckConfig {
 }
 
 /// What a scheduled check does when another check is running.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Overlap {
     #[default]
@@ -78,7 +79,7 @@ pub enum Overlap {
 }
 
 /// A soak: the base load for `duration`, cut into windows.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SoakConfig {
     /// How long to hold the load, e.g. `1h`, `24h`.
@@ -105,7 +106,7 @@ pub(crate) struct SoakConfig {
 
 /// A spike: `before` at the base rate, `hold` at `factor` × base, then
 /// `after` at the base rate again, watching recovery.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpikeConfig {
     /// Multiplier of the base rate during the spike, e.g. `10`.
@@ -138,7 +139,7 @@ pub(crate) struct SpikeConfig {
 }
 
 /// A breakpoint (stress) search: rate steps until a break rule holds.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BreakpointConfig {
     /// Explicit rate steps, e.g. `[500/s, 1000/s, 2000/s]`. Without them the
@@ -173,7 +174,7 @@ pub(crate) struct BreakpointConfig {
 }
 
 /// A load curve: each level held for `step`, measured on its own.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CurveConfig {
     /// Rate levels, e.g. `[1000/s, 2500/s, 5000/s, 7500/s, 10000/s]`.
@@ -188,7 +189,7 @@ pub(crate) struct CurveConfig {
 }
 
 /// A memory-leak check on the service's resident memory.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LeakConfig {
     /// How long to watch (and drive `load`, if given).
@@ -221,7 +222,7 @@ pub(crate) struct LeakConfig {
 /// Regression tolerances against the accepted baseline. A metric regresses
 /// only when it is worse by more than its tolerance **and** a Mann–Whitney
 /// test over the per-window values says the difference is significant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BaselineConfig {
     /// p95 latency may rise by this much. Default `+10%`.
@@ -248,7 +249,7 @@ pub(crate) struct BaselineConfig {
 }
 
 /// Where results and baselines live.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoreConfig {
     /// Directory for run results and the index; created if missing.
@@ -260,7 +261,7 @@ pub(crate) struct StoreConfig {
 
 /// The control API: `GET /api/v1/checks`, `POST /api/v1/checks/NAME/run`,
 /// `POST /api/v1/checks/NAME/cancel`, all with `Authorization: Bearer TOKEN`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApiConfig {
     /// The bearer token; use `${SIDEWATCH_API_TOKEN}`. The API is off when

@@ -39,3 +39,19 @@ impl<'de> Deserialize<'de> for Dur {
         d.deserialize_str(V)
     }
 }
+
+/// In the JSON Schema a duration is a string of `<number><unit>` terms (or
+/// a `${VAR}` reference, interpolated before parsing).
+impl schemars::JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": r"^\s*(([0-9]+(\.[0-9]*)?|\.[0-9]+)(us|µs|ms|s|m|h|d))+\s*$|\$\{",
+            "description": "A duration: one or more <number><unit> terms, units us, ms, s, m, h, d (500ms, 1m30s, 1.5s)."
+        })
+    }
+}

@@ -1,11 +1,12 @@
 //! The `limits:` section and a load profile (`load:` of a check, or `sidewatch load`).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::*;
 
 /// Guardrails for load runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LimitsConfig {
     /// No load profile may exceed this arrival rate (per sidewatch, after
@@ -34,7 +35,7 @@ fn default_max_rate() -> String {
 /// A load profile. Set `rate` (open model: requests start on schedule
 /// whatever the target does) or `concurrency` (closed model: N users, each
 /// sending its next request when the last one ends).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoadConfig {
     /// Constant arrival rate, e.g. `200/s`; with `stages`, the start rate;
@@ -74,7 +75,7 @@ fn default_threads() -> usize {
 }
 
 /// One weighted request of a load mix.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MixEntry {
     /// The `entry` label. Default: `entry0`, `entry1`, ...

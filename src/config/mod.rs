@@ -14,12 +14,14 @@ mod otlp;
 mod probes;
 mod problems;
 mod resources;
+mod schema;
 pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub(crate) use checks::*;
@@ -30,10 +32,11 @@ pub(crate) use otlp::*;
 pub(crate) use probes::*;
 pub(crate) use problems::*;
 pub(crate) use resources::*;
+pub use schema::json_schema;
 pub(crate) use yaml::{Path, Pos};
 
 /// The whole sidewatch configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     /// Address of the HTTP server that serves `/metrics`, `/healthz` and

@@ -1,12 +1,13 @@
 //! The `otlp:` section: the push exporter.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::*;
 
 /// OTLP metrics export. Histograms keep their buckets; counters are
 /// cumulative monotonic sums.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OtlpConfig {
     /// Base URL of the receiver, e.g. `http://otel-collector:4318` for
@@ -47,7 +48,7 @@ fn default_otlp_queue() -> usize {
 }
 
 /// OTLP transport.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 pub(crate) enum OtlpProtocol {
     /// Protobuf over HTTP POST.
     #[default]

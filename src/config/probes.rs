@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::*;
 
 /// Defaults for every probe.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProbeDefaults {
     /// Time between the starts of two runs of a probe. Default `15s`.
@@ -31,7 +32,7 @@ fn default_interval() -> Dur {
 }
 
 /// One probe. Exactly one of `http`, `tcp`, `postgres` or `kafka` must be set.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProbeConfig {
     /// Unique name, the `probe` label. Letters, digits, `_`, `-` and `.`; at most
@@ -53,7 +54,7 @@ pub(crate) struct ProbeConfig {
 }
 
 /// An HTTP(S) probe.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpConfig {
     /// `http://` or `https://` URL. User info (`user:pass@`) becomes a Basic
@@ -106,7 +107,7 @@ fn default_max_body() -> u64 {
 }
 
 /// TLS client settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TlsConfig {
     /// Skip certificate verification. The certificate's expiry is still
@@ -121,7 +122,7 @@ pub(crate) struct TlsConfig {
 }
 
 /// Expectations on an HTTP response. Any unmet one fails the run.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpExpect {
     /// Accepted status codes: numbers (`200`) or classes (`2xx`). Default `[2xx]`.
@@ -143,7 +144,7 @@ pub(crate) struct HttpExpect {
 }
 
 /// One JSON field check. Set exactly one of `equals` or `matches`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JsonExpect {
     /// A JSON Pointer (`/data/0/status`) or a dotted path (`data[0].status`).
@@ -156,7 +157,7 @@ pub(crate) struct JsonExpect {
 }
 
 /// A TCP probe: connect, then optionally send bytes and expect a reply.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TcpConfig {
     /// `host:port` or `[v6]:port`.
@@ -176,7 +177,7 @@ fn default_tcp_read() -> usize {
 
 /// A PostgreSQL probe: connect (timed as `connect`: TCP, startup, TLS and
 /// auth), run `query` (timed as `query`), check the result.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostgresConfig {
     /// libpq connection string, as `key=value` pairs
@@ -207,7 +208,7 @@ fn default_pg_query() -> String {
 }
 
 /// How a PostgreSQL probe connects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum PostgresMode {
     /// A new connection on every run.
@@ -218,7 +219,7 @@ pub(crate) enum PostgresMode {
 }
 
 /// TLS for a PostgreSQL probe.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostgresTls {
     /// `disable` (default), `require` (encrypt without verifying the
@@ -230,7 +231,7 @@ pub(crate) struct PostgresTls {
 }
 
 /// PostgreSQL TLS modes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 pub(crate) enum PostgresTlsMode {
     #[default]
     #[serde(rename = "disable")]
@@ -242,7 +243,7 @@ pub(crate) enum PostgresTlsMode {
 }
 
 /// Expectations on a PostgreSQL result (reason `assertion`, or `latency`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostgresExpect {
     /// Exact number of rows.
@@ -257,7 +258,7 @@ pub(crate) struct PostgresExpect {
 
 /// Result columns exported as gauges:
 /// `sidewatch_query_value{probe, column, row}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostgresValues {
     /// Numeric columns to export, by name.
@@ -277,7 +278,7 @@ fn default_max_rows() -> usize {
 
 /// A Kafka probe: produce a small message with a sequence number to each
 /// partition of `topic` in turn, and consume it back with a separate client.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port...]`.

@@ -1,11 +1,12 @@
 //! The `service:` and `resources:` sections: what to sample and how often.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::*;
 
 /// The colocated service.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServiceConfig {
     /// Process groups to sample; each becomes a `process` label value.
@@ -16,7 +17,7 @@ pub(crate) struct ServiceConfig {
 /// Selects a group of processes. Set exactly one of `pid_file`, `comm`,
 /// `cmdline` or `all_in_pod`. Selection is re-resolved on every sample, so a
 /// restarted service (new pid) is followed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProcessSelector {
     /// The `process` label. Letters, digits, `_`, `-`, `.`; unique; not `sidewatch`.
@@ -34,7 +35,7 @@ pub(crate) struct ProcessSelector {
 }
 
 /// Resource sampling.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResourcesConfig {
     /// Time between samples. Default `5s`; at least `100ms`.
@@ -84,7 +85,7 @@ fn default_filesystems() -> Vec<String> {
 
 /// Include and exclude regexes for a label's values. At most 32 values are
 /// exported, to keep cardinality bounded.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LabelFilter {
     /// Only values matching this regex.
@@ -94,7 +95,7 @@ pub(crate) struct LabelFilter {
 }
 
 /// The container's cgroup (v2, or v1 where only v1 controllers are mounted).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CgroupConfig {
     /// Sample the cgroup. Default `true`.
