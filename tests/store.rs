@@ -327,7 +327,7 @@ async fn a_store_fault_fails_the_check(test: &str, size: &str, fault: fn(&Tmpfs)
         let (code, out, err) = check_with_fault(&config, || fault(&fs));
         assert_eq!(
             code,
-            Some(1),
+            Some(4),
             "a run that was not stored fails: {out}\n{err}"
         );
         assert!(
