@@ -184,9 +184,9 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     exported.extend(exported_families(&load_text));
     let mut one_shot = prometheus_client::registry::Registry::with_prefix(PREFIX);
     sidewatch::push::PushMetrics::register(one_shot.sub_registry_with_prefix("push"));
-    exported.extend(exported_families(
-        &sidewatch::telemetry::encode_prometheus(&one_shot),
-    ));
+    exported.extend(exported_families(&sidewatch::telemetry::encode_prometheus(
+        &one_shot,
+    )));
     let checks = check_exposition().await;
     let (ok, msg) = promtool_check(&checks);
     assert!(ok, "promtool check metrics on the check families: {msg}");

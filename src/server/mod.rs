@@ -3,6 +3,7 @@
 //! it keeps answering however many probes hang.
 
 pub(crate) mod api;
+pub(crate) mod runs;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -116,7 +117,16 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                async move {
+                    // Stored runs are read off the workers, so they route here.
+                    let path = req.uri().path();
+                    if path == "/runs" || path.starts_with("/runs/") {
+                        let (status, kind, body) =
+                            runs::handle(state.checks.clone(), req.method(), path).await;
+                        return Ok::<_, Infallible>(respond(status, kind, body));
+                    }
+                    Ok::<_, Infallible>(route(&state, &req))
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
