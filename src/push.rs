@@ -369,22 +369,24 @@ where
 mod tests {
     use super::*;
 
+    fn build(cfg: &PushConfig, url: &str) -> (Option<PushPlan>, crate::redact::Redactor) {
+        let mut problems = crate::config::Problems::default();
+        let mut redactor = crate::redact::Redactor::default();
+        let plan = PushPlan::build(
+            cfg,
+            Some(url),
+            &mut BuildCx::new(&mut problems, &mut redactor),
+        );
+        (plan, redactor)
+    }
+
     #[test]
     fn group_paths_encode_every_value() {
         let cfg = PushConfig {
             grouping: [("namespace".to_string(), "shop".to_string())].into(),
             ..PushConfig::default()
         };
-        let (mut p, mut r) = (
-            crate::config::Problems::default(),
-            crate::redact::Redactor::default(),
-        );
-        let plan = PushPlan::build(
-            &cfg,
-            Some("http://gw:9091/base/"),
-            &mut BuildCx::new(&mut p, &mut r),
-        )
-        .unwrap();
+        let plan = build(&cfg, "http://gw:9091/base/").0.unwrap();
         let path = group_path(&plan, "nightly", &[("shard", "2".into())]);
         assert_eq!(
             path,
@@ -400,15 +402,7 @@ mod tests {
             grouping: [("job".to_string(), "x".to_string())].into(),
             ..PushConfig::default()
         };
-        let (mut p, mut r) = (
-            crate::config::Problems::default(),
-            crate::redact::Redactor::default(),
-        );
-        let plan = PushPlan::build(
-            &cfg,
-            Some("http://gw:9091"),
-            &mut BuildCx::new(&mut p, &mut r),
-        );
+        let (plan, r) = build(&cfg, "http://gw:9091");
         assert!(plan.is_none(), "`job` is not an extra grouping label");
         assert_eq!(r.redact("Bearer t0ken-s3cret"), "Bearer ***");
     }

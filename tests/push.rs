@@ -12,38 +12,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::procs::{self, now, wait_for, Killed};
 use common::{closed_port, http_get, http_request, nginx, sample};
 
 /// The age threshold of the copied rules: short, so the not-run alert fires
 /// within the test, long enough that a run does not trip it at once.
 const MAX_AGE_SECONDS: f64 = 15.0;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn free_addr() -> SocketAddr {
     format!("127.0.0.1:{}", closed_port()).parse().unwrap()
@@ -61,9 +38,7 @@ fn start_pushgateway(dir: &Path, addr: SocketAddr) -> Killed {
         .stderr(std::fs::File::create(dir.join("pushgateway.log")).unwrap())
         .spawn()
         .expect("prometheus-pushgateway (./scripts/install-deps installs Debian's package)");
-    wait_for("the pushgateway", Duration::from_secs(20), || {
-        http_get(addr, "/-/ready", None).is_ok_and(|r| r.0 == 200)
-    });
+    wait_for("the pushgateway", Duration::from_secs(20), || ready(addr));
     Killed(child)
 }
 
@@ -98,40 +73,20 @@ fn rule_copies(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn start_prometheus(dir: &Path, pushgateway: SocketAddr) -> (Killed, SocketAddr) {
-    let rules: Vec<String> = rule_copies(dir)
-        .iter()
-        .map(|p| format!("  - '{}'", p.display()))
-        .collect();
-    let config = format!(
-        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files:
-{}
-scrape_configs:
-  - job_name: pushgateway
+    let scrape = format!(
+        "  - job_name: pushgateway
     honor_labels: true
     static_configs:
       - targets: ['{pushgateway}']
-",
-        rules.join("\n")
+"
     );
-    let file = dir.join("prometheus.yml");
-    std::fs::write(&file, config).unwrap();
-    let addr = free_addr();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", file.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus (./scripts/install-deps installs Debian's package)");
-    wait_for("prometheus", Duration::from_secs(30), || {
-        http_get(addr, "/-/ready", None).is_ok_and(|r| r.0 == 200)
-    });
-    (Killed(child), addr)
+    let (child, addr) = procs::start_prometheus(dir, &rule_copies(dir), &scrape);
+    wait_for("prometheus", Duration::from_secs(30), || ready(addr));
+    (child, addr)
+}
+
+fn ready(addr: SocketAddr) -> bool {
+    http_get(addr, "/-/ready", None).is_ok_and(|r| r.0 == 200)
 }
 
 /// The alert `name` for check `api`: its state and activeAt (Unix seconds).

@@ -233,12 +233,8 @@ pub async fn run(args: CheckRunArgs) -> u8 {
             s.dir().display()
         );
     }
-    let shard = match args.shard {
-        Some((i, n)) if n > 1 => vec![("shard", i.to_string())],
-        _ => Vec::new(),
-    };
     let delivered = delivery
-        .finish(&check.name, &shard, args.push.push_required)
+        .finish(&check.name, args.shard, args.push.push_required)
         .await;
     let written = write_reports(
         &result,

@@ -68,20 +68,26 @@ impl Delivery {
         }
     }
 
-    /// Pushes the run's series as `check`'s group (with `extra` grouping
-    /// labels) and flushes OTLP. True if everything configured was
+    /// Pushes the run's series as `check`'s group (and the shard's, with
+    /// `--shard I/N`) and flushes OTLP. True if everything configured was
     /// delivered.
     pub(crate) async fn finish(
         self,
         check: &str,
-        extra: &[(&str, String)],
+        shard: Option<(u32, u32)>,
         required: bool,
     ) -> bool {
+        // Shards of one run are groups of their own, or they would replace
+        // each other's series.
+        let extra = match shard {
+            Some((i, n)) if n > 1 => vec![("shard", i.to_string())],
+            _ => Vec::new(),
+        };
         let level = if required { "error" } else { "warning" };
         let mut ok = true;
         if let Some(plan) = &self.push {
             let gw = plan.display();
-            match deliver(plan, check, extra, &self.registry, &self.push_metrics).await {
+            match deliver(plan, check, &extra, &self.registry, &self.push_metrics).await {
                 Ok(_) => eprintln!("pushed to {gw} (group check={check})"),
                 Err((reason, attempts)) => {
                     ok = false;

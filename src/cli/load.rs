@@ -157,12 +157,8 @@ pub async fn run(args: LoadArgs) -> u8 {
         stop.cancel();
     }
     print!("{}", crate::report::summary::render(&result));
-    let shard = match args.shard {
-        Some((i, n)) if n > 1 => vec![("shard", i.to_string())],
-        _ => Vec::new(),
-    };
     let delivered = delivery
-        .finish(&workload.check, &shard, args.push.push_required)
+        .finish(&workload.check, args.shard, args.push.push_required)
         .await;
     if let Some(path) = &args.json {
         let body = serde_json::to_vec_pretty(&result).expect("serializable");
