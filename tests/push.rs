@@ -366,3 +366,38 @@ fn each_night_replaces_the_same_group() {
     assert_eq!(labels["job"], "sidewatch");
     assert_eq!(labels["check"], "api");
 }
+
+/// With an `otlp:` section the one-shot run sends a last snapshot before it
+/// exits, so the verdict reaches the collector even from a short run.
+#[test]
+fn a_one_shot_check_flushes_its_verdict_over_otlp_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, grpc) = (closed_port(), closed_port());
+    let out = dir.path().join("otlp.jsonl");
+    let _rx = procs::receiver(http, grpc, &out);
+    // An hour between exports: only the first tick and the last flush send.
+    let otlp = format!("otlp: {{endpoint: 'http://127.0.0.1:{http}', interval: 1h}}");
+    let cfg = config(dir.path(), "p95 < 1us", &otlp);
+    let (code, text) = check(&cfg, &["--push-required"]);
+    assert_eq!(code, Some(1), "{text}");
+    let lines = std::fs::read_to_string(&out).unwrap_or_default();
+    let last: serde_json::Value =
+        serde_json::from_str(lines.lines().last().expect("an export")).unwrap();
+    let metrics = last["request"]["resource_metrics"][0]["scope_metrics"][0]["metrics"]
+        .as_array()
+        .unwrap();
+    let passed = metrics
+        .iter()
+        .find(|m| m["name"] == "sidewatch_check_last_passed")
+        .unwrap_or_else(|| panic!("the verdict is in the last export: {last}"));
+    let point = &passed["gauge"]["data_points"][0];
+    assert_eq!(
+        point["attributes"][0]["value"]["string_value"], "api",
+        "{point}"
+    );
+    let value = point["as_int"]
+        .as_str()
+        .map_or(point["as_int"].as_i64(), |s| s.parse().ok());
+    assert_eq!(value.unwrap_or(0), 0, "the failed verdict: {point}");
+    assert!(!point["as_int"].is_null(), "{point}");
+}

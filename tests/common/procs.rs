@@ -63,3 +63,35 @@ pub fn start_prometheus(dir: &Path, rules: &[PathBuf], scrape: &str) -> (Killed,
         .expect("prometheus (./scripts/install-deps installs Debian's package)");
     (Killed(child), addr)
 }
+
+/// The OTLP test receiver (scripts/otlp_receiver.py: the official protobuf
+/// definitions with grpcio), appending each request to `out` as JSON lines.
+pub fn receiver(http: u16, grpc: u16, out: &Path) -> Killed {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .args([
+            "scripts/otlp_receiver.py",
+            &http.to_string(),
+            &grpc.to_string(),
+        ])
+        .arg(out)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with grpcio and opentelemetry-proto (./scripts/install-deps)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    wait_port(http);
+    Killed(child)
+}
+
+/// Waits up to 10 s for a loopback port to accept connections.
+pub fn wait_port(port: u16) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
