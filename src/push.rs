@@ -30,7 +30,6 @@ use crate::telemetry::{encode_prometheus, PREFIX};
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Compiled `push:` settings.
-#[derive(Debug)]
 pub struct PushPlan {
     url: Url,
     job: String,
@@ -82,6 +81,18 @@ impl PushPlan {
     /// The gateway, for messages: no password, no query.
     pub(crate) fn display(&self) -> String {
         crate::redact::mask_url(&self.url)
+    }
+}
+
+/// By hand, so that a password in the URL is never printed.
+impl std::fmt::Debug for PushPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushPlan")
+            .field("url", &self.display())
+            .field("job", &self.job)
+            .field("grouping", &self.grouping)
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -404,6 +415,16 @@ mod tests {
         };
         let (plan, r) = build(&cfg, "http://gw:9091");
         assert!(plan.is_none(), "`job` is not an extra grouping label");
+        let cfg = PushConfig {
+            bearer_token: Some("t0ken-s3cret".into()),
+            ..PushConfig::default()
+        };
+        let plan = build(&cfg, "http://u:pa55word@gw:9091").0.unwrap();
+        let shown = format!("{plan:?}");
+        assert!(
+            !shown.contains("pa55word") && !shown.contains("t0ken"),
+            "{shown}"
+        );
         assert_eq!(r.redact("Bearer t0ken-s3cret"), "Bearer ***");
     }
 }
