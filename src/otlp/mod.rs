@@ -155,8 +155,6 @@ fn hostname() -> String {
     }
 }
 
-crate::telemetry::str_label!(Failure);
-
 crate::telemetry::families! {
     /// The exporter's own families.
     #[derive(Debug)]

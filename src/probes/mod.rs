@@ -334,27 +334,25 @@ mod tests {
 
     #[test]
     fn each_kind_counts_its_own_reasons() {
-        let names = |k: Kind| {
-            k.reasons()
-                .map(Reason::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        assert_eq!(
-            names(Kind::Http),
-            "timeout dns refused unreachable reset tls protocol status assertion latency io internal"
-        );
-        assert_eq!(
-            names(Kind::Tcp),
-            "timeout dns refused unreachable reset assertion io internal"
-        );
-        assert_eq!(
-            names(Kind::Postgres),
-            "timeout dns refused unreachable reset tls protocol assertion latency auth query_error internal"
-        );
-        assert_eq!(
-            names(Kind::Kafka),
-            "timeout auth broker_down topic_error lost internal"
-        );
+        let dial = "timeout dns refused unreachable reset";
+        let want = [
+            (
+                Kind::Http,
+                format!("{dial} tls protocol status assertion latency io internal"),
+            ),
+            (Kind::Tcp, format!("{dial} assertion io internal")),
+            (
+                Kind::Postgres,
+                format!("{dial} tls protocol assertion latency auth query_error internal"),
+            ),
+            (
+                Kind::Kafka,
+                "timeout auth broker_down topic_error lost internal".into(),
+            ),
+        ];
+        for (kind, reasons) in want {
+            let got: Vec<&str> = kind.reasons().map(Reason::as_str).collect();
+            assert_eq!(got.join(" "), reasons, "{kind:?}");
+        }
     }
 }

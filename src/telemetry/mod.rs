@@ -46,6 +46,38 @@ macro_rules! str_label {
 }
 pub(crate) use str_label;
 
+/// Declares a closed set of label values from one `Variant => "text"` row
+/// each: the enum, `ALL` in the order written, `as_str`, and through
+/// [`str_label!`] its `Display`, `&str` comparison and label encoding.
+/// Derives and docs are written at the call site.
+macro_rules! label_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order declared.
+            pub(crate) const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        $crate::telemetry::str_label!($name);
+    };
+}
+pub(crate) use label_enum;
+
 /// Declares a component's families as a struct and gives it
 /// `register(r) -> Self`, which creates each family and registers it in `r`
 /// under its short name and HELP text, in the order written: one row a field,

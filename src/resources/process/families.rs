@@ -11,43 +11,23 @@ use super::read::{start_unix_seconds, Reading};
 use crate::telemetry::labels::ProcessLabels;
 use crate::telemetry::{FloatCounter, FloatGauge};
 
-/// The `mode` of CPU time.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum CpuMode {
-    User,
-    System,
-}
-
-impl CpuMode {
-    const ALL: [CpuMode; 2] = [CpuMode::User, CpuMode::System];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            CpuMode::User => "user",
-            CpuMode::System => "system",
-        }
+crate::telemetry::label_enum! {
+    /// The `mode` of CPU time.
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+    enum CpuMode {
+        User => "user",
+        System => "system",
     }
 }
 
-/// The `mode` of a context switch.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum SwitchMode {
-    Voluntary,
-    Involuntary,
-}
-
-impl SwitchMode {
-    const ALL: [SwitchMode; 2] = [SwitchMode::Voluntary, SwitchMode::Involuntary];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            SwitchMode::Voluntary => "voluntary",
-            SwitchMode::Involuntary => "involuntary",
-        }
+crate::telemetry::label_enum! {
+    /// The `mode` of a context switch.
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+    enum SwitchMode {
+        Voluntary => "voluntary",
+        Involuntary => "involuntary",
     }
 }
-
-crate::telemetry::str_label!(CpuMode, SwitchMode);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CpuLabels {
@@ -149,20 +129,22 @@ impl ProcessMetrics {
             process: l.process.clone(),
             mode,
         };
-        self.cpu
-            .get_or_create(&cpu(CpuMode::User))
-            .inc_by(g.user_seconds);
-        self.cpu
-            .get_or_create(&cpu(CpuMode::System))
-            .inc_by(g.system_seconds);
+        let cpu_seconds = [
+            (CpuMode::User, g.user_seconds),
+            (CpuMode::System, g.system_seconds),
+        ];
+        for (mode, v) in cpu_seconds {
+            self.cpu.get_or_create(&cpu(mode)).inc_by(v);
+        }
         self.io_read.get_or_create(l).inc_by(g.read_bytes);
         self.io_write.get_or_create(l).inc_by(g.write_bytes);
-        self.switches
-            .get_or_create(&switch(SwitchMode::Voluntary))
-            .inc_by(g.voluntary);
-        self.switches
-            .get_or_create(&switch(SwitchMode::Involuntary))
-            .inc_by(g.involuntary);
+        let switches = [
+            (SwitchMode::Voluntary, g.voluntary),
+            (SwitchMode::Involuntary, g.involuntary),
+        ];
+        for (mode, n) in switches {
+            self.switches.get_or_create(&switch(mode)).inc_by(n);
+        }
     }
 
     /// Drops the gauges of a group that matched nothing, so stale values do
