@@ -23,6 +23,21 @@ use crate::config::{BuildCx, ProbeConfig, ProbeDefaults};
 use crate::net::{Failure, Phase, Reason, Timings};
 use crate::units::human_duration;
 
+/// `Debug` for a probe that shows only its `target`: the rest of its
+/// config may hold secrets (a DSN's password, SASL credentials).
+macro_rules! debug_target_only {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("target", &self.target)
+                    .finish()
+            }
+        }
+    };
+}
+use debug_target_only;
+
 /// The probe kinds; the `kind` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
