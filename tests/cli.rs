@@ -28,6 +28,15 @@ fn write(dir: &Path, name: &str, body: &str) -> String {
     p.display().to_string()
 }
 
+/// Writes a config that `check-config` must reject (exit 2): its path and
+/// the errors printed.
+fn rejected(dir: &Path, name: &str, body: &str) -> (String, String) {
+    let f = write(dir, name, body);
+    let out = run(&["check-config", &f]);
+    assert_eq!(out.status.code(), Some(2));
+    (f, text(&out.stderr))
+}
+
 #[test]
 fn check_config_accepts_the_documented_example() {
     let out = run(&["check-config", "config/example.yaml"]);
@@ -38,14 +47,7 @@ fn check_config_accepts_the_documented_example() {
 #[test]
 fn check_config_reports_every_error_with_file_line_column_and_path() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
-        "bad.yaml",
-        "probes:\n  - name: a\n    http: {url: 'http://[::1'}\n  - name: a\n    tcp: {address: 'x:1'}\n",
-    );
-    let out = run(&["check-config", &f]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    let (f, err) = rejected(dir.path(), "bad.yaml", "probes:\n  - name: a\n    http: {url: 'http://[::1'}\n  - name: a\n    tcp: {address: 'x:1'}\n");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
     assert!(
@@ -57,38 +59,31 @@ fn check_config_reports_every_error_with_file_line_column_and_path() {
         "{err}"
     );
 
-    let f = write(
+    let (f, err) = rejected(
         dir.path(),
         "unknown.yaml",
         "probes:\n  - name: a\n    intervall: 5s\n",
     );
-    let out = run(&["check-config", &f]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).starts_with(&format!(
+    assert!(err.starts_with(&format!(
         "{f}:3:5: probes[0].intervall: unknown field `intervall`"
     )));
 
-    let f = write(
+    let (f, err) = rejected(
         dir.path(),
         "dur.yaml",
         "probes:\n  - name: a\n    timeout: 5 seconds\n",
     );
-    let out = run(&["check-config", &f]);
-    assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).starts_with(&format!("{f}:3:14: probes[0].timeout:")),
-        "{}",
-        text(&out.stderr)
+        err.starts_with(&format!("{f}:3:14: probes[0].timeout:")),
+        "{err}"
     );
 
-    let f = write(
+    let (_, err) = rejected(
         dir.path(),
         "env.yaml",
         "probes:\n  - name: a\n    http: {url: '${SIDEWATCH_TEST_UNSET_VAR}'}\n",
     );
-    let out = run(&["check-config", &f]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains(
+    assert!(err.contains(
         "probes[0].http.url: environment variable `SIDEWATCH_TEST_UNSET_VAR` is not set"
     ));
 

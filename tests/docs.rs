@@ -142,15 +142,12 @@ fn documented_families() -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_doc_names_exactly_the_exported_families() {
-    let dir = tempfile::tempdir().unwrap();
-    let (tls, ca) = tls_server(sidewatch::cli::demo::certs::Validity::Current, dir.path()).await;
-    let pg = Postgres::start();
-    let broker = Broker::start();
+    let t = AllTargets::start().await;
     let yaml = format!(
         "{}  - {{name: pg, interval: 300ms, timeout: 250ms, postgres: {{dsn: '{}', query: 'SELECT 1 AS one', values: {{columns: [one]}}}}}}\n  - {{name: k, interval: 1s, timeout: 900ms, kafka: {{brokers: '{}'}}}}\n",
-        base_config(tls, &ca),
-        pg.dsn(&pg.password),
-        broker.brokers()
+        base_config(t.tls, &t.ca),
+        t.dsn(),
+        t.broker.brokers()
     );
     let sidecar = Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
         .await

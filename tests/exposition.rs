@@ -3,9 +3,9 @@
 //! scrape must stay valid: `promtool check metrics` must accept it, and the
 //! value must read back whole.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
+use common::promtool_check;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -47,24 +47,6 @@ fn hostile_label_values_keep_the_scrape_valid() {
         "{text}"
     );
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (installed by scripts/install-deps)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool rejected the exposition: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, msg) = promtool_check(&text);
+    assert!(ok, "promtool rejected the exposition: {msg}\n{text}");
 }

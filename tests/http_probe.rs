@@ -25,16 +25,27 @@ async fn run_one(yaml: &str) -> (Outcome, Duration) {
     (outcome, took)
 }
 
+/// A run of an HTTP probe of a path on nginx, with `extra` config lines.
+async fn at_nginx(path: &str, extra: &str) -> Outcome {
+    run_one(&http(&format!("{}{path}", nginx()), extra)).await.0
+}
+
+/// A run of an HTTP probe of a [`scripted_server`].
+async fn scripted(reply: &'static [u8], reset: bool) -> Outcome {
+    let addr = scripted_server(reply, reset).await;
+    run_one(&http(&format!("http://{addr}/"), "")).await.0
+}
+
 fn http(url: &str, extra: &str) -> String {
     format!("probes:\n  - name: p\n    timeout: 1s\n    interval: 5s\n    http:\n      url: \"{url}\"\n{extra}")
 }
 
 #[tokio::test]
 async fn nginx_health_succeeds_with_every_phase_measured() {
-    let (o, _) = run_one(&http(
-        &format!("{}/health", nginx()),
+    let o = at_nginx(
+        "/health",
         "      expect: {status: [200], body_regex: '^ok'}\n",
-    ))
+    )
     .await;
     assert!(o.success(), "{:?}", o.result);
     assert_eq!(o.recorder.http_status, Some(200));
@@ -61,7 +72,7 @@ async fn nginx_health_succeeds_with_every_phase_measured() {
 
 #[tokio::test]
 async fn wrong_status_fails_with_status() {
-    let (o, _) = run_one(&http(&format!("{}/teapot", nginx()), "")).await;
+    let o = at_nginx("/teapot", "").await;
     assert_eq!(o.reason(), Some(Reason::Status));
     assert_eq!(o.recorder.http_status, Some(418));
 }
@@ -81,30 +92,22 @@ async fn body_and_json_assertions() {
 
 #[tokio::test]
 async fn redirects_are_followed_and_bounded() {
-    let (o, _) = run_one(&http(&format!("{}/redirect", nginx()), "")).await;
+    let o = at_nginx("/redirect", "").await;
     assert!(o.success(), "{:?}", o.result);
     assert_eq!(o.recorder.http_status, Some(200));
-    let (o, _) = run_one(&http(
-        &format!("{}/redirect", nginx()),
+    let o = at_nginx(
+        "/redirect",
         "      follow_redirects: false\n      expect: {status: [302]}\n",
-    ))
+    )
     .await;
     assert!(o.success(), "{:?}", o.result);
-    let (o, _) = run_one(&http(
-        &format!("{}/loop", nginx()),
-        "      max_redirects: 3\n",
-    ))
-    .await;
+    let o = at_nginx("/loop", "      max_redirects: 3\n").await;
     assert_eq!(o.reason(), Some(Reason::Protocol));
 }
 
 #[tokio::test]
 async fn oversized_body_fails_with_protocol() {
-    let (o, _) = run_one(&http(
-        &format!("{}/big.bin", nginx()),
-        "      max_body_bytes: 1000\n",
-    ))
-    .await;
+    let o = at_nginx("/big.bin", "      max_body_bytes: 1000\n").await;
     assert_eq!(o.reason(), Some(Reason::Protocol));
 }
 
@@ -121,26 +124,22 @@ async fn server_that_never_answers_times_out_on_time() {
 #[tokio::test]
 async fn reset_mid_body_fails_with_reset() {
     let head: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial body";
-    let addr = scripted_server(head, true).await;
-    let (o, _) = run_one(&http(&format!("http://{addr}/"), "")).await;
+    let o = scripted(head, true).await;
     assert_eq!(o.reason(), Some(Reason::Reset), "{:?}", o.result);
 }
 
 #[tokio::test]
 async fn closed_mid_body_fails_with_reset() {
     let head: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial body";
-    let addr = scripted_server(head, false).await;
-    let (o, _) = run_one(&http(&format!("http://{addr}/"), "")).await;
+    let o = scripted(head, false).await;
     assert_eq!(o.reason(), Some(Reason::Reset), "{:?}", o.result);
 }
 
 #[tokio::test]
 async fn garbage_status_line_fails_with_protocol() {
-    let addr = scripted_server(b"HTTP/1.1 abc not-a-status\r\n\r\n", false).await;
-    let (o, _) = run_one(&http(&format!("http://{addr}/"), "")).await;
+    let o = scripted(b"HTTP/1.1 abc not-a-status\r\n\r\n", false).await;
     assert_eq!(o.reason(), Some(Reason::Protocol), "{:?}", o.result);
-    let addr = scripted_server(b"SSH-2.0-OpenSSH_9.2\r\n", false).await;
-    let (o, _) = run_one(&http(&format!("http://{addr}/"), "")).await;
+    let o = scripted(b"SSH-2.0-OpenSSH_9.2\r\n", false).await;
     assert_eq!(o.reason(), Some(Reason::Protocol), "{:?}", o.result);
 }
 
@@ -233,11 +232,7 @@ async fn redirects_to_another_origin_carry_no_secret_headers() {
 
 #[tokio::test]
 async fn max_latency_fails_with_latency() {
-    let (o, _) = run_one(&http(
-        &format!("{}/health", nginx()),
-        "      expect: {max_latency: 1us}\n",
-    ))
-    .await;
+    let o = at_nginx("/health", "      expect: {max_latency: 1us}\n").await;
     assert_eq!(o.reason(), Some(Reason::Latency));
 }
 

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::procs::{receiver, wait_port, Killed as Proc};
-use common::{closed_port, http_get, sample};
+use common::{assert_at_least, closed_port, http_get, sample};
 use serde_json::Value;
 use sidewatch::telemetry::LATENCY_BUCKETS;
 
@@ -167,7 +167,12 @@ fn export_round_trip(protocol: &str, transport: &str, use_grpc_port: bool) {
     let reqs = wait_requests(&out, 3);
     check_request(reqs.last().unwrap(), transport);
     let (_, m) = http_get(listen, "/metrics", None).unwrap();
-    assert!(sample(&m, "sidewatch_otlp_exports_total", &[("result", "success")]).unwrap() >= 3.0);
+    assert_at_least(
+        &m,
+        "sidewatch_otlp_exports_total",
+        &[("result", "success")],
+        3.0,
+    );
 }
 
 #[test]
@@ -205,16 +210,13 @@ fn a_dead_receiver_leaves_sidewatch_healthy_with_bounded_memory() {
     let (status, m) = http_get(listen, "/metrics", None).unwrap();
     assert_eq!(status, 200);
     assert_eq!(http_get(listen, "/healthz", None).unwrap().0, 200);
-    assert!(
-        sample(
-            &m,
-            "sidewatch_otlp_export_failures_total",
-            &[("reason", "unreachable")]
-        )
-        .unwrap()
-            >= 1.0
+    assert_at_least(
+        &m,
+        "sidewatch_otlp_export_failures_total",
+        &[("reason", "unreachable")],
+        1.0,
     );
-    assert!(sample(&m, "sidewatch_otlp_dropped_batches_total", &[]).unwrap() >= 1.0);
+    assert_at_least(&m, "sidewatch_otlp_dropped_batches_total", &[], 1.0);
     assert!(sample(&m, "sidewatch_otlp_queue_batches", &[]).unwrap() <= 5.0);
     // Some 50 snapshots were taken while the receiver was away; the queue
     // holds 5, so memory must not grow with them.

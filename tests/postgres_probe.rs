@@ -14,6 +14,11 @@ fn config(dsn: &str, extra: &str) -> String {
     format!("probes:\n  - name: db\n    interval: 5s\n    timeout: 1s\n    postgres:\n      dsn: \"{dsn}\"\n{extra}")
 }
 
+/// The plan of a probe of `pg`, with `extra` config lines.
+fn on(pg: &Postgres, extra: &str) -> sidewatch::plan::Plan {
+    plan(&config(&pg.dsn(&pg.password), extra))
+}
+
 async fn run(probe: &sidewatch::probes::Probe) -> Outcome {
     let t = Instant::now();
     let o = probe.run().await;
@@ -28,23 +33,17 @@ async fn run(probe: &sidewatch::probes::Probe) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_measures_connect_and_query() {
     let pg = Postgres::start();
-    let p = plan(&config(
-        &pg.dsn(&pg.password),
+    let p = on(
+        &pg,
         "      query: SELECT 41 + 1\n      expect: {rows: 1, value: '42'}\n",
-    ));
+    );
     let o = run(&p.probes[0]).await;
     assert!(o.success(), "{:?}", o.result);
     assert!(o.recorder.phase(Phase::Connect).is_some());
     assert!(o.recorder.phase(Phase::Query).is_some());
-    let p = plan(&config(
-        &pg.dsn(&pg.password),
-        "      query: SELECT 1\n      expect: {value: '2'}\n",
-    ));
+    let p = on(&pg, "      query: SELECT 1\n      expect: {value: '2'}\n");
     assert_eq!(run(&p.probes[0]).await.reason(), Some(Reason::Assertion));
-    let p = plan(&config(
-        &pg.dsn(&pg.password),
-        "      query: SELECT * FROM no_such_table\n",
-    ));
+    let p = on(&pg, "      query: SELECT * FROM no_such_table\n");
     assert_eq!(run(&p.probes[0]).await.reason(), Some(Reason::QueryError));
 }
 
@@ -75,10 +74,10 @@ async fn wrong_password_is_auth() {
 async fn a_slow_query_times_out_on_time() {
     let pg = Postgres::start();
     for mode in ["fresh", "pooled"] {
-        let p = plan(&config(
-            &pg.dsn(&pg.password),
+        let p = on(
+            &pg,
             &format!("      mode: {mode}\n      query: SELECT pg_sleep(5)\n"),
-        ));
+        );
         let t = Instant::now();
         let o = run(&p.probes[0]).await;
         assert_eq!(o.reason(), Some(Reason::Timeout), "{mode}: {:?}", o.result);
@@ -90,10 +89,7 @@ async fn a_slow_query_times_out_on_time() {
 async fn stopped_server_is_refused_then_recovers() {
     let pg = Postgres::start();
     for mode in ["fresh", "pooled"] {
-        let p = plan(&config(
-            &pg.dsn(&pg.password),
-            &format!("      mode: {mode}\n"),
-        ));
+        let p = on(&pg, &format!("      mode: {mode}\n"));
         let probe = &p.probes[0];
         assert!(run(probe).await.success(), "{mode}: first run");
         pg.stop();
@@ -114,10 +110,10 @@ async fn stopped_server_is_refused_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_mode_reuses_its_connection() {
     let pg = Postgres::start();
-    let p = plan(&config(
-        &pg.dsn(&pg.password),
+    let p = on(
+        &pg,
         "      mode: pooled\n      query: SELECT pg_backend_pid()\n",
-    ));
+    );
     let probe = &p.probes[0];
     let first = run(probe).await;
     assert!(first.recorder.phase(Phase::Connect).is_some());

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::assets::{self, all_rules, metric_names, panel_queries, substitute};
 use common::procs::{self, now, wait_for, Killed};
-use common::{closed_port, http_get, http_request, nginx, sample, tls_server, Broker, Postgres};
+use common::{closed_port, http_get, http_request, nginx, sample, AllTargets};
 
 const TOKEN: &str = "e2e-token";
 
@@ -244,15 +244,13 @@ fn rules_evaluate_cleanly(prom: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_what_the_dashboards_and_alerts_need() {
-    let dir = tempfile::tempdir().unwrap();
-    let (tls, ca) = tls_server(sidewatch::cli::demo::certs::Validity::Current, dir.path()).await;
-    let pg = Postgres::start();
-    let broker = Broker::start();
+    let t = AllTargets::start().await;
+    let dir = &t.dir;
     let servers = Servers {
-        tls,
-        ca: &ca,
-        pg: pg.dsn(&pg.password),
-        kafka: broker.brokers(),
+        tls: t.tls,
+        ca: &t.ca,
+        pg: t.dsn(),
+        kafka: t.broker.brokers(),
     };
     let config = dir.path().join("sidewatch.yaml");
     std::fs::write(&config, sidewatch_config(dir.path(), &servers)).unwrap();

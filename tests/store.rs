@@ -137,6 +137,15 @@ async fn steady_server() -> SocketAddr {
 /// Writes a config into `dir` for a store in `store` and runs its check
 /// once against a steady server, which makes the first baseline: (the
 /// config, the baseline's run id).
+/// [`first_baseline`] in a new temporary directory, the store in it:
+/// (the directory, the store, the config, the baseline's id).
+async fn baseline_in_tempdir() -> (tempfile::TempDir, PathBuf, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (config, base) = first_baseline(tmp.path(), &store).await;
+    (tmp, store, config, base)
+}
+
 async fn first_baseline(dir: &Path, store: &Path) -> (PathBuf, String) {
     let config = config(dir, store, steady_server().await);
     tokio::task::block_in_place(|| {
@@ -167,9 +176,7 @@ fn listed(config: &Path) -> (Vec<String>, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_index_loses_no_baseline() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let (config, base) = first_baseline(tmp.path(), &store).await;
+    let (_tmp, store, config, base) = baseline_in_tempdir().await;
     tokio::task::block_in_place(|| {
         // A torn or bit-rotted index.
         let index = store.join("index.json");
@@ -204,9 +211,7 @@ async fn a_corrupt_index_loses_no_baseline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_baseline_fails_the_run_and_is_never_replaced() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let (config, base) = first_baseline(tmp.path(), &store).await;
+    let (_tmp, store, config, base) = baseline_in_tempdir().await;
     tokio::task::block_in_place(|| {
         let file = store.join("runs/api").join(format!("{base}.json"));
         let bytes = std::fs::read(&file).unwrap();

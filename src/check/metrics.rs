@@ -9,7 +9,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 use crate::check::result::{CheckResult, Details};
 use crate::load::Verdict;
@@ -38,85 +37,27 @@ struct MetricLabels {
     metric: String,
 }
 
-/// The `check_` families.
-#[derive(Debug, Default)]
-pub struct CheckFamilies {
-    last_run: Family<CheckLabels, FloatGauge>,
-    last_passed: Family<CheckLabels, Gauge>,
-    last_duration: Family<CheckLabels, FloatGauge>,
-    next_run: Family<CheckLabels, FloatGauge>,
-    running: Family<CheckLabels, Gauge>,
-    runs: Family<VerdictLabels, Counter>,
-    skipped: Family<CheckLabels, Counter>,
-    threshold: Family<ThresholdLabels, Gauge>,
-    regressions: Family<MetricLabels, Gauge>,
-    recovery: Family<CheckLabels, FloatGauge>,
-    sustainable: Family<CheckLabels, FloatGauge>,
-    /// Threshold labels set by each check's last run, to clear on the next.
-    shown: Mutex<HashMap<String, Vec<ThresholdLabels>>>,
+crate::telemetry::families! {
+    /// The `check_` families.
+    #[derive(Debug, Default)]
+    pub struct CheckFamilies {
+        last_run: Family<CheckLabels, FloatGauge> => "last_run_timestamp_seconds", "Unix time the check's last run ended",
+        last_passed: Family<CheckLabels, Gauge> => "last_passed", "Whether the check's last run passed (1) or failed, regressed or was aborted (0)",
+        last_duration: Family<CheckLabels, FloatGauge> => "last_duration_seconds", "How long the check's last run took",
+        next_run: Family<CheckLabels, FloatGauge> => "next_run_timestamp_seconds", "Unix time the check's schedule fires next",
+        running: Family<CheckLabels, Gauge> => "running", "Whether the check is running now",
+        runs: Family<VerdictLabels, Counter> => "runs", "Check runs finished, by verdict (pass, fail, aborted)",
+        skipped: Family<CheckLabels, Counter> => "skipped", "Scheduled runs skipped because another check was running (overlap: skip)",
+        threshold: Family<ThresholdLabels, Gauge> => "threshold_passed", "Whether each threshold and scenario finding held in the check's last run",
+        regressions: Family<MetricLabels, Gauge> => "regressions", "Whether the metric regressed against the accepted baseline in the last run (1) or not (0)",
+        recovery: Family<CheckLabels, FloatGauge> => "recovery_seconds", "Time a spike or breakpoint check took to recover, in its last run",
+        sustainable: Family<CheckLabels, FloatGauge> => "max_sustainable_requests_per_second", "Highest rate a breakpoint check's last run held without breaking",
+        /// Threshold labels set by each check's last run, to clear on the next.
+        shown: Mutex<HashMap<String, Vec<ThresholdLabels>>>,
+    }
 }
 
 impl CheckFamilies {
-    pub fn register(r: &mut Registry) -> CheckFamilies {
-        let m = CheckFamilies::default();
-        r.register(
-            "last_run_timestamp_seconds",
-            "Unix time the check's last run ended",
-            m.last_run.clone(),
-        );
-        r.register(
-            "last_passed",
-            "Whether the check's last run passed (1) or failed, regressed or was aborted (0)",
-            m.last_passed.clone(),
-        );
-        r.register(
-            "last_duration_seconds",
-            "How long the check's last run took",
-            m.last_duration.clone(),
-        );
-        r.register(
-            "next_run_timestamp_seconds",
-            "Unix time the check's schedule fires next",
-            m.next_run.clone(),
-        );
-        r.register(
-            "running",
-            "Whether the check is running now",
-            m.running.clone(),
-        );
-        r.register(
-            "runs",
-            "Check runs finished, by verdict (pass, fail, aborted)",
-            m.runs.clone(),
-        );
-        r.register(
-            "skipped",
-            "Scheduled runs skipped because another check was running (overlap: skip)",
-            m.skipped.clone(),
-        );
-        r.register(
-            "threshold_passed",
-            "Whether each threshold and scenario finding held in the check's last run",
-            m.threshold.clone(),
-        );
-        r.register(
-            "regressions",
-            "Whether the metric regressed against the accepted baseline in the last run (1) or not (0)",
-            m.regressions.clone(),
-        );
-        r.register(
-            "recovery_seconds",
-            "Time a spike or breakpoint check took to recover, in its last run",
-            m.recovery.clone(),
-        );
-        r.register(
-            "max_sustainable_requests_per_second",
-            "Highest rate a breakpoint check's last run held without breaking",
-            m.sustainable.clone(),
-        );
-        m
-    }
-
     fn configured(&self, check: &str) {
         let k = CheckLabels::new(check);
         let _ = self.running.get_or_create(&k);
@@ -199,29 +140,16 @@ impl CheckFamilies {
     }
 }
 
-/// The leak detector's `leak_` families, by watched process group.
-#[derive(Debug, Default)]
-pub struct LeakFamilies {
-    slope: Family<ProcessLabels, FloatGauge>,
-    suspected: Family<ProcessLabels, Gauge>,
+crate::telemetry::families! {
+    /// The leak detector's `leak_` families, by watched process group.
+    #[derive(Debug, Default)]
+    pub struct LeakFamilies {
+        slope: Family<ProcessLabels, FloatGauge> => "rss_slope_bytes_per_second", "Theil-Sen slope of the service's lower-envelope RSS in the last leak or soak check",
+        suspected: Family<ProcessLabels, Gauge> => "suspected", "Whether the last leak or soak check suspected a memory leak (significant slope above the floor)",
+    }
 }
 
 impl LeakFamilies {
-    pub fn register(r: &mut Registry) -> LeakFamilies {
-        let m = LeakFamilies::default();
-        r.register(
-            "rss_slope_bytes_per_second",
-            "Theil-Sen slope of the service's lower-envelope RSS in the last leak or soak check",
-            m.slope.clone(),
-        );
-        r.register(
-            "suspected",
-            "Whether the last leak or soak check suspected a memory leak (significant slope above the floor)",
-            m.suspected.clone(),
-        );
-        m
-    }
-
     /// Publishes the leak report of a leak or soak run, if it had enough
     /// windows to judge.
     fn finished(&self, r: &CheckResult) {

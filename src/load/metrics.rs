@@ -6,12 +6,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 
 use super::engine::EntryStats;
 use crate::net::Reason;
 use crate::telemetry::labels::{CheckLabels, ReasonLabels, ResultLabels, RunResult};
-use crate::telemetry::{latency_histogram, FloatGauge};
+use crate::telemetry::{histograms, FloatGauge, Histograms};
 
 /// A mix entry of a check's load.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,67 +19,21 @@ struct EntryLabels {
     entry: String,
 }
 
-type Hists = Family<EntryLabels, Histogram, fn() -> Histogram>;
-
-#[derive(Debug)]
-pub struct LoadMetrics {
-    requests: Family<ResultLabels<EntryLabels>, Counter>,
-    errors: Family<ReasonLabels<EntryLabels, Reason>, Counter>,
-    latency: Hists,
-    service: Hists,
-    dropped: Family<CheckLabels, Counter>,
-    target: Family<CheckLabels, FloatGauge>,
-    active: Family<CheckLabels, Gauge>,
-    users: Family<CheckLabels, Gauge>,
+crate::telemetry::families! {
+    #[derive(Debug)]
+    pub struct LoadMetrics {
+        requests: Family<ResultLabels<EntryLabels>, Counter> => "requests", "Load requests completed, by mix entry and result",
+        errors: Family<ReasonLabels<EntryLabels, Reason>, Counter> => "errors", "Failed load requests, by mix entry and bounded reason",
+        latency: Histograms<EntryLabels> = histograms() => "latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)",
+        service: Histograms<EntryLabels> = histograms() => "service_time_seconds", "Load request latency from the actual send",
+        dropped: Family<CheckLabels, Counter> => "dropped", "Requests the engine could not start on time because the connection cap was reached",
+        target: Family<CheckLabels, FloatGauge> => "target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now",
+        active: Family<CheckLabels, Gauge> => "active", "1 while a load run of the check is in progress",
+        users: Family<CheckLabels, Gauge> => "in_flight", "Requests in flight in the load run",
+    }
 }
 
 impl LoadMetrics {
-    pub fn register(r: &mut Registry) -> LoadMetrics {
-        let m = LoadMetrics {
-            requests: Family::default(),
-            errors: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            service: Family::new_with_constructor(latency_histogram),
-            dropped: Family::default(),
-            target: Family::default(),
-            active: Family::default(),
-            users: Family::default(),
-        };
-        r.register(
-            "requests",
-            "Load requests completed, by mix entry and result",
-            m.requests.clone(),
-        );
-        r.register(
-            "errors",
-            "Failed load requests, by mix entry and bounded reason",
-            m.errors.clone(),
-        );
-        r.register("latency_seconds", "Load request latency from the intended start time (corrected for coordinated omission)", m.latency.clone());
-        r.register(
-            "service_time_seconds",
-            "Load request latency from the actual send",
-            m.service.clone(),
-        );
-        r.register(
-            "dropped",
-            "Requests the engine could not start on time because the connection cap was reached",
-            m.dropped.clone(),
-        );
-        r.register("target_rate", "Target arrival rate in requests per second (open model) or active users (closed model) right now", m.target.clone());
-        r.register(
-            "active",
-            "1 while a load run of the check is in progress",
-            m.active.clone(),
-        );
-        r.register(
-            "in_flight",
-            "Requests in flight in the load run",
-            m.users.clone(),
-        );
-        m
-    }
-
     pub(crate) fn start(&self, check: &str) {
         let l = CheckLabels::new(check);
         self.active.get_or_create(&l).set(1);

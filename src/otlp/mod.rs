@@ -155,49 +155,19 @@ fn hostname() -> String {
     }
 }
 
-crate::telemetry::str_label!(Failure);
-
-/// The exporter's own families.
-#[derive(Debug, Default)]
-pub(crate) struct OtlpMetrics {
-    exports: Family<ResultLabels<NoLabels>, Counter>,
-    failures: Family<ReasonLabels<NoLabels, Failure>, Counter>,
-    dropped: Counter,
-    queue: Gauge,
-    last_success: FloatGauge,
+crate::telemetry::families! {
+    /// The exporter's own families.
+    #[derive(Debug)]
+    pub(crate) struct OtlpMetrics {
+        exports: Family<ResultLabels<NoLabels>, Counter> => "exports", "OTLP export attempts, by result",
+        failures: Family<ReasonLabels<NoLabels, Failure>, Counter> => "export_failures", "Failed OTLP export attempts, by reason",
+        dropped: Counter => "dropped_batches", "Snapshots dropped without being delivered: queue full, or refused by the receiver",
+        queue: Gauge => "queue_batches", "Snapshots waiting to be sent",
+        last_success: FloatGauge => "last_success_timestamp_seconds", "Unix time of the last delivered export",
+    }
 }
 
 impl OtlpMetrics {
-    pub(crate) fn register(r: &mut Registry) -> OtlpMetrics {
-        let m = OtlpMetrics::default();
-        r.register(
-            "exports",
-            "OTLP export attempts, by result",
-            m.exports.clone(),
-        );
-        r.register(
-            "export_failures",
-            "Failed OTLP export attempts, by reason",
-            m.failures.clone(),
-        );
-        r.register(
-            "dropped_batches",
-            "Snapshots dropped without being delivered: queue full, or refused by the receiver",
-            m.dropped.clone(),
-        );
-        r.register(
-            "queue_batches",
-            "Snapshots waiting to be sent",
-            m.queue.clone(),
-        );
-        r.register(
-            "last_success_timestamp_seconds",
-            "Unix time of the last delivered export",
-            m.last_success.clone(),
-        );
-        m
-    }
-
     fn init(&self) {
         for result in RunResult::ALL {
             let _ = self.exports.get_or_create(&export(result));

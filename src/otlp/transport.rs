@@ -17,40 +17,22 @@ use url::{Position, Url};
 use crate::config::OtlpProtocol;
 use crate::net::{dial, tls, Timings};
 
-/// Why an export failed; the `reason` label of the failure counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Failure {
-    /// No connection (DNS, refused, unreachable, TLS).
-    Unreachable,
-    /// No answer within the timeout.
-    Timeout,
-    /// The receiver answered with a retryable status (429, 502-504; gRPC
-    /// UNAVAILABLE, RESOURCE_EXHAUSTED, ...).
-    Retryable,
-    /// The receiver refused the data (other 4xx/5xx; other gRPC codes). The
-    /// batch is dropped: sending it again would be refused again.
-    Rejected,
-    /// The exchange broke mid-way or the answer was not HTTP/gRPC.
-    Protocol,
-}
-
-impl Failure {
-    pub(crate) const ALL: [Failure; 5] = [
-        Failure::Unreachable,
-        Failure::Timeout,
-        Failure::Retryable,
-        Failure::Rejected,
-        Failure::Protocol,
-    ];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Failure::Unreachable => "unreachable",
-            Failure::Timeout => "timeout",
-            Failure::Retryable => "retryable",
-            Failure::Rejected => "rejected",
-            Failure::Protocol => "protocol",
-        }
+crate::telemetry::label_enum! {
+    /// Why an export failed; the `reason` label of the failure counter.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub(crate) enum Failure {
+        /// No connection (DNS, refused, unreachable, TLS).
+        Unreachable => "unreachable",
+        /// No answer within the timeout.
+        Timeout => "timeout",
+        /// The receiver answered with a retryable status (429, 502-504; gRPC
+        /// UNAVAILABLE, RESOURCE_EXHAUSTED, ...).
+        Retryable => "retryable",
+        /// The receiver refused the data (other 4xx/5xx; other gRPC codes). The
+        /// batch is dropped: sending it again would be refused again.
+        Rejected => "rejected",
+        /// The exchange broke mid-way or the answer was not HTTP/gRPC.
+        Protocol => "protocol",
     }
 }
 

@@ -92,13 +92,7 @@ pub(crate) struct KafkaProbe {
     target: String,
 }
 
-impl std::fmt::Debug for KafkaProbe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaProbe")
-            .field("target", &self.target)
-            .finish()
-    }
-}
+super::debug_target_only!(KafkaProbe);
 
 impl KafkaProbe {
     pub(crate) fn build(

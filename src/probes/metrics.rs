@@ -11,13 +11,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 
 use super::{Kind, Outcome, Probe};
 use crate::net::{Phase, Reason};
 use crate::telemetry::labels::{ReasonLabels, ResultLabels, RunResult};
-use crate::telemetry::{latency_histogram, FloatGauge};
+use crate::telemetry::{histograms, FloatGauge, Histograms};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ProbeLabels {
@@ -53,77 +51,27 @@ struct NameLabels {
     probe: String,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-/// The families every probe kind exports, under `probe_`.
-#[derive(Debug)]
-pub(crate) struct ProbeFamilies {
-    success: Family<ProbeLabels, Gauge>,
-    runs: Family<RunLabels, Counter>,
-    failures: Family<FailureLabels, Counter>,
-    duration: HistogramFamily<ProbeLabels>,
-    phase: HistogramFamily<PhaseLabels>,
-    tls_expiry: Family<ProbeLabels, FloatGauge>,
-    http_status: Family<ProbeLabels, Gauge>,
-    last_run: Family<ProbeLabels, FloatGauge>,
+crate::telemetry::families! {
+    /// The families every probe kind exports, under `probe_`.
+    #[derive(Debug)]
+    pub(crate) struct ProbeFamilies {
+        success: Family<ProbeLabels, Gauge> => "success", "Whether the last run of the probe succeeded (1) or failed (0)",
+        runs: Family<RunLabels, Counter> => "runs", "Probe runs, by result",
+        failures: Family<FailureLabels, Counter> => "failures", "Failed probe runs, by bounded failure reason",
+        duration: Histograms<ProbeLabels> = histograms() => "duration_seconds", "Total time of a probe run, failed runs included",
+        phase: Histograms<PhaseLabels> = histograms() => "phase_duration_seconds", "Time spent in each measured phase of a probe run",
+        tls_expiry: Family<ProbeLabels, FloatGauge> => "tls_cert_expiry_timestamp_seconds", "Unix time at which the leaf certificate last presented to the probe expires",
+        http_status: Family<ProbeLabels, Gauge> => "http_status_code", "HTTP status code of the last response the probe received",
+        last_run: Family<ProbeLabels, FloatGauge> => "last_run_timestamp_seconds", "Unix time at which the last run of the probe started",
+    }
 }
 
 impl ProbeFamilies {
-    pub(crate) fn register(r: &mut Registry) -> ProbeFamilies {
-        let m = ProbeFamilies {
-            success: Family::default(),
-            runs: Family::default(),
-            failures: Family::default(),
-            duration: Family::new_with_constructor(latency_histogram),
-            phase: Family::new_with_constructor(latency_histogram),
-            tls_expiry: Family::default(),
-            http_status: Family::default(),
-            last_run: Family::default(),
-        };
-        r.register(
-            "success",
-            "Whether the last run of the probe succeeded (1) or failed (0)",
-            m.success.clone(),
-        );
-        r.register("runs", "Probe runs, by result", m.runs.clone());
-        r.register(
-            "failures",
-            "Failed probe runs, by bounded failure reason",
-            m.failures.clone(),
-        );
-        r.register(
-            "duration_seconds",
-            "Total time of a probe run, failed runs included",
-            m.duration.clone(),
-        );
-        r.register(
-            "phase_duration_seconds",
-            "Time spent in each measured phase of a probe run",
-            m.phase.clone(),
-        );
-        r.register(
-            "tls_cert_expiry_timestamp_seconds",
-            "Unix time at which the leaf certificate last presented to the probe expires",
-            m.tls_expiry.clone(),
-        );
-        r.register(
-            "http_status_code",
-            "HTTP status code of the last response the probe received",
-            m.http_status.clone(),
-        );
-        r.register(
-            "last_run_timestamp_seconds",
-            "Unix time at which the last run of the probe started",
-            m.last_run.clone(),
-        );
-        m
-    }
-
     fn init(&self, probe: &Probe) {
         for result in RunResult::ALL {
             let _ = self.runs.get_or_create(&run_labels(probe, result));
         }
-        for &reason in probe.kind.reasons() {
+        for reason in probe.kind.reasons() {
             let _ = self.failures.get_or_create(&failure_labels(probe, reason));
         }
     }
@@ -195,25 +143,17 @@ impl ProbeFamilies {
     }
 }
 
-/// The numeric columns of PostgreSQL value queries, under `query_`.
-#[derive(Debug, Default)]
-pub(crate) struct QueryFamilies {
-    values: Family<ValueLabels, FloatGauge>,
-    /// The (column, row) pairs each probe exported last, to drop rows that vanish.
-    value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
+crate::telemetry::families! {
+    /// The numeric columns of PostgreSQL value queries, under `query_`.
+    #[derive(Debug)]
+    pub(crate) struct QueryFamilies {
+        values: Family<ValueLabels, FloatGauge> => "value", "A numeric result column of a PostgreSQL probe's value query, by column and row",
+        /// The (column, row) pairs each probe exported last, to drop rows that vanish.
+        value_rows: Mutex<HashMap<String, Vec<ValueLabels>>>,
+    }
 }
 
 impl QueryFamilies {
-    pub(crate) fn register(r: &mut Registry) -> QueryFamilies {
-        let m = QueryFamilies::default();
-        r.register(
-            "value",
-            "A numeric result column of a PostgreSQL probe's value query, by column and row",
-            m.values.clone(),
-        );
-        m
-    }
-
     fn record(&self, probe: &Probe, outcome: &Outcome) {
         if probe.kind != Kind::Postgres || outcome.result.is_err() {
             return;
@@ -258,43 +198,20 @@ impl QueryFamilies {
     }
 }
 
-/// Kafka stream health, under `kafka_`.
-#[derive(Debug, Default)]
-pub(crate) struct KafkaFamilies {
-    lost: Family<NameLabels, Counter>,
-    duplicated: Family<NameLabels, Counter>,
-    out_of_order: Family<NameLabels, Counter>,
-    lag: Family<PartitionLabels, Gauge>,
-    /// Partitions with a lag series, per probe, to remove with the probe.
-    lag_series: Mutex<HashMap<String, Vec<PartitionLabels>>>,
+crate::telemetry::families! {
+    /// Kafka stream health, under `kafka_`.
+    #[derive(Debug)]
+    pub(crate) struct KafkaFamilies {
+        lost: Family<NameLabels, Counter> => "messages_lost", "Probe messages produced but not consumed back within the probe's timeout",
+        duplicated: Family<NameLabels, Counter> => "messages_duplicated", "Probe messages consumed more than once",
+        out_of_order: Family<NameLabels, Counter> => "messages_out_of_order", "Probe messages consumed after one with a higher sequence number",
+        lag: Family<PartitionLabels, Gauge> => "consumer_lag", "Messages between the probe consumer's position and the partition's high watermark",
+        /// Partitions with a lag series, per probe, to remove with the probe.
+        lag_series: Mutex<HashMap<String, Vec<PartitionLabels>>>,
+    }
 }
 
 impl KafkaFamilies {
-    pub(crate) fn register(r: &mut Registry) -> KafkaFamilies {
-        let m = KafkaFamilies::default();
-        r.register(
-            "messages_lost",
-            "Probe messages produced but not consumed back within the probe's timeout",
-            m.lost.clone(),
-        );
-        r.register(
-            "messages_duplicated",
-            "Probe messages consumed more than once",
-            m.duplicated.clone(),
-        );
-        r.register(
-            "messages_out_of_order",
-            "Probe messages consumed after one with a higher sequence number",
-            m.out_of_order.clone(),
-        );
-        r.register(
-            "consumer_lag",
-            "Messages between the probe consumer's position and the partition's high watermark",
-            m.lag.clone(),
-        );
-        m
-    }
-
     fn counters(&self) -> [&Family<NameLabels, Counter>; 3] {
         [&self.lost, &self.duplicated, &self.out_of_order]
     }

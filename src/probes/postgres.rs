@@ -56,13 +56,7 @@ pub(crate) struct PostgresProbe {
     target: String,
 }
 
-impl std::fmt::Debug for PostgresProbe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresProbe")
-            .field("target", &self.target)
-            .finish()
-    }
-}
+super::debug_target_only!(PostgresProbe);
 
 impl PostgresProbe {
     pub(crate) fn build(

@@ -23,6 +23,14 @@ impl Section {
             notes: Vec::new(),
         }
     }
+
+    /// A section of one row, each cell given with its column's name.
+    fn one_row(title: impl Into<String>, cells: Vec<(&'static str, String)>) -> Section {
+        let (header, row) = cells.into_iter().unzip();
+        let mut s = Section::new(title, header);
+        s.rows.push(row);
+        s
+    }
 }
 
 fn mark(ok: bool) -> String {
@@ -116,27 +124,18 @@ fn details(d: &Details) -> Vec<Section> {
     match d {
         Details::Load => Vec::new(),
         Details::Soak(s) => {
-            let mut sec = Section::new(
+            let sec = Section::one_row(
                 "soak",
                 vec![
-                    "windows",
-                    "compared",
-                    "first p95",
-                    "last p95",
-                    "drift",
-                    "p",
-                    "worst window errors",
+                    ("windows", s.windows.to_string()),
+                    ("compared", s.compared.to_string()),
+                    ("first p95", secs(s.first_p95)),
+                    ("last p95", secs(s.last_p95)),
+                    ("drift", format!("{:+.1}%", s.drift_ratio * 100.0)),
+                    ("p", format!("{:.3}", s.drift_p_value)),
+                    ("worst window errors", pct(s.worst_window_error_rate)),
                 ],
             );
-            sec.rows.push(vec![
-                s.windows.to_string(),
-                s.compared.to_string(),
-                secs(s.first_p95),
-                secs(s.last_p95),
-                format!("{:+.1}%", s.drift_ratio * 100.0),
-                format!("{:.3}", s.drift_p_value),
-                pct(s.worst_window_error_rate),
-            ]);
             let mut out = vec![sec];
             out.extend(s.memory.as_ref().map(leak));
             out
@@ -171,14 +170,13 @@ fn details(d: &Details) -> Vec<Section> {
                 vec!["target/s", "rate/s", "p95", "errors", "dropped", "broke"],
             );
             for st in &b.steps {
-                sec.rows.push(vec![
-                    format!("{:.0}", st.target_rate),
-                    format!("{:.1}", st.rate),
+                let rest = [
                     secs(st.p95),
                     pct(st.error_rate),
                     pct(st.dropped_ratio),
                     st.broke.clone().unwrap_or_default(),
-                ]);
+                ];
+                sec.rows.push(rate_row(st.target_rate, st.rate, rest));
             }
             sec.notes.push(format!(
                 "max sustainable rate {}; breaking rate {}{}",
@@ -197,16 +195,15 @@ fn details(d: &Details) -> Vec<Section> {
                 ],
             );
             for l in &c.levels {
-                sec.rows.push(vec![
-                    format!("{:.0}", l.target_rate),
-                    format!("{:.1}", l.rate),
+                let rest = [
                     secs(l.p50),
                     secs(l.p95),
                     secs(l.p99),
                     pct(l.error_rate),
                     opt(l.cpu_cores, |c| format!("{c:.2} cores")),
                     opt(l.rss_bytes, show_bytes),
-                ]);
+                ];
+                sec.rows.push(rate_row(l.target_rate, l.rate, rest));
             }
             vec![sec]
         }
@@ -214,36 +211,34 @@ fn details(d: &Details) -> Vec<Section> {
     }
 }
 
+/// A breakpoint step's or a curve level's row: the target and achieved
+/// rates, then the rest.
+fn rate_row(target: f64, rate: f64, rest: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut row = vec![format!("{target:.0}"), format!("{rate:.1}")];
+    row.extend(rest);
+    row
+}
+
 fn leak(l: &LeakReport) -> Section {
-    let mut s = Section::new(
+    let ci = format!(
+        "{} .. {}",
+        show_slope(l.slope_low),
+        show_slope(l.slope_high)
+    );
+    let mut s = Section::one_row(
         format!("memory ({})", l.process),
         vec![
-            "windows",
-            "slope",
-            "95% CI",
-            "p",
-            "later half",
-            "shifts",
-            "restarts",
-            "growth",
-            "peak",
+            ("windows", l.windows.to_string()),
+            ("slope", show_slope(l.slope_bytes_per_second)),
+            ("95% CI", ci),
+            ("p", format!("{:.4}", l.p_value)),
+            ("later half", show_slope(l.recent_slope_bytes_per_second)),
+            ("shifts", l.level_shifts.to_string()),
+            ("restarts", l.restarts.to_string()),
+            ("growth", show_bytes(l.growth_bytes)),
+            ("peak", show_bytes(l.max_rss_bytes)),
         ],
     );
-    s.rows.push(vec![
-        l.windows.to_string(),
-        show_slope(l.slope_bytes_per_second),
-        format!(
-            "{} .. {}",
-            show_slope(l.slope_low),
-            show_slope(l.slope_high)
-        ),
-        format!("{:.4}", l.p_value),
-        show_slope(l.recent_slope_bytes_per_second),
-        l.level_shifts.to_string(),
-        l.restarts.to_string(),
-        show_bytes(l.growth_bytes),
-        show_bytes(l.max_rss_bytes),
-    ]);
     s.notes.push(l.reason.clone());
     s
 }

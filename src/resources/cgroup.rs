@@ -7,7 +7,6 @@ use std::path::{Path as FsPath, PathBuf};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 use crate::telemetry::cumulative::Deltas;
 use crate::telemetry::{FloatCounter, FloatGauge};
@@ -171,62 +170,17 @@ fn read_v1(memory: Option<&FsPath>, cpu: Option<&FsPath>, cpuacct: Option<&FsPat
     r
 }
 
-#[derive(Debug, Default)]
-pub struct CgroupMetrics {
-    mem_usage: Gauge,
-    mem_limit: FloatGauge,
-    oom_kills: Counter,
-    cpu_usage: FloatCounter,
-    periods: Counter,
-    throttled_periods: Counter,
-    throttled: FloatCounter,
-    cpu_limit: FloatGauge,
-}
-
-impl CgroupMetrics {
-    pub fn register(r: &mut Registry) -> CgroupMetrics {
-        let m = CgroupMetrics::default();
-        r.register(
-            "memory_usage_bytes",
-            "Memory charged to the container's cgroup (memory.current)",
-            m.mem_usage.clone(),
-        );
-        r.register(
-            "memory_limit_bytes",
-            "The cgroup's memory limit (memory.max); +Inf when unlimited",
-            m.mem_limit.clone(),
-        );
-        r.register(
-            "oom_kills",
-            "Processes the OOM killer ended in the cgroup (memory.events oom_kill)",
-            m.oom_kills.clone(),
-        );
-        r.register(
-            "cpu_usage_seconds",
-            "CPU time used by the cgroup (cpu.stat usage_usec)",
-            m.cpu_usage.clone(),
-        );
-        r.register(
-            "cpu_periods",
-            "CFS enforcement periods elapsed (cpu.stat nr_periods)",
-            m.periods.clone(),
-        );
-        r.register(
-            "cpu_throttled_periods",
-            "CFS periods in which the cgroup was throttled (cpu.stat nr_throttled)",
-            m.throttled_periods.clone(),
-        );
-        r.register(
-            "cpu_throttled_seconds",
-            "Time the cgroup was throttled (cpu.stat throttled_usec)",
-            m.throttled.clone(),
-        );
-        r.register(
-            "cpu_limit_cores",
-            "CPU quota in cores (cpu.max quota / period); +Inf when unlimited",
-            m.cpu_limit.clone(),
-        );
-        m
+crate::telemetry::families! {
+    #[derive(Debug)]
+    pub struct CgroupMetrics {
+        mem_usage: Gauge => "memory_usage_bytes", "Memory charged to the container's cgroup (memory.current)",
+        mem_limit: FloatGauge => "memory_limit_bytes", "The cgroup's memory limit (memory.max); +Inf when unlimited",
+        oom_kills: Counter => "oom_kills", "Processes the OOM killer ended in the cgroup (memory.events oom_kill)",
+        cpu_usage: FloatCounter => "cpu_usage_seconds", "CPU time used by the cgroup (cpu.stat usage_usec)",
+        periods: Counter => "cpu_periods", "CFS enforcement periods elapsed (cpu.stat nr_periods)",
+        throttled_periods: Counter => "cpu_throttled_periods", "CFS periods in which the cgroup was throttled (cpu.stat nr_throttled)",
+        throttled: FloatCounter => "cpu_throttled_seconds", "Time the cgroup was throttled (cpu.stat throttled_usec)",
+        cpu_limit: FloatGauge => "cpu_limit_cores", "CPU quota in cores (cpu.max quota / period); +Inf when unlimited",
     }
 }
 

@@ -9,7 +9,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use regex::Regex;
 
 use crate::config::{BuildCx, LabelFilter, ResourcesConfig};
@@ -101,82 +100,25 @@ struct MountLabels {
     mountpoint: String,
 }
 
-#[derive(Debug, Default)]
-pub struct HostMetrics {
-    cpu_ratio: FloatGauge,
-    cpus: Gauge,
-    load1: FloatGauge,
-    load5: FloatGauge,
-    load15: FloatGauge,
-    mem_total: Gauge,
-    mem_available: Gauge,
-    mem_used: Gauge,
-    swap_total: Gauge,
-    swap_used: Gauge,
-    disk_read: Family<DeviceLabels, Counter>,
-    disk_written: Family<DeviceLabels, Counter>,
-    net_rx: Family<IfaceLabels, Counter>,
-    net_tx: Family<IfaceLabels, Counter>,
-    fs_size: Family<MountLabels, Gauge>,
-    fs_avail: Family<MountLabels, Gauge>,
-}
-
-impl HostMetrics {
-    pub fn register(r: &mut Registry) -> HostMetrics {
-        let m = HostMetrics::default();
-        r.register("cpu_utilization_ratio", "Share of all CPU time not idle or waiting on IO over the last resource interval (0 to 1)", m.cpu_ratio.clone());
-        r.register("cpus", "Number of CPUs the host reports", m.cpus.clone());
-        r.register("load1", "1-minute load average", m.load1.clone());
-        r.register("load5", "5-minute load average", m.load5.clone());
-        r.register("load15", "15-minute load average", m.load15.clone());
-        r.register(
-            "memory_total_bytes",
-            "Total usable memory (MemTotal)",
-            m.mem_total.clone(),
-        );
-        r.register(
-            "memory_available_bytes",
-            "Memory available for new work without swapping (MemAvailable)",
-            m.mem_available.clone(),
-        );
-        r.register(
-            "memory_used_bytes",
-            "MemTotal minus MemAvailable",
-            m.mem_used.clone(),
-        );
-        r.register("swap_total_bytes", "Total swap", m.swap_total.clone());
-        r.register("swap_used_bytes", "Swap in use", m.swap_used.clone());
-        r.register(
-            "disk_read_bytes",
-            "Bytes read from a block device",
-            m.disk_read.clone(),
-        );
-        r.register(
-            "disk_written_bytes",
-            "Bytes written to a block device",
-            m.disk_written.clone(),
-        );
-        r.register(
-            "network_receive_bytes",
-            "Bytes received on a network interface",
-            m.net_rx.clone(),
-        );
-        r.register(
-            "network_transmit_bytes",
-            "Bytes sent on a network interface",
-            m.net_tx.clone(),
-        );
-        r.register(
-            "filesystem_size_bytes",
-            "Size of a configured filesystem",
-            m.fs_size.clone(),
-        );
-        r.register(
-            "filesystem_avail_bytes",
-            "Space on a configured filesystem available to unprivileged users",
-            m.fs_avail.clone(),
-        );
-        m
+crate::telemetry::families! {
+    #[derive(Debug)]
+    pub struct HostMetrics {
+        cpu_ratio: FloatGauge => "cpu_utilization_ratio", "Share of all CPU time not idle or waiting on IO over the last resource interval (0 to 1)",
+        cpus: Gauge => "cpus", "Number of CPUs the host reports",
+        load1: FloatGauge => "load1", "1-minute load average",
+        load5: FloatGauge => "load5", "5-minute load average",
+        load15: FloatGauge => "load15", "15-minute load average",
+        mem_total: Gauge => "memory_total_bytes", "Total usable memory (MemTotal)",
+        mem_available: Gauge => "memory_available_bytes", "Memory available for new work without swapping (MemAvailable)",
+        mem_used: Gauge => "memory_used_bytes", "MemTotal minus MemAvailable",
+        swap_total: Gauge => "swap_total_bytes", "Total swap",
+        swap_used: Gauge => "swap_used_bytes", "Swap in use",
+        disk_read: Family<DeviceLabels, Counter> => "disk_read_bytes", "Bytes read from a block device",
+        disk_written: Family<DeviceLabels, Counter> => "disk_written_bytes", "Bytes written to a block device",
+        net_rx: Family<IfaceLabels, Counter> => "network_receive_bytes", "Bytes received on a network interface",
+        net_tx: Family<IfaceLabels, Counter> => "network_transmit_bytes", "Bytes sent on a network interface",
+        fs_size: Family<MountLabels, Gauge> => "filesystem_size_bytes", "Size of a configured filesystem",
+        fs_avail: Family<MountLabels, Gauge> => "filesystem_avail_bytes", "Space on a configured filesystem available to unprivileged users",
     }
 }
 

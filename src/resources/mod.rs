@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::registry::Registry;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -79,23 +78,12 @@ impl ResourcePlan {
     }
 }
 
-/// The sampler's own `resources_` families.
-#[derive(Debug, Default)]
-pub struct SamplerMetrics {
-    sample_seconds: FloatGauge,
-    samples: Counter,
-}
-
-impl SamplerMetrics {
-    pub fn register(r: &mut Registry) -> SamplerMetrics {
-        let m = SamplerMetrics::default();
-        r.register(
-            "sample_duration_seconds",
-            "Wall time the last resource sample took",
-            m.sample_seconds.clone(),
-        );
-        r.register("samples", "Resource samples taken", m.samples.clone());
-        m
+crate::telemetry::families! {
+    /// The sampler's own `resources_` families.
+    #[derive(Debug)]
+    pub struct SamplerMetrics {
+        sample_seconds: FloatGauge => "sample_duration_seconds", "Wall time the last resource sample took",
+        samples: Counter => "samples", "Resource samples taken",
     }
 }
 

@@ -49,16 +49,16 @@ impl EncodeLabelSet for NoLabels {
     }
 }
 
-/// The `result` label: how a run, a request or an export ended.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub(crate) enum RunResult {
-    Success,
-    Failure,
+super::label_enum! {
+    /// The `result` label: how a run, a request or an export ended.
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+    pub(crate) enum RunResult {
+        Success => "success",
+        Failure => "failure",
+    }
 }
 
 impl RunResult {
-    pub(crate) const ALL: [RunResult; 2] = [RunResult::Success, RunResult::Failure];
-
     pub(crate) fn of(ok: bool) -> RunResult {
         if ok {
             RunResult::Success
@@ -66,16 +66,7 @@ impl RunResult {
             RunResult::Failure
         }
     }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            RunResult::Success => "success",
-            RunResult::Failure => "failure",
-        }
-    }
 }
-
-super::str_label!(RunResult);
 
 /// The labels of `of`, then `result`.
 ///

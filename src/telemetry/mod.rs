@@ -46,6 +46,82 @@ macro_rules! str_label {
 }
 pub(crate) use str_label;
 
+/// Declares a closed set of label values from one `Variant => "text"` row
+/// each: the enum, `ALL` in the order written, `as_str`, and through
+/// [`str_label!`] its `Display`, `&str` comparison and label encoding.
+/// Derives and docs are written at the call site.
+macro_rules! label_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order declared.
+            pub(crate) const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        $crate::telemetry::str_label!($name);
+    };
+}
+pub(crate) use label_enum;
+
+/// Declares a component's families as a struct and gives it
+/// `register(r) -> Self`, which creates each family and registers it in `r`
+/// under its short name and HELP text, in the order written: one row a field,
+/// `field: Type = init => "name", "help",`. `= init` builds the field
+/// (histogram families); without it the field is `Default`. A row without
+/// `=> "name", "help"` is state, not a family.
+macro_rules! families {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $field:ident: $ty:ty $(= $init:expr)? $(=> $metric:literal, $help:literal)?,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$fmeta])* $field: $ty,)*
+        }
+
+        impl $name {
+            $vis fn register(r: &mut prometheus_client::registry::Registry) -> $name {
+                let m = $name {
+                    $($field: $crate::telemetry::families!(@init $($init)?),)*
+                };
+                $($(r.register($metric, $help, m.$field.clone());)?)*
+                m
+            }
+        }
+    };
+    (@init) => { Default::default() };
+    (@init $init:expr) => { $init };
+}
+pub(crate) use families;
+
+/// A family of latency histograms (see [`LATENCY_BUCKETS`]).
+pub(crate) type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// An empty family of latency histograms.
+pub(crate) fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+    Family::new_with_constructor(latency_histogram)
+}
+
 /// A gauge of `f64` values (seconds, ratios, timestamps), stored as bits in
 /// an `AtomicU64`.
 pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;

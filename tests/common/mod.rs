@@ -2,6 +2,7 @@
 //! `scripts/test`, in-process fault servers), config building and HTTP GETs.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -56,26 +57,58 @@ pub async fn counting_hanging_server() -> (SocketAddr, Arc<std::sync::atomic::At
     (addr, count)
 }
 
-/// Reads a request, then answers with `reply` and closes, optionally with a
-/// reset (SO_LINGER 0) instead of a clean close.
-pub async fn scripted_server(reply: &'static [u8], reset: bool) -> SocketAddr {
+/// Listens on a loopback port and runs `handle` on a task of its own for
+/// each connection accepted.
+pub async fn serve<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(reply).await;
-                let _ = s.flush().await;
-                if reset {
-                    let _ = s.set_zero_linger();
-                }
-                drop(s);
-            });
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(handle(s));
         }
     });
     addr
+}
+
+/// Like [`serve`], for keep-alive HTTP: answers each request it reads with
+/// what `reply` returns, until the client closes.
+pub async fn serve_keep_alive<F, Fut>(reply: F) -> SocketAddr
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Vec<u8>> + Send,
+{
+    serve(move |mut s| {
+        let reply = reply.clone();
+        async move {
+            let mut buf = vec![0u8; 4096];
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                if s.write_all(&reply().await).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Reads a request, then answers with `reply` and closes, optionally with a
+/// reset (SO_LINGER 0) instead of a clean close.
+pub async fn scripted_server(reply: &'static [u8], reset: bool) -> SocketAddr {
+    serve(move |mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(reply).await;
+        let _ = s.flush().await;
+        if reset {
+            let _ = s.set_zero_linger();
+        }
+        drop(s);
+    })
+    .await
 }
 
 /// A TLS server (rustls) with a certificate of the given validity, answering
@@ -85,26 +118,21 @@ pub async fn tls_server(validity: certs::Validity, dir: &std::path::Path) -> (So
     let ca = dir.join(format!("ca-{validity:?}.pem"));
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(s).await else {
-                    return;
-                };
-                let mut buf = [0u8; 4096];
-                let _ = tls.read(&mut buf).await;
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                    )
-                    .await;
-                let _ = tls.shutdown().await;
-            });
+    let addr = serve(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acceptor.accept(s).await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = tls.read(&mut buf).await;
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n")
+                .await;
+            let _ = tls.shutdown().await;
         }
-    });
+    })
+    .await;
     (addr, ca)
 }
 
@@ -119,22 +147,19 @@ pub async fn recording_server_with(
     reply: &'static [u8],
 ) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let s2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let seen = s2.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let _ = s.write_all(reply).await;
-            });
+    let addr = serve(move |mut s| {
+        let seen = s2.clone();
+        async move {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = s.write_all(reply).await;
         }
-    });
+    })
+    .await;
     (addr, seen)
 }
 
@@ -201,6 +226,17 @@ fn dechunk(body: &str) -> String {
 
 #[allow(unused_imports)]
 pub use sidewatch::telemetry::find_sample as sample;
+
+/// Asserts that the exposition `text` has the sample and that it is at
+/// least `min`.
+#[track_caller]
+pub fn assert_at_least(text: &str, name: &str, labels: &[(&str, &str)], min: f64) {
+    let v = sample(text, name, labels);
+    assert!(
+        v.is_some_and(|v| v >= min),
+        "{name} {labels:?} is {v:?}, not >= {min}"
+    );
+}
 
 /// Where PostgreSQL's server binaries are (`SIDEWATCH_PG_BIN`, set by
 /// `./scripts/test`, or Debian's layout).
@@ -410,33 +446,18 @@ impl Drop for Broker {
 pub async fn turning_server(
     ok_for: Duration,
 ) -> (SocketAddr, Arc<std::sync::OnceLock<std::time::Instant>>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let first = Arc::new(std::sync::OnceLock::new());
     let f = first.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let f = f.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    let start = *f.get_or_init(std::time::Instant::now);
-                    let reply: &[u8] = if start.elapsed() < ok_for {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-                    } else {
-                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 3\r\n\r\nbad"
-                    };
-                    if s.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let addr = serve_keep_alive(move || {
+        let start = *f.get_or_init(std::time::Instant::now);
+        let reply: &[u8] = if start.elapsed() < ok_for {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        } else {
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 3\r\n\r\nbad"
+        };
+        async move { reply.to_vec() }
+    })
+    .await;
     (addr, first)
 }
 
@@ -462,40 +483,54 @@ pub type Shape = Arc<dyn Fn(Duration, u64) -> (Duration, u16) + Send + Sync>;
 /// A keep-alive HTTP server whose latency and status follow `shape`.
 pub async fn shaped_server(shape: Shape) -> SocketAddr {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let first = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
     // (second since first request, count in it)
     let slot = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let (first, slot, shape) = (first.clone(), slot.clone(), shape.clone());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    let t = first.get_or_init(std::time::Instant::now).elapsed();
-                    let sec = t.as_secs();
-                    if slot.0.swap(sec, Ordering::Relaxed) != sec {
-                        slot.1.store(0, Ordering::Relaxed);
-                    }
-                    let n = slot.1.fetch_add(1, Ordering::Relaxed) + 1;
-                    let (delay, status) = shape(t, n);
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
-                    if s.write_all(reply.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
+    serve_keep_alive(move || {
+        let t = first.get_or_init(std::time::Instant::now).elapsed();
+        let sec = t.as_secs();
+        if slot.0.swap(sec, Ordering::Relaxed) != sec {
+            slot.1.store(0, Ordering::Relaxed);
         }
-    });
-    addr
+        let n = slot.1.fetch_add(1, Ordering::Relaxed) + 1;
+        let (delay, status) = shape(t, n);
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok").into_bytes()
+        }
+    })
+    .await
+}
+
+/// A target of each probe kind, for the tests that probe them all: a TLS
+/// server (its CA file in `dir`), PostgreSQL and a Kafka broker.
+pub struct AllTargets {
+    pub tls: SocketAddr,
+    pub ca: PathBuf,
+    pub pg: Postgres,
+    pub broker: Broker,
+    pub dir: tempfile::TempDir,
+}
+
+impl AllTargets {
+    pub async fn start() -> AllTargets {
+        let dir = tempfile::tempdir().unwrap();
+        let (tls, ca) = tls_server(certs::Validity::Current, dir.path()).await;
+        AllTargets {
+            tls,
+            ca,
+            pg: Postgres::start(),
+            broker: Broker::start(),
+            dir,
+        }
+    }
+
+    /// The PostgreSQL target's DSN, with its password.
+    pub fn dsn(&self) -> String {
+        self.pg.dsn(&self.pg.password)
+    }
 }
 
 /// `promtool check metrics` on an exposition: (passed, its output).

@@ -5,7 +5,7 @@
 //! whole-run p95 happens to be 11% worse does not fail a release unless its
 //! windows are, as a set, significantly slower.
 
-use crate::check::result::{CheckResult, Comparison};
+use crate::check::result::{CheckResult, Comparison, Window};
 use crate::config::{BaselineConfig, BuildCx};
 use crate::stats::mann_whitney_greater;
 use crate::units::percent;
@@ -67,13 +67,18 @@ struct Side {
 
 fn latency(r: &CheckResult) -> Option<Side> {
     let whole = r.main_phase()?.latency_seconds.p95;
+    Some(busy_windows(r, whole, |w| w.p95))
+}
+
+/// `whole`, and the figure `of` each window that had requests.
+fn busy_windows(r: &CheckResult, whole: f64, of: fn(&Window) -> f64) -> Side {
     let windows = r
         .windows
         .iter()
         .filter(|w| w.requests > 0)
-        .map(|w| w.p95)
+        .map(of)
         .collect();
-    Some(Side { whole, windows })
+    Side { whole, windows }
 }
 
 fn throughput(r: &CheckResult) -> Option<Side> {
@@ -84,13 +89,7 @@ fn throughput(r: &CheckResult) -> Option<Side> {
 
 fn errors(r: &CheckResult) -> Option<Side> {
     let whole = r.main_phase()?.error_rate;
-    let windows = r
-        .windows
-        .iter()
-        .filter(|w| w.requests > 0)
-        .map(|w| w.error_rate)
-        .collect();
-    Some(Side { whole, windows })
+    Some(busy_windows(r, whole, |w| w.error_rate))
 }
 
 fn memory(r: &CheckResult) -> Option<Side> {

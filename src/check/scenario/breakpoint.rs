@@ -59,14 +59,7 @@ impl Breakpoint {
 
     fn levels(c: &BreakpointConfig, b: &Build, cx: &mut BuildCx) -> Option<Vec<f64>> {
         if !c.steps.is_empty() {
-            let mut steps = cx.key("steps");
-            let v: Vec<Option<f64>> = c
-                .steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| b.rate(s, &mut steps.index(i)))
-                .collect();
-            let v: Vec<f64> = v.into_iter().collect::<Option<_>>()?;
+            let v = b.rates(&c.steps, &mut cx.key("steps"))?;
             if v.len() > MAX_STEPS || v.windows(2).any(|w| w[1] <= w[0]) {
                 cx.problem_at("steps", format!("give 1 to {MAX_STEPS} increasing rates"));
                 return None;

@@ -27,20 +27,14 @@ impl Curve {
             cx.problem_at("levels", "give 1 to 64 rate levels");
             return None;
         }
-        let mut at = cx.key("levels");
-        let levels: Vec<Option<f64>> = c
-            .levels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| b.rate(l, &mut at.index(i)))
-            .collect();
+        let levels = b.rates(&c.levels, &mut cx.key("levels"));
         let step = b.time(c.step.0);
         let settle = b.time(c.settle.0);
         if settle * 2 > step {
             cx.problem_at("settle", "must be at most half of `step`");
         }
         Some(Curve {
-            levels: levels.into_iter().collect::<Option<_>>()?,
+            levels: levels?,
             step,
             settle: secs(settle).min(secs(step) / 2),
         })

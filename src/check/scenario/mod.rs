@@ -93,6 +93,17 @@ impl Build<'_> {
         Some(r)
     }
 
+    /// Every rate of a list, each problem reported at its index; `None` if
+    /// any had one.
+    fn rates(&self, list: &[String], cx: &mut BuildCx) -> Option<Vec<f64>> {
+        let v: Vec<Option<f64>> = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.rate(s, &mut cx.index(i)))
+            .collect();
+        v.into_iter().collect()
+    }
+
     fn percent(&self, s: &str, cx: &mut BuildCx) -> Option<f64> {
         crate::units::percent(s).map_err(|e| cx.problem(e)).ok()
     }

@@ -5,50 +5,29 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 use super::delta::Growth;
 use super::read::{start_unix_seconds, Reading};
 use crate::telemetry::labels::ProcessLabels;
 use crate::telemetry::{FloatCounter, FloatGauge};
 
-/// The `mode` of CPU time.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum CpuMode {
-    User,
-    System,
-}
-
-impl CpuMode {
-    const ALL: [CpuMode; 2] = [CpuMode::User, CpuMode::System];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            CpuMode::User => "user",
-            CpuMode::System => "system",
-        }
+crate::telemetry::label_enum! {
+    /// The `mode` of CPU time.
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+    enum CpuMode {
+        User => "user",
+        System => "system",
     }
 }
 
-/// The `mode` of a context switch.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum SwitchMode {
-    Voluntary,
-    Involuntary,
-}
-
-impl SwitchMode {
-    const ALL: [SwitchMode; 2] = [SwitchMode::Voluntary, SwitchMode::Involuntary];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            SwitchMode::Voluntary => "voluntary",
-            SwitchMode::Involuntary => "involuntary",
-        }
+crate::telemetry::label_enum! {
+    /// The `mode` of a context switch.
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+    enum SwitchMode {
+        Voluntary => "voluntary",
+        Involuntary => "involuntary",
     }
 }
-
-crate::telemetry::str_label!(CpuMode, SwitchMode);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CpuLabels {
@@ -62,103 +41,29 @@ struct SwitchLabels {
     mode: SwitchMode,
 }
 
-/// The per-group families.
-#[derive(Debug, Default)]
-pub struct ProcessMetrics {
-    up: Family<ProcessLabels, Gauge>,
-    count: Family<ProcessLabels, Gauge>,
-    rss: Family<ProcessLabels, Gauge>,
-    pss: Family<ProcessLabels, Gauge>,
-    uss: Family<ProcessLabels, Gauge>,
-    vms: Family<ProcessLabels, Gauge>,
-    cpu: Family<CpuLabels, FloatCounter>,
-    fds: Family<ProcessLabels, Gauge>,
-    max_fds: Family<ProcessLabels, Gauge>,
-    fd_ratio: Family<ProcessLabels, FloatGauge>,
-    threads: Family<ProcessLabels, Gauge>,
-    io_read: Family<ProcessLabels, Counter>,
-    io_write: Family<ProcessLabels, Counter>,
-    switches: Family<SwitchLabels, Counter>,
-    start: Family<ProcessLabels, FloatGauge>,
+crate::telemetry::families! {
+    /// The per-group families.
+    #[derive(Debug)]
+    pub struct ProcessMetrics {
+        up: Family<ProcessLabels, Gauge> => "up", "1 if at least one process matches the group's selector, else 0",
+        count: Family<ProcessLabels, Gauge> => "num_procs", "Number of processes matched by the group's selector",
+        rss: Family<ProcessLabels, Gauge> => "resident_memory_bytes", "Resident set size, summed over the group",
+        pss: Family<ProcessLabels, Gauge> => "proportional_memory_bytes", "Proportional set size (PSS), summed over the group, where smaps_rollup is readable",
+        uss: Family<ProcessLabels, Gauge> => "unique_memory_bytes", "Unique set size (private clean + dirty), summed over the group, where smaps_rollup is readable",
+        vms: Family<ProcessLabels, Gauge> => "virtual_memory_bytes", "Virtual memory size, summed over the group",
+        cpu: Family<CpuLabels, FloatCounter> => "cpu_seconds", "CPU time used by the group, by mode (user, system)",
+        fds: Family<ProcessLabels, Gauge> => "open_fds", "Open file descriptors, summed over the group",
+        max_fds: Family<ProcessLabels, Gauge> => "max_fds", "The lowest soft limit on open file descriptors among the group's processes",
+        fd_ratio: Family<ProcessLabels, FloatGauge> => "fd_usage_ratio", "The highest open-fds-to-limit ratio among the group's processes",
+        threads: Family<ProcessLabels, Gauge> => "threads", "Threads, summed over the group",
+        io_read: Family<ProcessLabels, Counter> => "io_read_bytes", "Bytes the group read from storage",
+        io_write: Family<ProcessLabels, Counter> => "io_write_bytes", "Bytes the group wrote to storage",
+        switches: Family<SwitchLabels, Counter> => "context_switches", "Context switches of the group, by mode (voluntary, involuntary)",
+        start: Family<ProcessLabels, FloatGauge> => "start_time_seconds", "Unix time at which the newest process of the group started; a restart moves it",
+    }
 }
 
 impl ProcessMetrics {
-    pub fn register(r: &mut Registry) -> ProcessMetrics {
-        let m = ProcessMetrics::default();
-        r.register(
-            "up",
-            "1 if at least one process matches the group's selector, else 0",
-            m.up.clone(),
-        );
-        r.register(
-            "num_procs",
-            "Number of processes matched by the group's selector",
-            m.count.clone(),
-        );
-        r.register(
-            "resident_memory_bytes",
-            "Resident set size, summed over the group",
-            m.rss.clone(),
-        );
-        r.register(
-            "proportional_memory_bytes",
-            "Proportional set size (PSS), summed over the group, where smaps_rollup is readable",
-            m.pss.clone(),
-        );
-        r.register("unique_memory_bytes", "Unique set size (private clean + dirty), summed over the group, where smaps_rollup is readable", m.uss.clone());
-        r.register(
-            "virtual_memory_bytes",
-            "Virtual memory size, summed over the group",
-            m.vms.clone(),
-        );
-        r.register(
-            "cpu_seconds",
-            "CPU time used by the group, by mode (user, system)",
-            m.cpu.clone(),
-        );
-        r.register(
-            "open_fds",
-            "Open file descriptors, summed over the group",
-            m.fds.clone(),
-        );
-        r.register(
-            "max_fds",
-            "The lowest soft limit on open file descriptors among the group's processes",
-            m.max_fds.clone(),
-        );
-        r.register(
-            "fd_usage_ratio",
-            "The highest open-fds-to-limit ratio among the group's processes",
-            m.fd_ratio.clone(),
-        );
-        r.register(
-            "threads",
-            "Threads, summed over the group",
-            m.threads.clone(),
-        );
-        r.register(
-            "io_read_bytes",
-            "Bytes the group read from storage",
-            m.io_read.clone(),
-        );
-        r.register(
-            "io_write_bytes",
-            "Bytes the group wrote to storage",
-            m.io_write.clone(),
-        );
-        r.register(
-            "context_switches",
-            "Context switches of the group, by mode (voluntary, involuntary)",
-            m.switches.clone(),
-        );
-        r.register(
-            "start_time_seconds",
-            "Unix time at which the newest process of the group started; a restart moves it",
-            m.start.clone(),
-        );
-        m
-    }
-
     /// Sets a group's gauges from its members' readings: `up` and the
     /// process count always, the rest as sums (or the worst member) over the
     /// members, or none when nothing matched.
@@ -224,20 +129,22 @@ impl ProcessMetrics {
             process: l.process.clone(),
             mode,
         };
-        self.cpu
-            .get_or_create(&cpu(CpuMode::User))
-            .inc_by(g.user_seconds);
-        self.cpu
-            .get_or_create(&cpu(CpuMode::System))
-            .inc_by(g.system_seconds);
+        let cpu_seconds = [
+            (CpuMode::User, g.user_seconds),
+            (CpuMode::System, g.system_seconds),
+        ];
+        for (mode, v) in cpu_seconds {
+            self.cpu.get_or_create(&cpu(mode)).inc_by(v);
+        }
         self.io_read.get_or_create(l).inc_by(g.read_bytes);
         self.io_write.get_or_create(l).inc_by(g.write_bytes);
-        self.switches
-            .get_or_create(&switch(SwitchMode::Voluntary))
-            .inc_by(g.voluntary);
-        self.switches
-            .get_or_create(&switch(SwitchMode::Involuntary))
-            .inc_by(g.involuntary);
+        let switches = [
+            (SwitchMode::Voluntary, g.voluntary),
+            (SwitchMode::Involuntary, g.involuntary),
+        ];
+        for (mode, n) in switches {
+            self.switches.get_or_create(&switch(mode)).inc_by(n);
+        }
     }
 
     /// Drops the gauges of a group that matched nothing, so stale values do
