@@ -166,78 +166,50 @@ fn auth_header(cfg: &PushConfig, cx: &mut BuildCx) -> Option<HeaderValue> {
     }
 }
 
-/// Why a push failed; the `reason` label of `sidewatch_push_failures_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum PushFailure {
-    /// No connection (DNS, refused, TLS).
-    Unreachable,
-    /// No answer within `timeout`.
-    Timeout,
-    /// The gateway answered 5xx or 429; retried.
-    Unavailable,
-    /// The gateway refused the push (4xx: bad credentials, inconsistent
-    /// series); not retried.
-    Refused,
-    /// The exchange broke mid-way.
-    Protocol,
-}
-
-impl PushFailure {
-    const ALL: [PushFailure; 5] = [
-        PushFailure::Unreachable,
-        PushFailure::Timeout,
-        PushFailure::Unavailable,
-        PushFailure::Refused,
-        PushFailure::Protocol,
-    ];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            PushFailure::Unreachable => "unreachable",
-            PushFailure::Timeout => "timeout",
-            PushFailure::Unavailable => "unavailable",
-            PushFailure::Refused => "refused",
-            PushFailure::Protocol => "protocol",
-        }
+crate::telemetry::label_enum! {
+    /// Why a push failed; the `reason` label of `sidewatch_push_failures_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub(crate) enum PushFailure {
+        /// No connection (DNS, refused, TLS).
+        Unreachable => "unreachable",
+        /// No answer within `timeout`.
+        Timeout => "timeout",
+        /// The gateway answered 5xx or 429; retried.
+        Unavailable => "unavailable",
+        /// The gateway refused the push (4xx: bad credentials, inconsistent
+        /// series); not retried.
+        Refused => "refused",
+        /// The exchange broke mid-way.
+        Protocol => "protocol",
     }
 }
 
-crate::telemetry::str_label!(PushFailure);
-
-/// The pusher's own families, registered in the run's registry so the
-/// pushed body, OTLP and `--listen` carry them.
-#[derive(Debug, Default)]
-pub struct PushMetrics {
-    requests: Family<ResultLabels<NoLabels>, Counter>,
-    failures: Family<ReasonLabels<NoLabels, PushFailure>, Counter>,
+crate::telemetry::families! {
+    /// The pusher's own families, registered in the run's registry so the
+    /// pushed body, OTLP and `--listen` carry them.
+    #[derive(Debug)]
+    pub struct PushMetrics {
+        requests: Family<ResultLabels<NoLabels>, Counter> => "requests", "Pushes of the run's series to the Pushgateway, by result",
+        failures: Family<ReasonLabels<NoLabels, PushFailure>, Counter> => "failures", "Failed pushes to the Pushgateway, by reason",
+    }
 }
 
 impl PushMetrics {
-    pub fn register(r: &mut Registry) -> PushMetrics {
-        let m = PushMetrics::default();
-        r.register(
-            "requests",
-            "Pushes of the run's series to the Pushgateway, by result",
-            m.requests.clone(),
-        );
-        r.register(
-            "failures",
-            "Failed pushes to the Pushgateway, by reason",
-            m.failures.clone(),
-        );
+    /// Every result and reason at zero, so a push that never failed still
+    /// shows its failure series.
+    pub fn init(&self) {
         for result in RunResult::ALL {
-            let _ = m.requests.get_or_create(&ResultLabels {
+            let _ = self.requests.get_or_create(&ResultLabels {
                 of: NoLabels,
                 result,
             });
         }
         for reason in PushFailure::ALL {
-            let _ = m.failures.get_or_create(&ReasonLabels {
+            let _ = self.failures.get_or_create(&ReasonLabels {
                 of: NoLabels,
                 reason,
             });
         }
-        m
     }
 
     fn counted(&self, outcome: Result<(), PushFailure>) {

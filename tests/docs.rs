@@ -180,7 +180,7 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     let mut exported = exported_families(&text);
     exported.extend(exported_families(&load_text));
     let mut one_shot = prometheus_client::registry::Registry::with_prefix(PREFIX);
-    sidewatch::push::PushMetrics::register(one_shot.sub_registry_with_prefix("push"));
+    sidewatch::push::PushMetrics::register(one_shot.sub_registry_with_prefix("push")).init();
     exported.extend(exported_families(&sidewatch::telemetry::encode_prometheus(
         &one_shot,
     )));

@@ -20,8 +20,10 @@ pub(crate) struct Families {
 }
 
 pub(crate) fn register(registry: &mut Registry) -> Families {
+    let push = PushMetrics::register(registry.sub_registry_with_prefix("push"));
+    push.init();
     Families {
-        push: PushMetrics::register(registry.sub_registry_with_prefix("push")),
+        push,
         otlp: Arc::new(OtlpMetrics::register(
             registry.sub_registry_with_prefix("otlp"),
         )),
