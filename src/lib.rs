@@ -17,6 +17,7 @@ pub mod net;
 pub mod otlp;
 pub mod plan;
 pub mod probes;
+pub mod push;
 pub mod redact;
 pub mod report;
 pub mod resources;

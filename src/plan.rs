@@ -12,6 +12,7 @@ use crate::config::{BuildCx, ConfigErrors, Document, Problems};
 use crate::load::Guardrails;
 use crate::otlp::OtlpPlan;
 use crate::probes::Probe;
+use crate::push::PushPlan;
 use crate::redact::Redactor;
 use crate::resources::ResourcePlan;
 
@@ -21,6 +22,8 @@ pub struct Plan {
     pub probes: Vec<Arc<Probe>>,
     pub resources: ResourcePlan,
     pub otlp: Option<OtlpPlan>,
+    /// Where a one-shot run pushes its series (`push:` or `--pushgateway`).
+    pub push: Option<PushPlan>,
     pub checks: Vec<CheckPlan>,
     /// The result store: directory and runs kept per check.
     pub(crate) store: Option<(std::path::PathBuf, usize)>,
@@ -37,6 +40,8 @@ pub struct Tuning {
     /// Multiplies every duration of the named check (`check --time-scale`);
     /// other checks stay as written, so they validate as they will run.
     pub(crate) time_scale: Option<(String, f64)>,
+    /// `--pushgateway`: overrides `push.pushgateway`.
+    pub(crate) pushgateway: Option<String>,
 }
 
 impl Default for Tuning {
@@ -44,6 +49,7 @@ impl Default for Tuning {
         Tuning {
             shard: (0, 1),
             time_scale: None,
+            pushgateway: None,
         }
     }
 }
@@ -74,6 +80,9 @@ impl Plan {
         let probes = build_probes(cfg, &mut cx);
         let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut cx);
         let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
+        let no_push = crate::config::PushConfig::default();
+        let push_cfg = cfg.push.as_ref().unwrap_or(&no_push);
+        let push = PushPlan::build(push_cfg, tuning.pushgateway.as_deref(), &mut cx.key("push"));
         let checks = build_checks(cfg, &probes, selectors, tuning, &mut cx);
         if let Some(api) = &cfg.api {
             cx.redactor.add(&api.token);
@@ -88,6 +97,7 @@ impl Plan {
                 probes,
                 resources,
                 otlp,
+                push,
                 checks,
                 store: cfg.store.as_ref().map(|s| (s.dir.clone(), s.keep)),
                 api_token: cfg

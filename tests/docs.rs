@@ -24,6 +24,7 @@ fn config_reference() -> String {
         "src/config/probes.rs",
         "src/config/resources.rs",
         "src/config/otlp.rs",
+        "src/config/push.rs",
         "src/config/load.rs",
         "src/config/checks.rs",
     ]
@@ -178,6 +179,11 @@ async fn metrics_doc_names_exactly_the_exported_families() {
     }
     let mut exported = exported_families(&text);
     exported.extend(exported_families(&load_text));
+    let mut one_shot = prometheus_client::registry::Registry::with_prefix(PREFIX);
+    sidewatch::push::PushMetrics::register(one_shot.sub_registry_with_prefix("push")).init();
+    exported.extend(exported_families(&sidewatch::telemetry::encode_prometheus(
+        &one_shot,
+    )));
     let checks = check_exposition().await;
     let (ok, msg) = promtool_check(&checks);
     assert!(ok, "promtool check metrics on the check families: {msg}");

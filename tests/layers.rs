@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("load", 3),
     ("resources", 3),
     ("otlp", 3),
+    ("push", 3),
     // L4 check domain
     ("check", 4),
     // L5 presentation

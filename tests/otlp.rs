@@ -4,52 +4,15 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::procs::{receiver, wait_port, Killed as Proc};
 use common::{assert_at_least, closed_port, http_get, sample};
 use serde_json::Value;
 use sidewatch::telemetry::LATENCY_BUCKETS;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn receiver(http: u16, grpc: u16, out: &Path) -> Proc {
-    let mut child = Command::new("python3")
-        .args([
-            "scripts/otlp_receiver.py",
-            &http.to_string(),
-            &grpc.to_string(),
-        ])
-        .arg(out)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with grpcio and opentelemetry-proto (./scripts/install-deps)");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    wait_port(http);
-    Proc(child)
-}
-
-fn wait_port(port: u16) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn sidewatch(config: &Path, listen: SocketAddr) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))

@@ -11,29 +11,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::assets::{self, all_rules, metric_names, panel_queries, substitute};
+use common::procs::{self, now, wait_for, Killed};
 use common::{closed_port, http_get, http_request, nginx, sample, AllTargets};
 
 const TOKEN: &str = "e2e-token";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -114,46 +99,15 @@ fn start_sidewatch(config: &std::path::Path, listen: SocketAddr) -> Killed {
 }
 
 fn start_prometheus(dir: &std::path::Path, target: SocketAddr) -> (Killed, SocketAddr) {
-    let rules: Vec<String> = assets::rule_files()
-        .iter()
-        .map(|p| format!("  - '{}'", std::fs::canonicalize(p).unwrap().display()))
-        .collect();
-    let config = format!(
-        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files:
-{}
-scrape_configs:
-  - job_name: sidewatch
+    let scrape = format!(
+        "  - job_name: sidewatch
     static_configs:
       - targets: ['{target}']
         # What Prometheus Operator's PodMonitor adds as target labels.
         labels: {{namespace: e2e, pod: sidewatch-0}}
-",
-        rules.join("\n")
+"
     );
-    let file = dir.join("prometheus.yml");
-    std::fs::write(&file, config).unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", file.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus (./scripts/install-deps installs Debian's package)");
-    (Killed(child), addr)
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    procs::start_prometheus(dir, &assets::rule_files(), &scrape)
 }
 
 fn scrape(addr: SocketAddr) -> String {

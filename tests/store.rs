@@ -273,9 +273,10 @@ fn read_only_commands_work_on_a_read_only_mount() {
     let (code, out, err) = sidewatch(&["report", &base, "--markdown", "-"], &config);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("api"), "{out}");
-    // Changing the store is a runtime error (1), not a config error (2).
+    // Changing the store fails: sidewatch could not do its job (4), not a
+    // config error (2).
     let (code, _, err) = sidewatch(&["baseline", "accept", &other], &config);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(4), "{err}");
     assert!(
         err.contains("Read-only file system") && err.contains(&store.display().to_string()),
         "{err}"
@@ -332,7 +333,7 @@ async fn a_store_fault_fails_the_check(test: &str, size: &str, fault: fn(&Tmpfs)
         let (code, out, err) = check_with_fault(&config, || fault(&fs));
         assert_eq!(
             code,
-            Some(1),
+            Some(4),
             "a run that was not stored fails: {out}\n{err}"
         );
         assert!(

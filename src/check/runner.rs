@@ -233,6 +233,11 @@ impl Checks {
         }
     }
 
+    /// The result store, for `/runs`; `None` without one.
+    pub(crate) fn store(&self) -> Option<Arc<Store>> {
+        self.shared.installed().store.clone()
+    }
+
     /// The control API's bearer token; `None` when the API is off.
     pub(crate) fn token(&self) -> Option<String> {
         self.shared.installed().token.clone()

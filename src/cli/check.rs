@@ -12,6 +12,7 @@ use crate::check::execute::{execute, synthetic};
 use crate::check::metrics::{CheckFamilies, CheckMetrics, LeakFamilies};
 use crate::check::result::{CheckResult, Verdict};
 use crate::check::runner::conclude;
+use crate::cli::deliver::{self, Delivery};
 use crate::cli::exit;
 use crate::load::metrics::LoadMetrics;
 use crate::plan::{Plan, Tuning};
@@ -46,6 +47,21 @@ pub(crate) struct CheckRunArgs {
     /// Do not store the result or compare it with the baseline.
     #[arg(long)]
     pub(crate) no_store: bool,
+    #[command(flatten)]
+    pub(crate) push: PushArgs,
+}
+
+/// Where a one-shot run's series go when it ends.
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Push the run's series to this Prometheus Pushgateway at the end
+    /// (overrides `push.pushgateway`; group job/check).
+    #[arg(long, env = "SIDEWATCH_PUSHGATEWAY")]
+    pub(crate) pushgateway: Option<String>,
+    /// Exit 4 if the push (or the last OTLP export) failed after its
+    /// retries; without it a failed push is only reported and counted.
+    #[arg(long)]
+    pub(crate) push_required: bool,
 }
 
 #[derive(Debug, Args)]
@@ -128,7 +144,7 @@ fn open_store(plan: &Plan, write: bool) -> Result<Store, (u8, String)> {
     } else {
         Store::open_read(dir)
     };
-    store.map_err(|e| (exit::FAILED, e))
+    store.map_err(|e| (exit::ERROR, e))
 }
 
 pub async fn run(args: CheckRunArgs) -> u8 {
@@ -139,11 +155,17 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     let tuning = Tuning {
         shard: args.shard.unwrap_or((0, 1)),
         time_scale: Some((args.name.clone(), args.time_scale)),
+        pushgateway: args.push.pushgateway.clone(),
     };
-    let plan = match load(&args.config, tuning) {
+    let mut plan = match load(&args.config, tuning) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(e) = deliver::check_required(&plan, args.push.push_required) {
+        eprintln!("{e}");
+        return exit::CONFIG;
+    }
+    let (push, otlp) = (plan.push.take(), plan.otlp.take());
     let names: Vec<String> = plan.checks.iter().map(|c| c.name.clone()).collect();
     let Some(check) = plan.checks.iter().find(|c| c.name == args.name) else {
         eprintln!(
@@ -174,13 +196,15 @@ pub async fn run(args: CheckRunArgs) -> u8 {
         CheckFamilies::register(registry.sub_registry_with_prefix("check")),
         LeakFamilies::register(registry.sub_registry_with_prefix("leak")),
     ));
-    let stop_server = match crate::server::serve_run(args.listen, registry).await {
-        Ok(stop) => stop,
+    let families = deliver::register(&mut registry);
+    let (registry, stop_server) = match crate::server::serve_run(args.listen, registry).await {
+        Ok(served) => served,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::FAILED;
+            return exit::ERROR;
         }
     };
+    let delivery = Delivery::start(registry, families, push, otlp);
     let cancel = crate::cli::cancel_on_ctrl_c();
     eprintln!(
         "check {} ({}), about {}{}",
@@ -209,20 +233,23 @@ pub async fn run(args: CheckRunArgs) -> u8 {
             s.dir().display()
         );
     }
-    if let Err(e) = write_reports(
+    let delivered = delivery
+        .finish(&check.name, args.shard, args.push.push_required)
+        .await;
+    let written = write_reports(
         &result,
         args.json.as_deref(),
         args.html.as_deref(),
         args.markdown.as_deref(),
-    ) {
-        eprintln!("error: {e}");
-        return exit::FAILED;
+    )
+    .map_err(|e| eprintln!("error: {e}"))
+    .is_ok();
+    // The verdict is printed either way; a run that was not kept or
+    // delivered is sidewatch failing its job, whatever the verdict.
+    if not_stored.is_some() || !written || (args.push.push_required && !delivered) {
+        return exit::ERROR;
     }
-    match verdict_code(&result) {
-        // A run that passed but was not stored is a runtime failure.
-        exit::OK if not_stored.is_some() => exit::FAILED,
-        code => code,
-    }
+    verdict_code(&result)
 }
 
 fn verdict_code(r: &CheckResult) -> u8 {
@@ -382,7 +409,7 @@ pub(crate) fn report(args: ReportArgs) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");
-            exit::FAILED
+            exit::ERROR
         }
     }
 }

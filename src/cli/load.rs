@@ -1,6 +1,7 @@
 //! `sidewatch load`: an ad hoc run from flags, or a configured check's load
 //! section, with live progress, a summary table, a JSON result, and exit
-//! codes 0 pass, 1 threshold failed, 2 usage or config error, 3 aborted.
+//! codes 0 pass, 1 threshold failed, 2 usage or config error, 3 aborted,
+//! 4 sidewatch could not do its job ([`crate::cli::exit`]).
 //!
 //! Flags are turned into a config document and compiled by the same code as
 //! a configured check, so both are validated identically.
@@ -15,12 +16,16 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 
 use crate::check::result::ScenarioKind;
+use crate::cli::check::PushArgs;
+use crate::cli::deliver::{self, Delivery};
 use crate::cli::exit;
 use crate::config::{ConfigErrors, Document};
 use crate::load::arrival::Profile;
 use crate::load::metrics::LoadMetrics;
 use crate::load::{LoadPlan, Verdict, Workload};
+use crate::otlp::OtlpPlan;
 use crate::plan::{Plan, Tuning};
+use crate::push::PushPlan;
 use crate::report::progress::Live;
 use crate::server::serve_run;
 
@@ -92,6 +97,16 @@ pub(crate) struct LoadArgs {
     /// The `check` label of an ad hoc run.
     #[arg(long, default_value = "adhoc")]
     pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) push: PushArgs,
+}
+
+/// What `plan` compiles: the run, and where its series go at the end.
+struct Compiled {
+    workload: Workload,
+    profile: Profile,
+    push: Option<PushPlan>,
+    otlp: Option<OtlpPlan>,
 }
 
 pub(crate) fn parse_shard(s: &str) -> Result<(u32, u32), String> {
@@ -107,7 +122,12 @@ pub(crate) fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 }
 
 pub async fn run(args: LoadArgs) -> u8 {
-    let (workload, profile) = match plan(&args) {
+    let Compiled {
+        workload,
+        profile,
+        push,
+        otlp,
+    } = match plan(&args) {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("{msg}");
@@ -119,13 +139,15 @@ pub async fn run(args: LoadArgs) -> u8 {
     let metrics = Arc::new(LoadMetrics::register(
         registry.sub_registry_with_prefix("load"),
     ));
-    let stop_server = match serve_run(args.listen, registry).await {
-        Ok(stop) => stop,
+    let families = deliver::register(&mut registry);
+    let (registry, stop_server) = match serve_run(args.listen, registry).await {
+        Ok(served) => served,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::FAILED;
+            return exit::ERROR;
         }
     };
+    let delivery = Delivery::start(registry, families, push, otlp);
     let cancel = crate::cli::cancel_on_ctrl_c();
     eprintln!("load  {}  {}", workload.check, workload.describe(&profile));
     let secs = profile.duration().as_secs_f64().ceil() as u32;
@@ -135,12 +157,18 @@ pub async fn run(args: LoadArgs) -> u8 {
         stop.cancel();
     }
     print!("{}", crate::report::summary::render(&result));
+    let delivered = delivery
+        .finish(&workload.check, args.shard, args.push.push_required)
+        .await;
     if let Some(path) = &args.json {
         let body = serde_json::to_vec_pretty(&result).expect("serializable");
         if let Err(e) = crate::fsutil::write_atomic(path, &body) {
             eprintln!("error: cannot write {}: {e}", path.display());
-            return exit::FAILED;
+            return exit::ERROR;
         }
+    }
+    if args.push.push_required && !delivered {
+        return exit::ERROR;
     }
     match result.verdict {
         Verdict::Pass => exit::OK,
@@ -149,27 +177,26 @@ pub async fn run(args: LoadArgs) -> u8 {
     }
 }
 
-fn plan(args: &LoadArgs) -> Result<(Workload, Profile), String> {
-    let shard = args.shard.unwrap_or((0, 1));
-    let (plan, name) =
+fn plan(args: &LoadArgs) -> Result<Compiled, String> {
+    let tuning = Tuning {
+        shard: args.shard.unwrap_or((0, 1)),
+        pushgateway: args.push.pushgateway.clone(),
+        ..Tuning::default()
+    };
+    let (mut plan, name) =
         match (&args.config, &args.check, &args.url) {
             (Some(file), Some(check), None) => (
-                Plan::load_tuned(
-                    file,
-                    Tuning {
-                        shard,
-                        ..Tuning::default()
-                    },
-                )
-                .map_err(|e| e.to_string())?,
+                Plan::load_tuned(file, tuning).map_err(|e| e.to_string())?,
                 check.clone(),
             ),
-            (None, None, Some(_)) => (adhoc(args, shard)?, args.name.clone()),
+            (None, None, Some(_)) => (adhoc(args, tuning)?, args.name.clone()),
             _ => return Err(
                 "error: give --url URL (ad hoc) or --config FILE CHECK; see sidewatch load --help"
                     .into(),
             ),
         };
+    deliver::check_required(&plan, args.push.push_required)?;
+    let (push, otlp) = (plan.push.take(), plan.otlp.take());
     let names: Vec<String> = plan.checks.iter().map(|c| c.name.clone()).collect();
     let check = plan
         .checks
@@ -189,7 +216,12 @@ fn plan(args: &LoadArgs) -> Result<(Workload, Profile), String> {
                 profile: Some(profile),
                 ..
             }),
-        ) => Ok((workload, profile)),
+        ) => Ok(Compiled {
+            workload,
+            profile,
+            push,
+            otlp,
+        }),
         (kind, _) => Err(format!(
             "error: `{name}` is a {kind} check; run it with `sidewatch check --config FILE {name}`"
         )),
@@ -197,7 +229,7 @@ fn plan(args: &LoadArgs) -> Result<(Workload, Profile), String> {
 }
 
 /// Flags as a config document, compiled like a configured check.
-fn adhoc(a: &LoadArgs, shard: (u32, u32)) -> Result<Plan, String> {
+fn adhoc(a: &LoadArgs, tuning: Tuning) -> Result<Plan, String> {
     let mut headers = serde_json::Map::new();
     for h in &a.headers {
         let (k, v) = h
@@ -234,10 +266,6 @@ fn adhoc(a: &LoadArgs, shard: (u32, u32)) -> Result<Plan, String> {
     // JSON is YAML; `${VAR}` in flags is deliberately not special here.
     let text = doc.to_string().replace("${", "$${");
     let document = Document::parse("<flags>", &text, &|_| None).map_err(|e| flags(&e))?;
-    let tuning = Tuning {
-        shard,
-        ..Tuning::default()
-    };
     Plan::build_document(document, tuning).map_err(|e| flags(&e))
 }
 
@@ -258,6 +286,7 @@ fn flags(errors: &ConfigErrors) -> String {
         ("load.max_connections", "--max-connections"),
         ("thresholds", "--threshold"),
         ("abort", "--abort"),
+        ("push.pushgateway", "--pushgateway"),
         ("load", "the load flags"),
     ];
     errors

@@ -11,20 +11,35 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::plan::Plan;
 
 pub(crate) mod check;
+mod deliver;
 pub mod demo;
 pub(crate) mod load;
 pub(crate) mod probe;
 
-/// Exit codes, as documented in the README; every command uses these.
+/// Exit codes, as documented in the README (and `--help`); every command
+/// uses these and only these.
 pub(crate) mod exit {
-    /// Success: the sidecar stopped cleanly, the config is valid, every probe passed.
+    /// Success: the sidecar stopped cleanly, the config is valid, every
+    /// probe passed, the check or load run passed.
     pub(crate) const OK: u8 = 0;
-    /// A probe failed, or the sidecar hit a runtime error (e.g. the listen port is taken).
+    /// A verdict: a probe, threshold or finding failed, or a metric
+    /// regressed against the baseline.
     pub(crate) const FAILED: u8 = 1;
     /// Usage or configuration error; nothing was started.
     pub(crate) const CONFIG: u8 = 2;
     /// A load run or check stopped by an abort rule, its time limit or Ctrl-C.
     pub(crate) const ABORTED: u8 = 3;
+    /// sidewatch could not do its job: the listen port is taken, the store
+    /// or a report file cannot be written, a `--push-required` push failed,
+    /// an internal error. Wins over 1 and 3: the verdict was printed but
+    /// not kept or delivered.
+    pub(crate) const ERROR: u8 = 4;
+    /// The table, for `--help` and the README.
+    pub(crate) const TABLE: &str = "\
+Exit codes: 0 pass; 1 a probe, threshold or finding failed or a metric
+regressed; 2 usage or config error; 3 aborted (abort rule, max_duration,
+Ctrl-C); 4 sidewatch could not do its job (listen port taken, store or
+report not written, --push-required push failed, internal error).";
 }
 
 const EXAMPLES: &str = "\
@@ -37,8 +52,6 @@ Examples:
   sidewatch load --url http://127.0.0.1:8080/api --rate 2000/s --duration 1m \
       --threshold 'p95 < 50ms' --abort 'error_rate > 5% for 10s'
 
-Exit codes: 0 ok, 1 a probe or threshold failed or a runtime error, 2 usage or
-config error, 3 a load run aborted (abort rule or Ctrl-C).
 Docs: docs/config.md (every field), docs/metrics.md (every series).";
 
 /// sidewatch: a sidecar that probes the service next to it and exports
@@ -48,7 +61,7 @@ Docs: docs/config.md (every field), docs/metrics.md (every series).";
 /// (dns, connect, tls, first_byte, transfer), bounded failure reasons and TLS
 /// certificate expiry, and serves them on /metrics.
 #[derive(Debug, Parser)]
-#[command(name = "sidewatch", version, after_help = EXAMPLES)]
+#[command(name = "sidewatch", version, after_help = format!("{EXAMPLES}\n\n{}", exit::TABLE))]
 pub(crate) struct Cli {
     /// Log level (error, warn, info, debug, trace). RUST_LOG, if set, wins.
     /// Default `info`; `error` for `demo` on a terminal, whose status lines
@@ -90,7 +103,9 @@ pub(crate) enum Command {
     /// stalled target shows up in the percentiles instead of slowing the
     /// schedule (no coordinated omission); service time from the actual send
     /// is reported beside it. Exit codes: 0 pass, 1 a threshold failed, 2
-    /// usage or config error, 3 aborted by a rule or Ctrl-C.
+    /// usage or config error, 3 aborted by a rule or Ctrl-C, 4 sidewatch
+    /// could not do its job (--listen taken, --json not written,
+    /// --push-required and the push failed).
     ///
     /// Examples:
     ///   sidewatch load --url http://127.0.0.1:8080/api --rate 2000/s --duration 1m
@@ -106,11 +121,14 @@ pub(crate) enum Command {
     /// or plain load), watches the service's memory, compares the result with
     /// the check's accepted baseline and stores it (see `store` and
     /// `baseline` in the config). This is what a CronJob or CI step runs.
+    /// At the end the run's series are pushed (`push:`, --pushgateway) and
+    /// a last OTLP snapshot is sent (`otlp:`).
     /// Exit codes: 0 pass, 1 a threshold or finding failed, a metric
-    /// regressed, the baseline could not be read, or the result could not
-    /// be stored (full or read-only disk: the error names the store and the
-    /// OS error), 2 config error, 3 aborted (abort rule, max_duration,
-    /// Ctrl-C; also when the result could not be stored).
+    /// regressed or the baseline could not be read, 2 config error, 3
+    /// aborted (abort rule, max_duration, Ctrl-C), 4 sidewatch could not do
+    /// its job: the result could not be stored (full or read-only disk: the
+    /// error names the store and the OS error), a report file not written,
+    /// --listen taken, or --push-required and the push failed.
     ///
     /// Examples:
     ///   sidewatch check --config sidewatch.yaml nightly-soak --html soak.html
@@ -121,13 +139,14 @@ pub(crate) enum Command {
     /// List stored check runs and manage each check's baseline.
     ///
     /// `list` and `show` only read the store (a read-only mount is fine).
-    /// Exit codes: 0 ok, 1 unknown run or a store that cannot be read or
-    /// written, 2 config error.
+    /// Exit codes: 0 ok, 1 unknown run, 2 config error, 4 a store that
+    /// cannot be read or written.
     Baseline(check::BaselineArgs),
     /// Render a stored (or saved JSON) check result as HTML or Markdown.
     ///
     /// Only reads the store (a read-only mount is fine). Exit codes: 0 ok,
-    /// 1 unknown run, unreadable store or file, 2 config error.
+    /// 1 unknown run or unreadable file, 2 config error, 4 a store that
+    /// cannot be opened.
     Report(check::ReportArgs),
     /// The store's crash-test writer.
     #[command(hide = true)]
@@ -218,10 +237,13 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(exit::FAILED);
+            return ExitCode::from(exit::ERROR);
         }
     };
-    ExitCode::from(runtime.block_on(dispatch(cli.command)))
+    // A panic on the main task is an internal error (exit 4), not Rust's 101;
+    // the panic message is already on stderr. Probe tasks contain their own.
+    let run = std::panic::AssertUnwindSafe(|| runtime.block_on(dispatch(cli.command)));
+    ExitCode::from(std::panic::catch_unwind(run).unwrap_or(exit::ERROR))
 }
 
 async fn dispatch(command: Command) -> u8 {
@@ -234,7 +256,7 @@ async fn dispatch(command: Command) -> u8 {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    exit::FAILED
+                    exit::ERROR
                 }
             }
         }

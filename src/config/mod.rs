@@ -13,6 +13,7 @@ mod load;
 mod otlp;
 mod probes;
 mod problems;
+mod push;
 mod resources;
 mod schema;
 pub(crate) mod yaml;
@@ -31,6 +32,7 @@ pub(crate) use load::*;
 pub(crate) use otlp::*;
 pub(crate) use probes::*;
 pub(crate) use problems::*;
+pub(crate) use push::*;
 pub(crate) use resources::*;
 pub use schema::json_schema;
 pub(crate) use yaml::{Path, Pos};
@@ -63,6 +65,9 @@ pub(crate) struct Config {
     pub(crate) checks: Vec<CheckConfig>,
     /// Where check results and baselines are kept.
     pub(crate) store: Option<StoreConfig>,
+    /// Where `sidewatch check` and `sidewatch load` push their series when
+    /// they end (a Prometheus Pushgateway).
+    pub(crate) push: Option<PushConfig>,
     /// The control API on the `listen` address (off unless a token is set).
     pub(crate) api: Option<ApiConfig>,
     /// Guardrails every load run obeys.

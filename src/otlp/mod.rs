@@ -210,7 +210,7 @@ fn failure(reason: Failure) -> ReasonLabels<NoLabels, Failure> {
 #[derive(Debug)]
 pub(crate) struct Exporter {
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<bool>,
 }
 
 impl Exporter {
@@ -219,15 +219,28 @@ impl Exporter {
         registry: Arc<Registry>,
         metrics: Arc<OtlpMetrics>,
     ) -> Exporter {
+        Exporter::start_with(plan, registry, metrics, Duration::from_secs(2))
+    }
+
+    /// Starts an exporter whose last snapshot, at [`stop`](Self::stop), is
+    /// retried for up to `final_flush` (a one-shot run's verdict matters
+    /// more than the sidecar's quick exit).
+    pub(crate) fn start_with(
+        plan: OtlpPlan,
+        registry: Arc<Registry>,
+        metrics: Arc<OtlpMetrics>,
+        final_flush: Duration,
+    ) -> Exporter {
         metrics.init();
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(plan, registry, metrics, cancel.clone()));
+        let task = tokio::spawn(run(plan, registry, metrics, cancel.clone(), final_flush));
         Exporter { cancel, task }
     }
 
-    pub(crate) async fn stop(self) {
+    /// Sends a last snapshot; true if everything queued was delivered.
+    pub(crate) async fn stop(self) -> bool {
         self.cancel.cancel();
-        let _ = self.task.await;
+        self.task.await.unwrap_or(false)
     }
 }
 
@@ -249,7 +262,8 @@ async fn run(
     registry: Arc<Registry>,
     m: Arc<OtlpMetrics>,
     cancel: CancellationToken,
-) {
+    final_flush: Duration,
+) -> bool {
     let start = unix_nanos();
     let mut q = Queue {
         batches: VecDeque::new(),
@@ -271,7 +285,19 @@ async fn run(
     // One last snapshot on shutdown, so the final values are not lost; bounded
     // so a dead receiver cannot hold up the exit.
     enqueue(&mut q, &plan, &registry, start, &m);
-    let _ = tokio::time::timeout(Duration::from_secs(2), flush(&mut q, &plan, &m)).await;
+    let give_up = Instant::now() + final_flush;
+    let _ = tokio::time::timeout_at(give_up, async {
+        q.retry_at = None;
+        loop {
+            flush(&mut q, &plan, &m).await;
+            match q.retry_at {
+                Some(at) if !q.batches.is_empty() => tokio::time::sleep_until(at).await,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    q.batches.is_empty()
 }
 
 fn enqueue(q: &mut Queue, plan: &OtlpPlan, registry: &Registry, start: u64, m: &OtlpMetrics) {

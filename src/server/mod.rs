@@ -3,6 +3,7 @@
 //! it keeps answering however many probes hang.
 
 pub(crate) mod api;
+pub(crate) mod runs;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -59,13 +60,14 @@ pub(crate) struct ServerState {
 
 /// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
 /// serves `registry` (the run's root, prefixed `sidewatch`) without probes or
-/// the control API if an address is given; cancel the token to stop.
+/// the control API if an address is given; cancel the token to stop. The
+/// registry comes back shared, for the run's push at the end.
 pub(crate) async fn serve_run(
     listen: Option<std::net::SocketAddr>,
     mut registry: Registry,
-) -> Result<Option<CancellationToken>, String> {
+) -> Result<(Arc<Registry>, Option<CancellationToken>), String> {
     let Some(addr) = listen else {
-        return Ok(None);
+        return Ok((Arc::new(registry), None));
     };
     // No probe runs here, so the probe families stay empty and unexported;
     // the state wants them all the same. Same prefixes as the sidecar's.
@@ -78,8 +80,9 @@ pub(crate) async fn serve_run(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let registry = Arc::new(registry);
     let state = Arc::new(ServerState {
-        registry: Arc::new(registry),
+        registry: registry.clone(),
         metrics,
         probes,
         checks: None,
@@ -87,7 +90,7 @@ pub(crate) async fn serve_run(
     });
     let stop = CancellationToken::new();
     tokio::spawn(serve(listener, state, stop.clone()));
-    Ok(Some(stop))
+    Ok((registry, Some(stop)))
 }
 
 /// Serves until `shutdown` is cancelled.
@@ -114,7 +117,16 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                async move {
+                    // Stored runs are read off the workers, so they route here.
+                    let path = req.uri().path();
+                    if path == "/runs" || path.starts_with("/runs/") {
+                        let (status, kind, body) =
+                            runs::handle(state.checks.clone(), req.method(), path).await;
+                        return Ok::<_, Infallible>(respond(status, kind, body));
+                    }
+                    Ok::<_, Infallible>(route(&state, &req))
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

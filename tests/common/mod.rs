@@ -555,3 +555,4 @@ pub fn promtool_check(text: &str) -> (bool, String) {
 }
 
 pub mod assets;
+pub mod procs;

@@ -39,6 +39,10 @@ pub struct IndexEntry {
     pub kind: ScenarioKind,
     pub(crate) started_unix: f64,
     pub verdict: Verdict,
+    /// How long the run took; 0 in an index written before this field
+    /// (the index is a cache, rebuilt from the run files when unreadable).
+    #[serde(default)]
+    pub(crate) duration_seconds: f64,
 }
 
 /// A check's baseline as the store records it.
@@ -543,6 +547,7 @@ fn entry(r: &CheckResult) -> IndexEntry {
         kind: r.kind,
         started_unix: r.started_unix,
         verdict: r.verdict,
+        duration_seconds: r.duration_seconds,
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn run(listen: SocketAddr, duration: Option<Duration>) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");
-            exit::FAILED
+            exit::ERROR
         }
     }
 }
@@ -168,7 +168,7 @@ pub(crate) async fn serve_target(dir: &Path) -> u8 {
         Ok(t) => t,
         Err(e) => {
             eprintln!("demo target: {e}");
-            return exit::FAILED;
+            return exit::ERROR;
         }
     };
     println!("{} {} {}", t.http, t.https, t.tcp);
