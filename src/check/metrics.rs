@@ -129,6 +129,34 @@ impl CheckFamilies {
         }
     }
 
+    /// Removes every series of a check that is no longer configured;
+    /// `compared` names the metrics a baseline comparison may have set.
+    fn remove(&self, check: &str, compared: &[&str]) {
+        let k = CheckLabels::new(check);
+        for f in [&self.last_run, &self.last_duration, &self.next_run]
+            .into_iter()
+            .chain([&self.recovery, &self.sustainable])
+        {
+            f.remove(&k);
+        }
+        for f in [&self.last_passed, &self.running] {
+            f.remove(&k);
+        }
+        self.skipped.remove(&k);
+        for verdict in Verdict::ALL {
+            let check = check.to_string();
+            self.runs.remove(&VerdictLabels { check, verdict });
+        }
+        for metric in compared {
+            let (check, metric) = (check.to_string(), metric.to_string());
+            self.regressions.remove(&MetricLabels { check, metric });
+        }
+        let shown = self.shown.lock().expect("metrics lock").remove(check);
+        for old in shown.unwrap_or_default() {
+            self.threshold.remove(&old);
+        }
+    }
+
     fn finished(&self, r: &CheckResult) {
         let k = CheckLabels::new(&r.check);
         self.last_run
@@ -262,6 +290,12 @@ impl CheckMetrics {
     /// "not run" alerts have a series before its first run.
     pub(crate) fn configured(&self, check: &str) {
         self.check.configured(check);
+    }
+
+    /// Removes the series of a check a reload took out (the leak series
+    /// are by process group, not by check, and stay).
+    pub(crate) fn remove(&self, check: &str, compared: &[&str]) {
+        self.check.remove(check, compared);
     }
 
     pub fn skipped(&self, check: &str) {

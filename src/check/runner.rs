@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde::Serialize;
+use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::check::baseline::regression::compare;
+use crate::check::baseline::regression::{compare, METRICS};
 use crate::check::baseline::store::Store;
 use crate::check::execute::execute;
 use crate::check::metrics::CheckMetrics;
@@ -140,7 +142,14 @@ struct Shared {
     metrics: Arc<CheckMetrics>,
     load_metrics: Arc<LoadMetrics>,
     shutdown: CancellationToken,
+    /// Every run's own task: a reload (which stops the timers) never
+    /// touches a run, and shutdown waits for all of them.
+    runs: TaskTracker,
 }
+
+/// How long shutdown waits for a cancelled run to store its result (a
+/// store whose lock another process holds must not hang the exit).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Shared {
     fn installed(&self) -> Arc<Installed> {
@@ -183,6 +192,7 @@ impl Checks {
                 metrics,
                 load_metrics,
                 shutdown: CancellationToken::new(),
+                runs: TaskTracker::new(),
             }),
             timers: Mutex::new(Vec::new()),
         }
@@ -202,10 +212,16 @@ impl Checks {
             store: store.map(Arc::new),
             token: token.filter(|t| !t.is_empty()),
         });
-        *self.shared.installed.lock().expect("installed") = installed.clone();
+        let old = std::mem::replace(
+            &mut *self.shared.installed.lock().expect("installed"),
+            installed.clone(),
+        );
+        for gone in old.plans.iter().filter(|p| !installed.has(&p.name)) {
+            // A run of it that is still going removes them again at its end.
+            self.shared.metrics.remove(&gone.name, &METRICS);
+        }
         let mut live = self.shared.live();
-        live.status
-            .retain(|name, _| installed.plans.iter().any(|p| &p.name == name));
+        live.status.retain(|name, _| installed.has(name));
         for p in &installed.plans {
             self.shared.metrics.configured(&p.name);
             let fresh = || CheckStatus {
@@ -256,11 +272,7 @@ impl Checks {
             .clone()
             .try_lock_owned()
             .map_err(|_| Refused::Busy(self.running_name().unwrap_or_default()))?;
-        let shared = self.shared.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            run_one(&shared, &installed.plans[i]).await;
-        });
+        spawn_run(&self.shared, installed, i, guard);
         Ok(())
     }
 
@@ -291,10 +303,39 @@ impl Checks {
         self.stop_timers();
         self.shared.shutdown.cancel();
         // Wait for the running check to write its result.
-        let _ = self.shared.gate.lock().await;
+        self.shared.runs.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.shared.runs.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!("a cancelled check did not finish storing its result in time");
+        }
     }
 }
 
+impl Installed {
+    fn has(&self, check: &str) -> bool {
+        self.plans.iter().any(|p| p.name == check)
+    }
+}
+
+/// Runs check `i` of `installed` on a task of its own, holding the gate
+/// until it ends.
+fn spawn_run(
+    shared: &Arc<Shared>,
+    installed: Arc<Installed>,
+    i: usize,
+    gate: OwnedMutexGuard<()>,
+) -> JoinHandle<()> {
+    let shared = shared.clone();
+    shared.runs.clone().spawn(async move {
+        let _gate = gate;
+        run_one(&shared, installed, i).await;
+    })
+}
+
+/// A check's schedule. Aborted by a reload or shutdown, never while it
+/// holds a run: the run has its own task.
 async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
     let plan = &installed.plans[i];
     let Some(cron) = &plan.schedule else { return };
@@ -324,51 +365,89 @@ async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
                 shared.gate.clone().lock_owned().await
             }
         };
-        run_one(&shared, plan).await;
-        drop(guard);
+        let _ = spawn_run(&shared, installed.clone(), i, guard).await;
         // Never fire twice for one instant, however quick the run.
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 }
 
 /// Runs one check (the caller holds the gate) and publishes the result.
-async fn run_one(shared: &Shared, plan: &CheckPlan) {
+async fn run_one(shared: &Shared, installed: Arc<Installed>, i: usize) {
+    let plan = &installed.plans[i];
     let token = shared.shutdown.child_token();
-    {
-        let mut live = shared.live();
-        live.running = Some((plan.name.clone(), token.clone()));
-        if let Some(s) = live.status.get_mut(&plan.name) {
-            s.state = RunState::Running;
-        }
-    }
-    shared.metrics.running(&plan.name, true);
+    let _idle = Running::start(shared, &plan.name, token.clone());
     tracing::info!(check = %plan.name, kind = plan.kind().as_str(), "check started");
-    let mut result = execute(plan, Some(&shared.load_metrics), &mut Quiet, token).await;
+    let result = execute(plan, Some(&shared.load_metrics), &mut Quiet, token).await;
     // The store installed now: a reload during the run may have moved it.
     let store = shared.installed().store.clone();
-    if let Some(e) = conclude(&mut result, plan, store.as_deref()) {
-        tracing::error!(check = %plan.name, error = %e, "cannot store the check's result");
+    // Locking, writing and fsyncing the store blocks: off the async workers.
+    let concluded = tokio::task::spawn_blocking(move || {
+        let mut result = result;
+        let plan = &installed.plans[i];
+        let failed = conclude(&mut result, plan, store.as_deref());
+        (result, failed)
+    })
+    .await;
+    let Ok((result, failed)) = concluded else {
+        tracing::error!("storing a check's result panicked");
+        return;
+    };
+    if let Some(e) = failed {
+        tracing::error!(check = %result.check, error = %e, "cannot store the check's result");
     }
     shared.metrics.finished(&result);
-    shared.metrics.running(&plan.name, false);
     tracing::info!(
-        check = %plan.name,
+        check = %result.check,
         id = %result.id,
         verdict = %result.verdict,
         regressions = result.regressions().count(),
         "check finished"
     );
-    let mut live = shared.live();
-    live.running = None;
-    if let Some(s) = live.status.get_mut(&plan.name) {
-        s.state = RunState::Idle;
-        s.last = Some(LastRun {
-            id: result.id.clone(),
-            verdict: result.verdict,
-            started_unix: result.started_unix,
-            duration_seconds: result.duration_seconds,
-            regressions: result.regressions().map(|c| c.metric.clone()).collect(),
-        });
+    let last = LastRun {
+        id: result.id.clone(),
+        verdict: result.verdict,
+        started_unix: result.started_unix,
+        duration_seconds: result.duration_seconds,
+        regressions: result.regressions().map(|c| c.metric.clone()).collect(),
+    };
+    shared.set_status(&result.check, |s| s.last = Some(last));
+}
+
+/// A run in the live state; dropping it (at the end, or if the run
+/// panics) sets the check idle again, so the API never shows a run that
+/// is gone. A check a reload removed loses its series here.
+struct Running<'a> {
+    shared: &'a Shared,
+    check: String,
+}
+
+impl<'a> Running<'a> {
+    fn start(shared: &'a Shared, check: &str, token: CancellationToken) -> Running<'a> {
+        let mut live = shared.live();
+        live.running = Some((check.to_string(), token));
+        if let Some(s) = live.status.get_mut(check) {
+            s.state = RunState::Running;
+        }
+        drop(live);
+        shared.metrics.running(check, true);
+        Running {
+            shared,
+            check: check.to_string(),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.shared.metrics.running(&self.check, false);
+        if !self.shared.installed().has(&self.check) {
+            self.shared.metrics.remove(&self.check, &METRICS);
+        }
+        let mut live = self.shared.live();
+        live.running = None;
+        if let Some(s) = live.status.get_mut(&self.check) {
+            s.state = RunState::Idle;
+        }
     }
 }
 
