@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,6 +25,7 @@ use crate::plan::Plan;
 use crate::probes::metrics::{
     unix_seconds, KafkaFamilies, ProbeFamilies, ProbeMetrics, QueryFamilies,
 };
+use crate::probes::Kind;
 use crate::resources::cgroup::CgroupMetrics;
 use crate::resources::host::HostMetrics;
 use crate::resources::process::ProcessMetrics;
@@ -126,6 +127,8 @@ pub struct Sidecar {
     state: Arc<ServerState>,
     metrics: AppMetrics,
     probes: Option<ProbeSet>,
+    /// The probes of the config installed last, by name and kind.
+    configured: Arc<Mutex<HashSet<(String, Kind)>>>,
     resource_metrics: Arc<ResourceMetrics>,
     resources: Option<Resources>,
     otlp_metrics: Arc<OtlpMetrics>,
@@ -163,6 +166,11 @@ impl Sidecar {
         let resources = Resources::start(plan.resources, resource_metrics.clone());
         let otlp = start_otlp(plan.otlp, &state, &otlp_metrics);
         configure_checks(&checks, plan.checks, plan.store.as_ref(), plan.api_token);
+        let configured = plan
+            .probes
+            .iter()
+            .map(|p| (p.name.clone(), p.kind))
+            .collect();
         let probes = ProbeSet::start(plan.probes, &outcomes, plan.redactor);
         state.ready.store(true, Ordering::Relaxed);
         Ok(Sidecar {
@@ -173,6 +181,7 @@ impl Sidecar {
             state,
             metrics,
             probes: Some(probes),
+            configured: Arc::new(Mutex::new(configured)),
             resource_metrics,
             resources: Some(resources),
             otlp_metrics,
@@ -196,7 +205,7 @@ impl Sidecar {
             plan.store.as_ref(),
             plan.api_token,
         );
-        let keep: HashSet<_> = plan
+        *self.configured.lock().expect("configured") = plan
             .probes
             .iter()
             .map(|p| (p.name.clone(), p.kind))
@@ -206,10 +215,14 @@ impl Sidecar {
         let Some(old) = self.probes.replace(new) else {
             return;
         };
-        let outcomes = self.outcomes.clone();
+        let (outcomes, configured) = (self.outcomes.clone(), self.configured.clone());
         tokio::spawn(async move {
-            for p in old.stop().await {
-                if !keep.contains(&(p.name.clone(), p.kind)) {
+            let old = old.stop().await;
+            // Against the probes configured now, not at this reload: a
+            // later one may have brought a probe back.
+            let configured = configured.lock().expect("configured");
+            for p in old {
+                if !configured.contains(&(p.name.clone(), p.kind)) {
                     outcomes.metrics.remove(&p.name, p.kind);
                 }
             }

@@ -534,3 +534,23 @@ async fn a_dropped_check_stops_its_load_threads() {
     let sent = requests_in(&count, Duration::from_millis(300), 1).await;
     assert_eq!(sent, 0, "the load goes on after its run was dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_removed_by_a_reload_loses_its_series() {
+    let check = |name: &str| {
+        format!("  - {{name: {name}, load: {{rate: 1/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}}}\n", closed_port())
+    };
+    let both = format!("checks:\n{}{}", check("stays"), check("goes"));
+    let mut sidecar = sidewatch::app::Sidecar::start(plan(&both), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let text = sidecar.metrics_text();
+    assert!(text.contains(r#"check="goes""#), "{text}");
+    sidecar
+        .reload(plan(&format!("checks:\n{}", check("stays"))))
+        .await;
+    let text = sidecar.metrics_text();
+    assert!(text.contains(r#"check="stays""#), "{text}");
+    assert!(!text.contains(r#"check="goes""#), "{text}");
+    sidecar.shutdown().await;
+}
