@@ -165,7 +165,7 @@ impl Sidecar {
         metrics.loaded(plan.probes.len());
         let resources = Resources::start(plan.resources, resource_metrics.clone());
         let otlp = start_otlp(plan.otlp, &state, &otlp_metrics);
-        configure_checks(&checks, plan.checks, plan.store.as_ref(), plan.api_token);
+        configure_checks(&checks, plan.checks, plan.store, plan.api_token).await;
         let configured = plan
             .probes
             .iter()
@@ -199,12 +199,7 @@ impl Sidecar {
             old.stop().await;
         }
         self.otlp = start_otlp(plan.otlp, &self.state, &self.otlp_metrics);
-        configure_checks(
-            &self.checks,
-            plan.checks,
-            plan.store.as_ref(),
-            plan.api_token,
-        );
+        configure_checks(&self.checks, plan.checks, plan.store, plan.api_token).await;
         *self.configured.lock().expect("configured") = plan
             .probes
             .iter()
@@ -274,19 +269,24 @@ impl Sidecar {
     }
 }
 
-fn configure_checks(
+async fn configure_checks(
     checks: &Checks,
     plans: Vec<crate::check::CheckPlan>,
-    store: Option<&(PathBuf, usize)>,
+    store: Option<(PathBuf, usize)>,
     token: Option<String>,
 ) {
-    let store = store.and_then(|(dir, keep)| match Store::open(dir, *keep) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(error = %e, "result store unavailable; checks run without baselines");
-            None
-        }
-    });
+    let store = match store {
+        // Opening locks, repairs and reads the index: off the async workers.
+        Some((dir, keep)) => tokio::task::spawn_blocking(move || Store::open(&dir, keep))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|opened| opened)
+            .map_err(|e| {
+                tracing::error!(error = %e, "result store unavailable; checks run without baselines");
+            })
+            .ok(),
+        None => None,
+    };
     checks.configure(plans, store, token);
 }
 
@@ -310,7 +310,16 @@ pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io:
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&mut sidecar, &config, configured, listen.is_some()).await,
+            _ = hup.recv() => {
+                // A reload can wait (on a store lock another process holds,
+                // say); SIGTERM must not.
+                let reloading = reload(&mut sidecar, &config, configured, listen.is_some());
+                tokio::select! {
+                    _ = reloading => {}
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                }
+            }
         }
     }
     tracing::info!("draining probes in flight");
@@ -320,7 +329,15 @@ pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io:
 }
 
 async fn reload(sidecar: &mut Sidecar, config: &FsPath, listen: SocketAddr, overridden: bool) {
-    match Plan::load(config) {
+    // Reading and compiling the config (a CA file, say) blocks.
+    let path = config.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || Plan::load(&path)).await;
+    let Ok(loaded) = loaded else {
+        sidecar.reload_failed();
+        tracing::error!("loading the configuration panicked; the previous one keeps running");
+        return;
+    };
+    match loaded {
         Ok(plan) => {
             if plan.listen != listen && !overridden {
                 tracing::warn!("`listen` changed; it takes effect on restart");

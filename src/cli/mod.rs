@@ -217,7 +217,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    ExitCode::from(runtime.block_on(dispatch(cli.command)))
+    let code = runtime.block_on(dispatch(cli.command));
+    // A blocking task that is stuck (on a store lock another process
+    // holds, say) must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
 }
 
 async fn dispatch(command: Command) -> u8 {
