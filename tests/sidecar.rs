@@ -282,3 +282,47 @@ async fn a_reload_shows_the_new_target_on_the_status_page() {
     assert!(!page.contains("old-target"), "{page}");
     sidecar.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_receiver_that_never_answers() {
+    let (hang, accepted) = counting_hanging_server().await;
+    let yaml =
+        format!("otlp: {{endpoint: 'http://{hang}/v1/metrics', interval: 100ms, timeout: 30s}}\n");
+    let sidecar = Sidecar::start(plan(&yaml), listen()).await.unwrap();
+    eventually("an export in flight", Duration::from_secs(5), || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    let t = Instant::now();
+    // The last export is bounded at 2 s; the one in flight is given up.
+    tokio::time::timeout(Duration::from_secs(20), sidecar.shutdown())
+        .await
+        .expect("shutdown returns");
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_sample_that_hangs() {
+    // Reading a FIFO nobody writes blocks: a cgroup file that hangs.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("memory.current");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let yaml = format!(
+        "resources: {{interval: 100ms, host: false, cgroup: {{path: '{}'}}}}\n",
+        dir.path().display()
+    );
+    let sidecar = Sidecar::start(plan(&yaml), listen()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), sidecar.shutdown()).await;
+    // Let the stuck read end, so the runtime can shut down.
+    let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+    assert!(stopped.is_ok(), "shutdown waited for a hung sample");
+}
