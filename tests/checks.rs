@@ -554,3 +554,49 @@ async fn a_check_removed_by_a_reload_loses_its_series() {
     assert!(!text.contains(r#"check="goes""#), "{text}");
     sidecar.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_that_cannot_be_stored_is_counted() {
+    let data = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "store: {{dir: {}}}
+api: {{token: s3cret-token}}
+checks:
+  - {{name: c, load: {{rate: 2/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}}}
+",
+        data.path().display(),
+        closed_port()
+    );
+    let sidecar = sidewatch::app::Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let failures = |text: &str| {
+        sample(
+            text,
+            "sidewatch_check_store_failures_total",
+            &[("check", "c")],
+        )
+    };
+    assert_eq!(failures(&sidecar.metrics_text()), Some(0.0));
+    // A file where the check's run directory goes.
+    std::fs::create_dir_all(data.path().join("runs")).unwrap();
+    std::fs::write(data.path().join("runs/c"), b"not a directory").unwrap();
+    let api = sidecar.addr;
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        let auth = Some("Authorization: Bearer s3cret-token");
+        http_request(api, "POST", "/api/v1/checks/c/run", auth).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = sidecar.metrics_text();
+        if failures(&text) >= Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failures(&text), Some(1.0), "{text}");
+    sidecar.shutdown().await;
+}

@@ -48,6 +48,7 @@ pub struct CheckFamilies {
     running: Family<CheckLabels, Gauge>,
     runs: Family<VerdictLabels, Counter>,
     skipped: Family<CheckLabels, Counter>,
+    store_failures: Family<CheckLabels, Counter>,
     threshold: Family<ThresholdLabels, Gauge>,
     regressions: Family<MetricLabels, Gauge>,
     recovery: Family<CheckLabels, FloatGauge>,
@@ -95,6 +96,11 @@ impl CheckFamilies {
             m.skipped.clone(),
         );
         r.register(
+            "store_failures",
+            "Check results that could not be written to the result store",
+            m.store_failures.clone(),
+        );
+        r.register(
             "threshold_passed",
             "Whether each threshold and scenario finding held in the check's last run",
             m.threshold.clone(),
@@ -121,6 +127,7 @@ impl CheckFamilies {
         let k = CheckLabels::new(check);
         let _ = self.running.get_or_create(&k);
         let _ = self.skipped.get_or_create(&k);
+        let _ = self.store_failures.get_or_create(&k);
         for verdict in Verdict::ALL {
             let _ = self.runs.get_or_create(&VerdictLabels {
                 check: check.to_string(),
@@ -143,6 +150,7 @@ impl CheckFamilies {
             f.remove(&k);
         }
         self.skipped.remove(&k);
+        self.store_failures.remove(&k);
         for verdict in Verdict::ALL {
             let check = check.to_string();
             self.runs.remove(&VerdictLabels { check, verdict });
@@ -296,6 +304,13 @@ impl CheckMetrics {
     /// are by process group, not by check, and stay).
     pub(crate) fn remove(&self, check: &str, compared: &[&str]) {
         self.check.remove(check, compared);
+    }
+
+    pub(crate) fn store_failed(&self, check: &str) {
+        self.check
+            .store_failures
+            .get_or_create(&CheckLabels::new(check))
+            .inc();
     }
 
     pub fn skipped(&self, check: &str) {

@@ -394,6 +394,7 @@ async fn run_one(shared: &Shared, installed: Arc<Installed>, i: usize) {
     };
     if let Some(e) = failed {
         tracing::error!(check = %result.check, error = %e, "cannot store the check's result");
+        shared.metrics.store_failed(&result.check);
     }
     shared.metrics.finished(&result);
     tracing::info!(
