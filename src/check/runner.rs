@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde::Serialize;
@@ -34,11 +35,16 @@ pub(crate) fn parse_cron(s: &str) -> Result<Cron, String> {
         .map_err(|e| format!("`{s}` is not a cron schedule: {e}"))
 }
 
-/// The next time `cron` fires after now, as Unix seconds (UTC).
-pub(crate) fn next_fire(cron: &Cron) -> Option<f64> {
-    let now = chrono::Utc::now();
-    let next = cron.find_next_occurrence(&now, false).ok()?;
-    Some(next.timestamp_millis() as f64 / 1000.0)
+/// The first slot of `cron` after `now` and after the slot fired last
+/// (UTC): a wall clock stepped back, or a wait that ended a moment before
+/// its slot, never fires a slot twice.
+pub(crate) fn next_slot(
+    cron: &Cron,
+    now: DateTime<Utc>,
+    fired: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let from = fired.map_or(now, |f| f.max(now));
+    cron.find_next_occurrence(&from, false).ok()
 }
 
 /// Compares with the baseline, stores the run, accepts it if configured
@@ -339,18 +345,23 @@ fn spawn_run(
 async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
     let plan = &installed.plans[i];
     let Some(cron) = &plan.schedule else { return };
+    let mut fired = None;
     loop {
-        let Some(at) = next_fire(cron) else { return };
+        let now = Utc::now();
+        let Some(slot) = next_slot(cron, now, fired) else {
+            return;
+        };
+        let at = slot.timestamp_millis() as f64 / 1000.0;
         shared.metrics.next_run(&plan.name, Some(at));
         shared.set_status(&plan.name, |s| s.next_run_unix = Some(at));
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let wait = Duration::from_secs_f64((at - now.as_secs_f64()).max(0.0));
+        // The wait is measured on the monotonic clock: a wall clock step
+        // during it neither fires early nor holds the slot back.
+        let wait = (slot - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+        fired = Some(slot);
         let guard = match plan.overlap {
             Overlap::Skip => match shared.gate.clone().try_lock_owned() {
                 Ok(g) => g,
@@ -366,8 +377,6 @@ async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
             }
         };
         let _ = spawn_run(&shared, installed.clone(), i, guard).await;
-        // Never fire twice for one instant, however quick the run.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 }
 
@@ -462,12 +471,26 @@ mod tests {
         assert!(parse_cron("*/5 * * * * *").is_ok());
         assert!(parse_cron("0 25 * * *").is_err());
         assert!(parse_cron("nightly").is_err());
-        let next = next_fire(&parse_cron("* * * * * *").unwrap()).unwrap();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
-        assert!(next > now - 0.01 && next <= now + 1.01, "{next} vs {now}");
+        let now = Utc::now();
+        let next = next_slot(&parse_cron("* * * * * *").unwrap(), now, None).unwrap();
+        assert!(
+            next > now && next <= now + chrono::Duration::seconds(1),
+            "{next} vs {now}"
+        );
+    }
+
+    #[test]
+    fn a_clock_stepped_back_never_fires_a_slot_twice() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let nightly = parse_cron("0 2 * * *").unwrap();
+        let fired = next_slot(&nightly, at("2026-11-20T01:59:59Z"), None).unwrap();
+        assert_eq!(fired, at("2026-11-20T02:00:00Z"));
+        // After the run, the wall clock steps back half an hour.
+        let next = next_slot(&nightly, at("2026-11-20T01:30:00Z"), Some(fired));
+        assert_eq!(next, Some(at("2026-11-21T02:00:00Z")));
+        // A monotonic wait that ends a little before the wall-clock slot.
+        let next = next_slot(&nightly, at("2026-11-20T01:59:59.990Z"), Some(fired));
+        assert_eq!(next, Some(at("2026-11-21T02:00:00Z")));
     }
 
     #[test]
