@@ -600,3 +600,37 @@ checks:
     assert_eq!(failures(&text), Some(1.0), "{text}");
     sidecar.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_stuck_reading_the_service_does_not_hold_up_the_check() {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Reading a FIFO nobody writes blocks: a pid file that hangs.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app.pid");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let plan = plan(&format!(
+        "service: {{processes: [{{label: app, pid_file: '{}'}}]}}
+checks:
+  - name: watched
+    load: {{rate: 2/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}
+",
+        fifo.display(),
+        closed_port()
+    ));
+    let check = plan.checks.into_iter().next().unwrap();
+    let run = tokio::spawn(async move {
+        execute(&check, None, &mut Quiet, CancellationToken::new()).await
+    });
+    let done = tokio::time::timeout(Duration::from_secs(15), run).await;
+    // Let the stuck read end.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+    let r = done.expect("the check ended").unwrap();
+    assert_eq!(r.check, "watched");
+}
