@@ -622,9 +622,10 @@ checks:
         closed_port()
     ));
     let check = plan.checks.into_iter().next().unwrap();
-    let run = tokio::spawn(async move {
-        execute(&check, None, &mut Quiet, CancellationToken::new()).await
-    });
+    let run =
+        tokio::spawn(
+            async move { execute(&check, None, &mut Quiet, CancellationToken::new()).await },
+        );
     let done = tokio::time::timeout(Duration::from_secs(15), run).await;
     // Let the stuck read end.
     let _ = std::fs::OpenOptions::new()
