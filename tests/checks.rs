@@ -432,6 +432,15 @@ async fn requests_in(count: &std::sync::atomic::AtomicU64, settle: Duration, sec
     count.load(std::sync::atomic::Ordering::Relaxed) - before
 }
 
+/// No more requests reach the target, and the one run is stored aborted.
+async fn quiet_and_stored_aborted(count: &std::sync::atomic::AtomicU64, store: &std::path::Path) {
+    let sent = requests_in(count, Duration::from_millis(300), 1).await;
+    assert_eq!(sent, 0, "the load goes on after the run ended");
+    let runs = Store::open(store, 5).unwrap().list(Some("soak")).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].verdict, "aborted");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_lets_a_scheduled_run_finish_alone_and_cancel_stops_it() {
     let data = tempfile::tempdir().unwrap();
@@ -486,13 +495,8 @@ async fn a_reload_lets_a_scheduled_run_finish_alone_and_cancel_stops_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(aborted, Some(1.0));
-    let sent = requests_in(&count, Duration::from_millis(300), 1).await;
-    assert_eq!(sent, 0, "the load goes on after the cancel");
     sidecar.shutdown().await;
-    let store = Store::open(data.path(), 5).unwrap();
-    let runs = store.list(Some("soak")).unwrap();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].verdict, "aborted");
+    quiet_and_stored_aborted(&count, data.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,12 +511,7 @@ async fn sigterm_during_a_scheduled_check_stores_it_aborted_and_stops_the_load()
     tokio::time::timeout(Duration::from_secs(10), sidecar.shutdown())
         .await
         .expect("shutdown returns");
-    let sent = requests_in(&count, Duration::from_millis(300), 1).await;
-    assert_eq!(sent, 0, "the load goes on after shutdown");
-    let store = Store::open(data.path(), 5).unwrap();
-    let runs = store.list(Some("soak")).unwrap();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].verdict, "aborted");
+    quiet_and_stored_aborted(&count, data.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

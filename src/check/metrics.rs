@@ -306,7 +306,8 @@ impl CheckMetrics {
         self.check.remove(check, compared);
     }
 
-    pub(crate) fn store_failed(&self, check: &str) {
+    /// Counts a result the store could not take.
+    pub fn store_failed(&self, check: &str) {
         self.check
             .store_failures
             .get_or_create(&CheckLabels::new(check))

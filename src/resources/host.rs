@@ -185,10 +185,8 @@ impl HostMetrics {
 #[derive(Debug, Default)]
 pub(crate) struct Host {
     last_cpu: Option<(u64, u64)>,
-    deltas: Deltas,
-    /// The devices and interfaces of the last sample.
-    disks: HashSet<String>,
-    ifaces: HashSet<String>,
+    disks: Devices,
+    ifaces: Devices,
 }
 
 impl Host {
@@ -266,15 +264,8 @@ impl Host {
             })
             .collect();
         let families = [&m.disk_read, &m.disk_written];
-        let label = |device| DeviceLabels { device };
-        record(
-            &mut self.deltas,
-            &mut self.disks,
-            readings,
-            families,
-            ["r", "w"],
-            label,
-        );
+        self.disks
+            .record(readings, families, |device| DeviceLabels { device });
     }
 
     fn network(&mut self, s: &HostSettings, m: &HostMetrics) {
@@ -294,45 +285,43 @@ impl Host {
     /// Records (interface, received, sent) byte totals.
     fn interfaces(&mut self, readings: Vec<(String, u64, u64)>, m: &HostMetrics) {
         let families = [&m.net_rx, &m.net_tx];
-        let label = |interface| IfaceLabels { interface };
-        record(
-            &mut self.deltas,
-            &mut self.ifaces,
-            readings,
-            families,
-            ["rx", "tx"],
-            label,
-        );
+        self.ifaces
+            .record(readings, families, |interface| IfaceLabels { interface });
     }
 }
 
-/// Adds two byte totals per device to a pair of counter families (`keys`
-/// tell their totals apart in `deltas`), and removes the series of devices
-/// `shown` last time that are gone now, so interface churn on a node does
-/// not grow them forever.
-fn record<L: Clone + std::hash::Hash + Eq>(
-    deltas: &mut Deltas,
-    shown: &mut HashSet<String>,
-    readings: Vec<(String, u64, u64)>,
-    families: [&Family<L, Counter>; 2],
-    keys: [&str; 2],
-    label: impl Fn(String) -> L,
-) {
-    let now: HashSet<String> = readings.iter().map(|r| r.0.clone()).collect();
-    for gone in shown.difference(&now) {
-        let l = label(gone.clone());
-        for (family, key) in families.iter().zip(keys) {
-            family.remove(&l);
-            deltas.forget(&format!("{key}:{gone}"));
+/// Disks or interfaces: the totals last read and the devices last shown.
+#[derive(Debug, Default)]
+struct Devices {
+    deltas: Deltas,
+    shown: HashSet<String>,
+}
+
+impl Devices {
+    /// Adds two byte totals per device to a pair of counter families, and
+    /// removes the series of devices shown last time that are gone now, so
+    /// interface churn on a node does not grow them forever.
+    fn record<L: Clone + std::hash::Hash + Eq>(
+        &mut self,
+        readings: Vec<(String, u64, u64)>,
+        families: [&Family<L, Counter>; 2],
+        label: impl Fn(String) -> L,
+    ) {
+        let now: HashSet<String> = readings.iter().map(|r| r.0.clone()).collect();
+        for gone in self.shown.difference(&now) {
+            let l = label(gone.clone());
+            for (i, family) in families.iter().enumerate() {
+                family.remove(&l);
+                self.deltas.forget(&format!("{i}:{gone}"));
+            }
         }
-    }
-    *shown = now;
-    for (name, a, b) in readings {
-        let grew = [a, b].map(|v| v as f64);
-        let l = label(name.clone());
-        for ((family, key), total) in families.iter().zip(keys).zip(grew) {
-            let d = deltas.delta(&format!("{key}:{name}"), total);
-            family.get_or_create(&l).inc_by(d as u64);
+        self.shown = now;
+        for (name, a, b) in readings {
+            let l = label(name.clone());
+            for (i, (family, total)) in families.iter().zip([a, b]).enumerate() {
+                let d = self.deltas.delta(&format!("{i}:{name}"), total as f64);
+                family.get_or_create(&l).inc_by(d as u64);
+            }
         }
     }
 }
