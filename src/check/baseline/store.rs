@@ -600,12 +600,7 @@ mod tests {
             s.save(&sample("a", n), false).unwrap();
         }
         s.save(&sample("b", 1), false).unwrap();
-        let ids: Vec<String> = s
-            .list(Some("a"))
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let ids = ids(&s, "a");
         assert_eq!(ids.len(), 3, "{ids:?}");
         assert!(
             ids[0].starts_with("20260101"),
@@ -621,6 +616,15 @@ mod tests {
         assert!(s.get("nope").is_err());
     }
 
+    /// The ids of a check's runs, as listed.
+    fn ids(s: &Store, check: &str) -> Vec<String> {
+        s.list(Some(check))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
     #[test]
     fn a_clock_stepped_back_prunes_by_save_order_not_by_the_clock() {
         let d = tempfile::tempdir().unwrap();
@@ -632,12 +636,7 @@ mod tests {
         let fresh = sample("a", 3);
         s.save(&fresh, false).unwrap();
         s.save(&sample("a", 7), false).unwrap();
-        let ids: Vec<String> = s
-            .list(Some("a"))
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let ids = ids(&s, "a");
         assert_eq!(
             ids,
             [fresh.id, sample("a", 7).id],
