@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,6 +25,7 @@ use crate::plan::Plan;
 use crate::probes::metrics::{
     unix_seconds, KafkaFamilies, ProbeFamilies, ProbeMetrics, QueryFamilies,
 };
+use crate::probes::Kind;
 use crate::resources::cgroup::CgroupMetrics;
 use crate::resources::host::HostMetrics;
 use crate::resources::process::ProcessMetrics;
@@ -126,6 +127,8 @@ pub struct Sidecar {
     state: Arc<ServerState>,
     metrics: AppMetrics,
     probes: Option<ProbeSet>,
+    /// The probes of the config installed last, by name and kind.
+    configured: Arc<Mutex<HashSet<(String, Kind)>>>,
     resource_metrics: Arc<ResourceMetrics>,
     resources: Option<Resources>,
     otlp_metrics: Arc<OtlpMetrics>,
@@ -162,7 +165,12 @@ impl Sidecar {
         metrics.loaded(plan.probes.len());
         let resources = Resources::start(plan.resources, resource_metrics.clone());
         let otlp = start_otlp(plan.otlp, &state, &otlp_metrics);
-        configure_checks(&checks, plan.checks, plan.store.as_ref(), plan.api_token);
+        configure_checks(&checks, plan.checks, plan.store, plan.api_token).await;
+        let configured = plan
+            .probes
+            .iter()
+            .map(|p| (p.name.clone(), p.kind))
+            .collect();
         let probes = ProbeSet::start(plan.probes, &outcomes, plan.redactor);
         state.ready.store(true, Ordering::Relaxed);
         Ok(Sidecar {
@@ -173,6 +181,7 @@ impl Sidecar {
             state,
             metrics,
             probes: Some(probes),
+            configured: Arc::new(Mutex::new(configured)),
             resource_metrics,
             resources: Some(resources),
             otlp_metrics,
@@ -190,13 +199,8 @@ impl Sidecar {
             old.stop().await;
         }
         self.otlp = start_otlp(plan.otlp, &self.state, &self.otlp_metrics);
-        configure_checks(
-            &self.checks,
-            plan.checks,
-            plan.store.as_ref(),
-            plan.api_token,
-        );
-        let keep: HashSet<_> = plan
+        configure_checks(&self.checks, plan.checks, plan.store, plan.api_token).await;
+        *self.configured.lock().expect("configured") = plan
             .probes
             .iter()
             .map(|p| (p.name.clone(), p.kind))
@@ -206,10 +210,14 @@ impl Sidecar {
         let Some(old) = self.probes.replace(new) else {
             return;
         };
-        let outcomes = self.outcomes.clone();
+        let (outcomes, configured) = (self.outcomes.clone(), self.configured.clone());
         tokio::spawn(async move {
-            for p in old.stop().await {
-                if !keep.contains(&(p.name.clone(), p.kind)) {
+            let old = old.stop().await;
+            // Against the probes configured now, not at this reload: a
+            // later one may have brought a probe back.
+            let configured = configured.lock().expect("configured");
+            for p in old {
+                if !configured.contains(&(p.name.clone(), p.kind)) {
                     outcomes.metrics.remove(&p.name, p.kind);
                 }
             }
@@ -261,19 +269,24 @@ impl Sidecar {
     }
 }
 
-fn configure_checks(
+async fn configure_checks(
     checks: &Checks,
     plans: Vec<crate::check::CheckPlan>,
-    store: Option<&(PathBuf, usize)>,
+    store: Option<(PathBuf, usize)>,
     token: Option<String>,
 ) {
-    let store = store.and_then(|(dir, keep)| match Store::open(dir, *keep) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(error = %e, "result store unavailable; checks run without baselines");
-            None
-        }
-    });
+    let store = match store {
+        // Opening locks, repairs and reads the index: off the async workers.
+        Some((dir, keep)) => tokio::task::spawn_blocking(move || Store::open(&dir, keep))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|opened| opened)
+            .map_err(|e| {
+                tracing::error!(error = %e, "result store unavailable; checks run without baselines");
+            })
+            .ok(),
+        None => None,
+    };
     checks.configure(plans, store, token);
 }
 
@@ -297,7 +310,16 @@ pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io:
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&mut sidecar, &config, configured, listen.is_some()).await,
+            _ = hup.recv() => {
+                // A reload can wait (on a store lock another process holds,
+                // say); SIGTERM must not.
+                let reloading = reload(&mut sidecar, &config, configured, listen.is_some());
+                tokio::select! {
+                    _ = reloading => {}
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                }
+            }
         }
     }
     tracing::info!("draining probes in flight");
@@ -307,7 +329,15 @@ pub async fn run(config: PathBuf, plan: Plan, listen: Option<SocketAddr>) -> io:
 }
 
 async fn reload(sidecar: &mut Sidecar, config: &FsPath, listen: SocketAddr, overridden: bool) {
-    match Plan::load(config) {
+    // Reading and compiling the config (a CA file, say) blocks.
+    let path = config.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || Plan::load(&path)).await;
+    let Ok(loaded) = loaded else {
+        sidecar.reload_failed();
+        tracing::error!("loading the configuration panicked; the previous one keeps running");
+        return;
+    };
+    match loaded {
         Ok(plan) => {
             if plan.listen != listen && !overridden {
                 tracing::warn!("`listen` changed; it takes effect on restart");

@@ -55,6 +55,12 @@ impl Board {
         let mut map = self.0.lock().expect("board lock");
         map.retain(|name, s| probes.iter().any(|p| &p.name == name && p.kind == s.kind));
         for p in probes {
+            // A kept probe shows its new target (the old one may hold a
+            // secret the new config no longer has).
+            if let Some(s) = map.get_mut(&p.name) {
+                s.target.clone_from(&p.target);
+                continue;
+            }
             map.entry(p.name.clone()).or_insert_with(|| ProbeStatus {
                 kind: p.kind,
                 target: p.target.clone(),

@@ -379,3 +379,258 @@ fn render_in_chromium(html: &std::path::Path) {
         png.len()
     );
 }
+
+/// A server that answers 200 at once and counts the requests it got.
+async fn counted_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    let addr = shaped_server(Arc::new(move |_, _| {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (Duration::ZERO, 200)
+    }))
+    .await;
+    (addr, count)
+}
+
+/// A scheduled check of 40 requests/s for 20 s, firing every second.
+fn scheduled_soak(dir: &std::path::Path, addr: std::net::SocketAddr, schedule: bool) -> String {
+    let schedule = if schedule {
+        "schedule: '* * * * * *'"
+    } else {
+        ""
+    };
+    format!(
+        "store: {{dir: {}, keep: 5}}
+api: {{token: s3cret-token}}
+checks:
+  - name: soak
+    {schedule}
+    load: {{rate: 40/s, duration: 20s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
+",
+        dir.display()
+    )
+}
+
+/// Waits (at most 10 s) until the check `soak` is running and has sent.
+async fn soak_running(sidecar: &sidewatch::app::Sidecar, count: &std::sync::atomic::AtomicU64) {
+    for _ in 0..100 {
+        let text = sidecar.metrics_text();
+        let running = sample(&text, "sidewatch_check_running", &[("check", "soak")]);
+        if running == Some(1.0) && count.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the scheduled check never started");
+}
+
+/// Requests the target got in `secs` seconds, after `settle`.
+async fn requests_in(count: &std::sync::atomic::AtomicU64, settle: Duration, secs: u64) -> u64 {
+    tokio::time::sleep(settle).await;
+    let before = count.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    count.load(std::sync::atomic::Ordering::Relaxed) - before
+}
+
+/// No more requests reach the target, and the one run is stored aborted.
+async fn quiet_and_stored_aborted(count: &std::sync::atomic::AtomicU64, store: &std::path::Path) {
+    let sent = requests_in(count, Duration::from_millis(300), 1).await;
+    assert_eq!(sent, 0, "the load goes on after the run ended");
+    let runs = Store::open(store, 5).unwrap().list(Some("soak")).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].verdict, "aborted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_lets_a_scheduled_run_finish_alone_and_cancel_stops_it() {
+    let data = tempfile::tempdir().unwrap();
+    let (addr, count) = counted_server().await;
+    let yaml = scheduled_soak(data.path(), addr, true);
+    let mut sidecar = sidewatch::app::Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    soak_running(&sidecar, &count).await;
+    // The same config again: the run goes on under its old plan, and the
+    // schedule firing every second finds the gate taken.
+    sidecar.reload(plan(&yaml)).await;
+    let sent = requests_in(&count, Duration::from_millis(1500), 2).await;
+    assert!(
+        sent <= 120,
+        "{sent} requests in 2 s: a second load runs beside the first"
+    );
+    assert!(
+        sent >= 20,
+        "{sent} requests in 2 s: the run stopped at the reload"
+    );
+    let text = sidecar.metrics_text();
+    let skipped = sample(&text, "sidewatch_check_skipped_total", &[("check", "soak")]);
+    assert!(skipped >= Some(1.0), "{text}");
+    // Without a schedule now; the run still shows, and cancel reaches it.
+    sidecar
+        .reload(plan(&scheduled_soak(data.path(), addr, false)))
+        .await;
+    let api = sidecar.addr;
+    let auth = Some("Authorization: Bearer s3cret-token");
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http_request(api, "GET", "/api/v1/checks", auth).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""state":"running""#), "{body}");
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        http_request(api, "POST", "/api/v1/checks/soak/cancel", auth).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    let mut aborted = None;
+    for _ in 0..100 {
+        let text = sidecar.metrics_text();
+        let labels = [("check", "soak"), ("verdict", "aborted")];
+        aborted = sample(&text, "sidewatch_check_runs_total", &labels);
+        if aborted >= Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(aborted, Some(1.0));
+    sidecar.shutdown().await;
+    quiet_and_stored_aborted(&count, data.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_scheduled_check_stores_it_aborted_and_stops_the_load() {
+    let data = tempfile::tempdir().unwrap();
+    let (addr, count) = counted_server().await;
+    let yaml = scheduled_soak(data.path(), addr, true);
+    let sidecar = sidewatch::app::Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    soak_running(&sidecar, &count).await;
+    tokio::time::timeout(Duration::from_secs(10), sidecar.shutdown())
+        .await
+        .expect("shutdown returns");
+    quiet_and_stored_aborted(&count, data.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_check_stops_its_load_threads() {
+    let (addr, count) = counted_server().await;
+    let plan = plan(&format!(
+        "checks:
+  - name: dropped
+    load: {{rate: 40/s, duration: 20s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
+"
+    ));
+    let check = plan.checks.into_iter().next().unwrap();
+    let mut quiet = Quiet;
+    let run = execute(&check, None, &mut quiet, CancellationToken::new());
+    assert!(tokio::time::timeout(Duration::from_millis(1500), run)
+        .await
+        .is_err());
+    assert!(count.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let sent = requests_in(&count, Duration::from_millis(300), 1).await;
+    assert_eq!(sent, 0, "the load goes on after its run was dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_removed_by_a_reload_loses_its_series() {
+    let check = |name: &str| {
+        format!("  - {{name: {name}, load: {{rate: 1/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}}}\n", closed_port())
+    };
+    let both = format!("checks:\n{}{}", check("stays"), check("goes"));
+    let mut sidecar = sidewatch::app::Sidecar::start(plan(&both), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let text = sidecar.metrics_text();
+    assert!(text.contains(r#"check="goes""#), "{text}");
+    sidecar
+        .reload(plan(&format!("checks:\n{}", check("stays"))))
+        .await;
+    let text = sidecar.metrics_text();
+    assert!(text.contains(r#"check="stays""#), "{text}");
+    assert!(!text.contains(r#"check="goes""#), "{text}");
+    sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_that_cannot_be_stored_is_counted() {
+    let data = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "store: {{dir: {}}}
+api: {{token: s3cret-token}}
+checks:
+  - {{name: c, load: {{rate: 2/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}}}
+",
+        data.path().display(),
+        closed_port()
+    );
+    let sidecar = sidewatch::app::Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let failures = |text: &str| {
+        sample(
+            text,
+            "sidewatch_check_store_failures_total",
+            &[("check", "c")],
+        )
+    };
+    assert_eq!(failures(&sidecar.metrics_text()), Some(0.0));
+    // A file where the check's run directory goes.
+    std::fs::create_dir_all(data.path().join("runs")).unwrap();
+    std::fs::write(data.path().join("runs/c"), b"not a directory").unwrap();
+    let api = sidecar.addr;
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        let auth = Some("Authorization: Bearer s3cret-token");
+        http_request(api, "POST", "/api/v1/checks/c/run", auth).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = sidecar.metrics_text();
+        if failures(&text) >= Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failures(&text), Some(1.0), "{text}");
+    sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_stuck_reading_the_service_does_not_hold_up_the_check() {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Reading a FIFO nobody writes blocks: a pid file that hangs.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app.pid");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let plan = plan(&format!(
+        "service: {{processes: [{{label: app, pid_file: '{}'}}]}}
+checks:
+  - name: watched
+    load: {{rate: 2/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}
+",
+        fifo.display(),
+        closed_port()
+    ));
+    let check = plan.checks.into_iter().next().unwrap();
+    let run =
+        tokio::spawn(
+            async move { execute(&check, None, &mut Quiet, CancellationToken::new()).await },
+        );
+    let done = tokio::time::timeout(Duration::from_secs(15), run).await;
+    // Let the stuck read end.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+    let r = done.expect("the check ended").unwrap();
+    assert_eq!(r.check, "watched");
+}

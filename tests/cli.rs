@@ -580,3 +580,50 @@ fn check_names_that_are_not_plain_file_names_are_rejected() {
         assert!(err.contains("`.`"), "{name}: {err}");
     }
 }
+
+#[test]
+fn a_held_store_lock_blocks_neither_metrics_nor_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = format!(
+        "store: {{dir: {}}}
+checks:
+  - name: c
+    load: {{rate: 1/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}
+",
+        store.display(),
+        closed_port()
+    );
+    let f = write(dir.path(), "run.yaml", &config);
+    let r = Running::start(&f, &[]);
+    // Another process holds the store's lock for 30 s.
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(store.join(".lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    while Command::new("flock")
+        .args(["-n", "-x"])
+        .arg(store.join(".lock"))
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < end, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The reload opens the store, which waits for the lock.
+    r.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    r.metrics_until("a scrape while the store is locked", |m| {
+        m.contains("sidewatch_check_runs_total")
+    });
+    let (code, took, _, stderr) = r.stop();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+}

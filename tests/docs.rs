@@ -234,6 +234,7 @@ checks:
         metrics.finished(&r);
         metrics.running(&check.name, false);
         metrics.skipped(&check.name);
+        metrics.store_failed(&check.name);
         metrics.next_run(&check.name, Some(0.0));
     }
     sidewatch::telemetry::encode_prometheus(&registry)

@@ -157,3 +157,51 @@ fn signal(pid: u32, sig: &str) {
         .unwrap()
         .success());
 }
+
+/// A run that finds the broker gone returns its reason within its timeout
+/// (+200 ms), and closing the broken session (producer flush, consumer
+/// close, destroy) happens off the async worker: the single-threaded
+/// runtime here keeps ticking meanwhile.
+#[tokio::test]
+async fn a_broken_session_is_closed_off_the_async_worker() {
+    let broker = Broker::start();
+    let p = plan(&config(&broker.brokers(), "5s", "900ms", ""));
+    let probe = &p.probes[0];
+    let o = probe.run().await;
+    assert!(o.success(), "{:?}", o.result);
+    // Frozen: connections stay open and nothing answers.
+    let stop = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([sig, &broker.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    stop("-STOP");
+    let stall = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let s = stall.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let late = t.elapsed().as_millis() as u64;
+            s.fetch_max(late, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let mut worst = Duration::ZERO;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let o = probe.run().await;
+        worst = worst.max(t.elapsed());
+        assert!(!o.success());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ticker.abort();
+    stop("-CONT");
+    let stall = stall.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("slowest failing run {worst:?}, longest tick {stall} ms");
+    assert!(
+        worst <= probe.timeout + Duration::from_millis(200),
+        "a failing run took {worst:?}"
+    );
+}

@@ -207,3 +207,103 @@ async fn shutdown_drains_runs_in_flight() {
     assert_eq!(runs, started, "runs recorded vs runs started");
     assert!(took <= Duration::from_millis(900), "drain took {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_quick_reloads_keep_a_live_probes_series() {
+    let (hang, accepted) = counting_hanging_server().await;
+    let with = format!(
+        "probes:\n  - {{name: a, interval: 1s, timeout: 900ms, tcp: {{address: '{hang}', expect: x}}}}\n"
+    );
+    let mut sidecar = Sidecar::start(plan(&with), listen()).await.unwrap();
+    let board = sidecar.outcomes.clone();
+    let runs = || board.board.snapshot().get("a").map_or(0, |s| s.runs);
+    // Two runs recorded and a third in flight.
+    eventually("a run in flight", Duration::from_secs(10), || {
+        runs() >= 2 && accepted.load(std::sync::atomic::Ordering::SeqCst) as u64 > runs()
+    })
+    .await;
+    let failures = |text: &str| {
+        sample(
+            text,
+            "sidewatch_probe_runs_total",
+            &[("probe", "a"), ("result", "failure")],
+        )
+    };
+    let before = failures(&sidecar.metrics_text()).unwrap();
+    assert!(before >= 2.0);
+    // Removed, then back before the removed set has drained.
+    sidecar.reload(plan("probes: []\n")).await;
+    sidecar.reload(plan(&with)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let text = sidecar.metrics_text();
+    let after = failures(&text);
+    assert!(
+        after >= Some(before),
+        "the live probe's counter went from {before} to {after:?}:\n{text}"
+    );
+    sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_shows_the_new_target_on_the_status_page() {
+    let port = closed_port();
+    let probe = |path: &str| {
+        format!("probes:\n  - {{name: a, interval: 1s, timeout: 500ms, http: {{url: 'http://127.0.0.1:{port}/{path}'}}}}\n")
+    };
+    let mut sidecar = Sidecar::start(plan(&probe("old-target")), listen())
+        .await
+        .unwrap();
+    sidecar.reload(plan(&probe("new-target"))).await;
+    let addr = sidecar.addr;
+    let (status, page) = tokio::task::spawn_blocking(move || http_get(addr, "/", None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("new-target"), "{page}");
+    assert!(!page.contains("old-target"), "{page}");
+    sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_receiver_that_never_answers() {
+    let (hang, accepted) = counting_hanging_server().await;
+    let yaml =
+        format!("otlp: {{endpoint: 'http://{hang}/v1/metrics', interval: 100ms, timeout: 30s}}\n");
+    let sidecar = Sidecar::start(plan(&yaml), listen()).await.unwrap();
+    eventually("an export in flight", Duration::from_secs(5), || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    let t = Instant::now();
+    // The last export is bounded at 2 s; the one in flight is given up.
+    tokio::time::timeout(Duration::from_secs(20), sidecar.shutdown())
+        .await
+        .expect("shutdown returns");
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_sample_that_hangs() {
+    // Reading a FIFO nobody writes blocks: a cgroup file that hangs.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("memory.current");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let yaml = format!(
+        "resources: {{interval: 100ms, host: false, cgroup: {{path: '{}'}}}}\n",
+        dir.path().display()
+    );
+    let sidecar = Sidecar::start(plan(&yaml), listen()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), sidecar.shutdown()).await;
+    // Let the stuck read end, so the runtime can shut down.
+    let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+    assert!(stopped.is_ok(), "shutdown waited for a hung sample");
+}

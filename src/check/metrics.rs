@@ -48,6 +48,7 @@ crate::telemetry::families! {
         running: Family<CheckLabels, Gauge> => "running", "Whether the check is running now",
         runs: Family<VerdictLabels, Counter> => "runs", "Check runs finished, by verdict (pass, fail, aborted)",
         skipped: Family<CheckLabels, Counter> => "skipped", "Scheduled runs skipped because another check was running (overlap: skip)",
+        store_failures: Family<CheckLabels, Counter> => "store_failures", "Check results that could not be written to the result store",
         threshold: Family<ThresholdLabels, Gauge> => "threshold_passed", "Whether each threshold and scenario finding held in the check's last run",
         regressions: Family<MetricLabels, Gauge> => "regressions", "Whether the metric regressed against the accepted baseline in the last run (1) or not (0)",
         recovery: Family<CheckLabels, FloatGauge> => "recovery_seconds", "Time a spike or breakpoint check took to recover, in its last run",
@@ -62,11 +63,41 @@ impl CheckFamilies {
         let k = CheckLabels::new(check);
         let _ = self.running.get_or_create(&k);
         let _ = self.skipped.get_or_create(&k);
+        let _ = self.store_failures.get_or_create(&k);
         for verdict in Verdict::ALL {
             let _ = self.runs.get_or_create(&VerdictLabels {
                 check: check.to_string(),
                 verdict,
             });
+        }
+    }
+
+    /// Removes every series of a check that is no longer configured;
+    /// `compared` names the metrics a baseline comparison may have set.
+    fn remove(&self, check: &str, compared: &[&str]) {
+        let k = CheckLabels::new(check);
+        for f in [&self.last_run, &self.last_duration, &self.next_run]
+            .into_iter()
+            .chain([&self.recovery, &self.sustainable])
+        {
+            f.remove(&k);
+        }
+        for f in [&self.last_passed, &self.running] {
+            f.remove(&k);
+        }
+        self.skipped.remove(&k);
+        self.store_failures.remove(&k);
+        for verdict in Verdict::ALL {
+            let check = check.to_string();
+            self.runs.remove(&VerdictLabels { check, verdict });
+        }
+        for metric in compared {
+            let (check, metric) = (check.to_string(), metric.to_string());
+            self.regressions.remove(&MetricLabels { check, metric });
+        }
+        let shown = self.shown.lock().expect("metrics lock").remove(check);
+        for old in shown.unwrap_or_default() {
+            self.threshold.remove(&old);
         }
     }
 
@@ -190,6 +221,20 @@ impl CheckMetrics {
     /// "not run" alerts have a series before its first run.
     pub(crate) fn configured(&self, check: &str) {
         self.check.configured(check);
+    }
+
+    /// Removes the series of a check a reload took out (the leak series
+    /// are by process group, not by check, and stay).
+    pub(crate) fn remove(&self, check: &str, compared: &[&str]) {
+        self.check.remove(check, compared);
+    }
+
+    /// Counts a result the store could not take.
+    pub fn store_failed(&self, check: &str) {
+        self.check
+            .store_failures
+            .get_or_create(&CheckLabels::new(check))
+            .inc();
     }
 
     pub fn skipped(&self, check: &str) {

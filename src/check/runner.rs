@@ -4,15 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde::Serialize;
+use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::check::baseline::regression::compare;
+use crate::check::baseline::regression::{compare, METRICS};
 use crate::check::baseline::store::Store;
 use crate::check::execute::execute;
 use crate::check::metrics::CheckMetrics;
@@ -32,11 +35,16 @@ pub(crate) fn parse_cron(s: &str) -> Result<Cron, String> {
         .map_err(|e| format!("`{s}` is not a cron schedule: {e}"))
 }
 
-/// The next time `cron` fires after now, as Unix seconds (UTC).
-pub(crate) fn next_fire(cron: &Cron) -> Option<f64> {
-    let now = chrono::Utc::now();
-    let next = cron.find_next_occurrence(&now, false).ok()?;
-    Some(next.timestamp_millis() as f64 / 1000.0)
+/// The first slot of `cron` after `now` and after the slot fired last
+/// (UTC): a wall clock stepped back, or a wait that ended a moment before
+/// its slot, never fires a slot twice.
+pub(crate) fn next_slot(
+    cron: &Cron,
+    now: DateTime<Utc>,
+    fired: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let from = fired.map_or(now, |f| f.max(now));
+    cron.find_next_occurrence(&from, false).ok()
 }
 
 /// Compares with the baseline, stores the run, accepts it if configured
@@ -140,7 +148,14 @@ struct Shared {
     metrics: Arc<CheckMetrics>,
     load_metrics: Arc<LoadMetrics>,
     shutdown: CancellationToken,
+    /// Every run's own task: a reload (which stops the timers) never
+    /// touches a run, and shutdown waits for all of them.
+    runs: TaskTracker,
 }
+
+/// How long shutdown waits for a cancelled run to store its result (a
+/// store whose lock another process holds must not hang the exit).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Shared {
     fn installed(&self) -> Arc<Installed> {
@@ -183,6 +198,7 @@ impl Checks {
                 metrics,
                 load_metrics,
                 shutdown: CancellationToken::new(),
+                runs: TaskTracker::new(),
             }),
             timers: Mutex::new(Vec::new()),
         }
@@ -202,10 +218,16 @@ impl Checks {
             store: store.map(Arc::new),
             token: token.filter(|t| !t.is_empty()),
         });
-        *self.shared.installed.lock().expect("installed") = installed.clone();
+        let old = std::mem::replace(
+            &mut *self.shared.installed.lock().expect("installed"),
+            installed.clone(),
+        );
+        for gone in old.plans.iter().filter(|p| !installed.has(&p.name)) {
+            // A run of it that is still going removes them again at its end.
+            self.shared.metrics.remove(&gone.name, &METRICS);
+        }
         let mut live = self.shared.live();
-        live.status
-            .retain(|name, _| installed.plans.iter().any(|p| &p.name == name));
+        live.status.retain(|name, _| installed.has(name));
         for p in &installed.plans {
             self.shared.metrics.configured(&p.name);
             let fresh = || CheckStatus {
@@ -261,11 +283,7 @@ impl Checks {
             .clone()
             .try_lock_owned()
             .map_err(|_| Refused::Busy(self.running_name().unwrap_or_default()))?;
-        let shared = self.shared.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            run_one(&shared, &installed.plans[i]).await;
-        });
+        spawn_run(&self.shared, installed, i, guard);
         Ok(())
     }
 
@@ -296,25 +314,59 @@ impl Checks {
         self.stop_timers();
         self.shared.shutdown.cancel();
         // Wait for the running check to write its result.
-        let _ = self.shared.gate.lock().await;
+        self.shared.runs.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.shared.runs.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!("a cancelled check did not finish storing its result in time");
+        }
     }
 }
 
+impl Installed {
+    fn has(&self, check: &str) -> bool {
+        self.plans.iter().any(|p| p.name == check)
+    }
+}
+
+/// Runs check `i` of `installed` on a task of its own, holding the gate
+/// until it ends.
+fn spawn_run(
+    shared: &Arc<Shared>,
+    installed: Arc<Installed>,
+    i: usize,
+    gate: OwnedMutexGuard<()>,
+) -> JoinHandle<()> {
+    let shared = shared.clone();
+    shared.runs.clone().spawn(async move {
+        let _gate = gate;
+        run_one(&shared, installed, i).await;
+    })
+}
+
+/// A check's schedule. Aborted by a reload or shutdown, never while it
+/// holds a run: the run has its own task.
 async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
     let plan = &installed.plans[i];
     let Some(cron) = &plan.schedule else { return };
+    let mut fired = None;
     loop {
-        let Some(at) = next_fire(cron) else { return };
+        let now = Utc::now();
+        let Some(slot) = next_slot(cron, now, fired) else {
+            return;
+        };
+        let at = slot.timestamp_millis() as f64 / 1000.0;
         shared.metrics.next_run(&plan.name, Some(at));
         shared.set_status(&plan.name, |s| s.next_run_unix = Some(at));
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let wait = Duration::from_secs_f64((at - now.as_secs_f64()).max(0.0));
+        // The wait is measured on the monotonic clock: a wall clock step
+        // during it neither fires early nor holds the slot back.
+        let wait = (slot - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+        fired = Some(slot);
         let guard = match plan.overlap {
             Overlap::Skip => match shared.gate.clone().try_lock_owned() {
                 Ok(g) => g,
@@ -329,51 +381,88 @@ async fn timer(shared: Arc<Shared>, installed: Arc<Installed>, i: usize) {
                 shared.gate.clone().lock_owned().await
             }
         };
-        run_one(&shared, plan).await;
-        drop(guard);
-        // Never fire twice for one instant, however quick the run.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let _ = spawn_run(&shared, installed.clone(), i, guard).await;
     }
 }
 
 /// Runs one check (the caller holds the gate) and publishes the result.
-async fn run_one(shared: &Shared, plan: &CheckPlan) {
+async fn run_one(shared: &Shared, installed: Arc<Installed>, i: usize) {
+    let plan = &installed.plans[i];
     let token = shared.shutdown.child_token();
-    {
-        let mut live = shared.live();
-        live.running = Some((plan.name.clone(), token.clone()));
-        if let Some(s) = live.status.get_mut(&plan.name) {
-            s.state = RunState::Running;
-        }
-    }
-    shared.metrics.running(&plan.name, true);
+    let _idle = Running::start(shared, &plan.name, token.clone());
     tracing::info!(check = %plan.name, kind = plan.kind().as_str(), "check started");
-    let mut result = execute(plan, Some(&shared.load_metrics), &mut Quiet, token).await;
+    let result = execute(plan, Some(&shared.load_metrics), &mut Quiet, token).await;
     // The store installed now: a reload during the run may have moved it.
     let store = shared.installed().store.clone();
-    if let Some(e) = conclude(&mut result, plan, store.as_deref()) {
-        tracing::error!(check = %plan.name, error = %e, "cannot store the check's result");
+    // Locking, writing and fsyncing the store blocks: off the async workers.
+    let concluded = tokio::task::spawn_blocking(move || {
+        let mut result = result;
+        let plan = &installed.plans[i];
+        let failed = conclude(&mut result, plan, store.as_deref());
+        (result, failed)
+    })
+    .await;
+    let Ok((result, failed)) = concluded else {
+        tracing::error!("storing a check's result panicked");
+        return;
+    };
+    if let Some(e) = failed {
+        tracing::error!(check = %result.check, error = %e, "cannot store the check's result");
+        shared.metrics.store_failed(&result.check);
     }
     shared.metrics.finished(&result);
-    shared.metrics.running(&plan.name, false);
     tracing::info!(
-        check = %plan.name,
+        check = %result.check,
         id = %result.id,
         verdict = %result.verdict,
         regressions = result.regressions().count(),
         "check finished"
     );
-    let mut live = shared.live();
-    live.running = None;
-    if let Some(s) = live.status.get_mut(&plan.name) {
-        s.state = RunState::Idle;
-        s.last = Some(LastRun {
-            id: result.id.clone(),
-            verdict: result.verdict,
-            started_unix: result.started_unix,
-            duration_seconds: result.duration_seconds,
-            regressions: result.regressions().map(|c| c.metric.clone()).collect(),
-        });
+    let last = LastRun {
+        id: result.id.clone(),
+        verdict: result.verdict,
+        started_unix: result.started_unix,
+        duration_seconds: result.duration_seconds,
+        regressions: result.regressions().map(|c| c.metric.clone()).collect(),
+    };
+    shared.set_status(&result.check, |s| s.last = Some(last));
+}
+
+/// A run in the live state; dropping it (at the end, or if the run
+/// panics) sets the check idle again, so the API never shows a run that
+/// is gone. A check a reload removed loses its series here.
+struct Running<'a> {
+    shared: &'a Shared,
+    check: String,
+}
+
+impl<'a> Running<'a> {
+    fn start(shared: &'a Shared, check: &str, token: CancellationToken) -> Running<'a> {
+        let mut live = shared.live();
+        live.running = Some((check.to_string(), token));
+        if let Some(s) = live.status.get_mut(check) {
+            s.state = RunState::Running;
+        }
+        drop(live);
+        shared.metrics.running(check, true);
+        Running {
+            shared,
+            check: check.to_string(),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.shared.metrics.running(&self.check, false);
+        if !self.shared.installed().has(&self.check) {
+            self.shared.metrics.remove(&self.check, &METRICS);
+        }
+        let mut live = self.shared.live();
+        live.running = None;
+        if let Some(s) = live.status.get_mut(&self.check) {
+            s.state = RunState::Idle;
+        }
     }
 }
 
@@ -387,12 +476,26 @@ mod tests {
         assert!(parse_cron("*/5 * * * * *").is_ok());
         assert!(parse_cron("0 25 * * *").is_err());
         assert!(parse_cron("nightly").is_err());
-        let next = next_fire(&parse_cron("* * * * * *").unwrap()).unwrap();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
-        assert!(next > now - 0.01 && next <= now + 1.01, "{next} vs {now}");
+        let now = Utc::now();
+        let next = next_slot(&parse_cron("* * * * * *").unwrap(), now, None).unwrap();
+        assert!(
+            next > now && next <= now + chrono::Duration::seconds(1),
+            "{next} vs {now}"
+        );
+    }
+
+    #[test]
+    fn a_clock_stepped_back_never_fires_a_slot_twice() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let nightly = parse_cron("0 2 * * *").unwrap();
+        let fired = next_slot(&nightly, at("2026-11-20T01:59:59Z"), None).unwrap();
+        assert_eq!(fired, at("2026-11-20T02:00:00Z"));
+        // After the run, the wall clock steps back half an hour.
+        let next = next_slot(&nightly, at("2026-11-20T01:30:00Z"), Some(fired));
+        assert_eq!(next, Some(at("2026-11-21T02:00:00Z")));
+        // A monotonic wait that ends a little before the wall-clock slot.
+        let next = next_slot(&nightly, at("2026-11-20T01:59:59.990Z"), Some(fired));
+        assert_eq!(next, Some(at("2026-11-21T02:00:00Z")));
     }
 
     #[test]

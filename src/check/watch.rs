@@ -65,11 +65,12 @@ impl Watch {
         self.samples()
     }
 
+    /// Tells the thread to stop, without waiting for it: a read of /proc
+    /// (or of a pid file) that hangs must not hold up an async worker. The
+    /// thread ends by itself after its current sample.
     fn halt(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread.take();
     }
 }
 

@@ -222,6 +222,9 @@ pub async fn run(args: CheckRunArgs) -> u8 {
     let mut result = execute(check, Some(&load_metrics), &mut progress, cancel).await;
     let not_stored = conclude(&mut result, check, store.as_ref());
     check_metrics.finished(&result);
+    if not_stored.is_some() {
+        check_metrics.store_failed(&check.name);
+    }
     if let Some(s) = stop_server {
         s.cancel();
     }

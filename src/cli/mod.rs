@@ -243,7 +243,11 @@ pub fn main() -> ExitCode {
     // A panic on the main task is an internal error (exit 4), not Rust's 101;
     // the panic message is already on stderr. Probe tasks contain their own.
     let run = std::panic::AssertUnwindSafe(|| runtime.block_on(dispatch(cli.command)));
-    ExitCode::from(std::panic::catch_unwind(run).unwrap_or(exit::ERROR))
+    let code = std::panic::catch_unwind(run).unwrap_or(exit::ERROR);
+    // A blocking task that is stuck (on a store lock another process
+    // holds, say) must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
 }
 
 async fn dispatch(command: Command) -> u8 {

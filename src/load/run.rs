@@ -172,6 +172,15 @@ pub async fn run(
     run_observed(workload, profile, metrics, progress, cancel, &mut ()).await
 }
 
+/// Sets the engine's stop flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// [`run`], showing every second to `observer`.
 pub async fn run_observed(
     workload: &Workload,
@@ -184,6 +193,8 @@ pub async fn run_observed(
     let names = workload.names();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
+    // A run whose future is dropped (its task aborted) stops its threads.
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let started = Instant::now();
     let share = 1.0 / workload.threads as f64;
     for i in 0..workload.threads {

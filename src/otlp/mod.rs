@@ -280,7 +280,12 @@ async fn run(
             _ = ticker.tick() => enqueue(&mut q, &plan, &registry, start, &m),
             _ = async { tokio::time::sleep_until(retry.expect("guarded")).await }, if retry.is_some() => {}
         }
-        flush(&mut q, &plan, &m).await;
+        // A send in flight is given up on shutdown (its batch stays queued
+        // for the last, bounded, flush below).
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = flush(&mut q, &plan, &m) => {}
+        }
     }
     // One last snapshot on shutdown, so the final values are not lost; bounded
     // so a dead receiver cannot hold up the exit.

@@ -78,6 +78,21 @@ impl Drop for Session {
     }
 }
 
+/// Closes a session on a blocking thread: the consumer's close, the
+/// producer's flush and librdkafka's destroy wait on the broker, which
+/// must not hold an async worker when the broker is down. The consume
+/// task goes first, so the consumer's last reference drops there too.
+fn discard(mut session: Session) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.clone().spawn_blocking(move || {
+        session.task.abort();
+        let _ = rt.block_on(&mut session.task);
+        drop(session);
+    });
+}
+
 pub(crate) struct KafkaProbe {
     base: ClientConfig,
     topic: String,
@@ -90,6 +105,14 @@ pub(crate) struct KafkaProbe {
     seq: AtomicU64,
     session: Mutex<Option<Session>>,
     target: String,
+}
+
+impl Drop for KafkaProbe {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.get_mut().take() {
+            discard(session);
+        }
+    }
 }
 
 super::debug_target_only!(KafkaProbe);
@@ -207,7 +230,9 @@ impl KafkaProbe {
         let result = self.round_trip(session, deadline, rec, &mut stats).await;
         rec.kafka = Some(stats);
         if result.as_ref().is_err_and(|f| f.reason != Reason::Lost) {
-            *guard = None;
+            if let Some(session) = guard.take() {
+                discard(session);
+            }
         }
         result
     }

@@ -2,6 +2,7 @@
 //! network byte counters per device (filtered, capped), and filesystem size
 //! and free space for configured mount points (statvfs).
 
+use std::collections::HashSet;
 use std::ffi::CString;
 
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage, Meminfo};
@@ -126,7 +127,8 @@ crate::telemetry::families! {
 #[derive(Debug, Default)]
 pub(crate) struct Host {
     last_cpu: Option<(u64, u64)>,
-    deltas: Deltas,
+    disks: Devices,
+    ifaces: Devices,
 }
 
 impl Host {
@@ -155,6 +157,10 @@ impl Host {
             if let Some((size, avail)) = statvfs(mount) {
                 m.fs_size.get_or_create(&l).set(size as i64);
                 m.fs_avail.get_or_create(&l).set(avail as i64);
+            } else {
+                // Unmounted: no stale size.
+                m.fs_size.remove(&l);
+                m.fs_avail.remove(&l);
             }
         }
     }
@@ -187,46 +193,77 @@ impl Host {
         let Ok(stats) = procfs::diskstats() else {
             return;
         };
-        for d in stats
+        let readings = stats
             .iter()
             .filter(|d| s.disks.keeps(&d.name))
             .take(MAX_DEVICES)
-        {
-            let l = DeviceLabels {
-                device: d.name.clone(),
-            };
-            let read = self
-                .deltas
-                .delta(&format!("r:{}", d.name), (d.sectors_read * 512) as f64);
-            let written = self
-                .deltas
-                .delta(&format!("w:{}", d.name), (d.sectors_written * 512) as f64);
-            m.disk_read.get_or_create(&l).inc_by(read as u64);
-            m.disk_written.get_or_create(&l).inc_by(written as u64);
-        }
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    d.sectors_read * 512,
+                    d.sectors_written * 512,
+                )
+            })
+            .collect();
+        let families = [&m.disk_read, &m.disk_written];
+        self.disks
+            .record(readings, families, |device| DeviceLabels { device });
     }
 
     fn network(&mut self, s: &HostSettings, m: &HostMetrics) {
         let Ok(devs) = procfs::net::dev_status() else {
             return;
         };
-        let mut names: Vec<_> = devs
-            .keys()
-            .filter(|n| s.interfaces.keeps(n))
-            .cloned()
+        let mut readings: Vec<_> = devs
+            .values()
+            .filter(|d| s.interfaces.keeps(&d.name))
+            .map(|d| (d.name.clone(), d.recv_bytes, d.sent_bytes))
             .collect();
-        names.sort();
-        for name in names.into_iter().take(MAX_DEVICES) {
-            let d = &devs[&name];
-            let rx = self
-                .deltas
-                .delta(&format!("rx:{name}"), d.recv_bytes as f64);
-            let tx = self
-                .deltas
-                .delta(&format!("tx:{name}"), d.sent_bytes as f64);
-            let l = IfaceLabels { interface: name };
-            m.net_rx.get_or_create(&l).inc_by(rx as u64);
-            m.net_tx.get_or_create(&l).inc_by(tx as u64);
+        readings.sort();
+        readings.truncate(MAX_DEVICES);
+        self.interfaces(readings, m);
+    }
+
+    /// Records (interface, received, sent) byte totals.
+    fn interfaces(&mut self, readings: Vec<(String, u64, u64)>, m: &HostMetrics) {
+        let families = [&m.net_rx, &m.net_tx];
+        self.ifaces
+            .record(readings, families, |interface| IfaceLabels { interface });
+    }
+}
+
+/// Disks or interfaces: the totals last read and the devices last shown.
+#[derive(Debug, Default)]
+struct Devices {
+    deltas: Deltas,
+    shown: HashSet<String>,
+}
+
+impl Devices {
+    /// Adds two byte totals per device to a pair of counter families, and
+    /// removes the series of devices shown last time that are gone now, so
+    /// interface churn on a node does not grow them forever.
+    fn record<L: Clone + std::hash::Hash + Eq>(
+        &mut self,
+        readings: Vec<(String, u64, u64)>,
+        families: [&Family<L, Counter>; 2],
+        label: impl Fn(String) -> L,
+    ) {
+        let now: HashSet<String> = readings.iter().map(|r| r.0.clone()).collect();
+        for gone in self.shown.difference(&now) {
+            let l = label(gone.clone());
+            for (i, family) in families.iter().enumerate() {
+                family.remove(&l);
+                self.deltas.forget(&format!("{i}:{gone}"));
+            }
+        }
+        self.shown = now;
+        for (name, a, b) in readings {
+            let l = label(name.clone());
+            for (i, (family, total)) in families.iter().zip([a, b]).enumerate() {
+                let d = self.deltas.delta(&format!("{i}:{name}"), total as f64);
+                family.get_or_create(&l).inc_by(d as u64);
+            }
         }
     }
 }
@@ -248,6 +285,7 @@ mod tests {
     use super::*;
     use crate::config::Problems;
     use crate::redact::Redactor;
+    use prometheus_client::registry::Registry;
 
     #[test]
     fn default_filters() {
@@ -283,6 +321,33 @@ mod tests {
         .unwrap();
         assert!(f.keeps("eth1") && !f.keeps("lo"));
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn an_interface_that_disappears_loses_its_series() {
+        let mut r = Registry::default();
+        let m = HostMetrics::register(&mut r);
+        let mut host = Host::default();
+        let reading = |name: &str, n: u64| (name.to_string(), n, n);
+        host.interfaces(vec![reading("eth0", 10), reading("vxlan7", 5)], &m);
+        host.interfaces(vec![reading("eth0", 30)], &m);
+        let text = crate::telemetry::encode_prometheus(&r);
+        assert!(!text.contains("vxlan7"), "{text}");
+        let rx = crate::telemetry::find_sample(
+            &text,
+            "network_receive_bytes_total",
+            &[("interface", "eth0")],
+        );
+        assert_eq!(rx, Some(30.0), "{text}");
+        // Back again: counted from its new total, as a new series.
+        host.interfaces(vec![reading("eth0", 30), reading("vxlan7", 2)], &m);
+        let text = crate::telemetry::encode_prometheus(&r);
+        let rx = crate::telemetry::find_sample(
+            &text,
+            "network_receive_bytes_total",
+            &[("interface", "vxlan7")],
+        );
+        assert_eq!(rx, Some(2.0), "{text}");
     }
 
     #[test]

@@ -204,12 +204,17 @@ async fn run(
             .take()
             .expect("sampler is returned after each sample");
         let metrics = m.clone();
-        match tokio::task::spawn_blocking(move || {
+        let sampled = tokio::task::spawn_blocking(move || {
             s.sample(&metrics);
             s
-        })
-        .await
-        {
+        });
+        // A read that hangs (a stuck filesystem) keeps its blocking thread,
+        // not the stop.
+        let sampled = tokio::select! {
+            _ = cancel.cancelled() => return,
+            sampled = sampled => sampled,
+        };
+        match sampled {
             Ok(s) => sampler = Some(s),
             Err(e) => {
                 tracing::error!(error = %e, "resource sampling stopped");

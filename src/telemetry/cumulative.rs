@@ -17,6 +17,11 @@ impl Deltas {
             _ => total,
         }
     }
+
+    /// Forgets a source that is gone.
+    pub(crate) fn forget(&mut self, key: &str) {
+        self.0.remove(key);
+    }
 }
 
 #[cfg(test)]

@@ -328,9 +328,21 @@ impl Store {
                     .insert(check.clone(), Baseline::Run(id.clone()));
             }
         }
+        // In the order they were saved, as the index lists them: a wall
+        // clock stepped back must not make a fresh run the first pruned.
+        // Runs the index does not list (a crash, a rebuilt index) go last,
+        // by time.
+        let saved: BTreeMap<&str, usize> = index
+            .iter()
+            .flat_map(|i| &i.runs)
+            .enumerate()
+            .map(|(n, e)| (e.id.as_str(), n))
+            .collect();
+        let position = |e: &IndexEntry| saved.get(e.id.as_str()).copied().unwrap_or(usize::MAX);
         view.runs.sort_by(|a, b| {
-            a.started_unix
-                .total_cmp(&b.started_unix)
+            position(a)
+                .cmp(&position(b))
+                .then(a.started_unix.total_cmp(&b.started_unix))
                 .then(a.id.cmp(&b.id))
         });
         Ok(view)
@@ -457,7 +469,8 @@ impl Store {
         self.view()
     }
 
-    /// Runs, oldest first, optionally of one check.
+    /// Runs in the order they were saved (oldest first), optionally of one
+    /// check.
     pub fn list(&self, check: Option<&str>) -> Result<Vec<IndexEntry>, String> {
         let mut runs = self.read_view()?.runs;
         runs.retain(|e| check.is_none_or(|c| e.check == c));
@@ -592,12 +605,7 @@ mod tests {
             s.save(&sample("a", n), false).unwrap();
         }
         s.save(&sample("b", 1), false).unwrap();
-        let ids: Vec<String> = s
-            .list(Some("a"))
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let ids = ids(&s, "a");
         assert_eq!(ids.len(), 3, "{ids:?}");
         assert!(
             ids[0].starts_with("20260101"),
@@ -611,6 +619,34 @@ mod tests {
         assert!(s.baseline("a").unwrap().is_none());
         assert!(!s.reset("a").unwrap());
         assert!(s.get("nope").is_err());
+    }
+
+    /// The ids of a check's runs, as listed.
+    fn ids(s: &Store, check: &str) -> Vec<String> {
+        s.list(Some(check))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_clock_stepped_back_prunes_by_save_order_not_by_the_clock() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), 2).unwrap();
+        for n in 5..=6 {
+            s.save(&sample("a", n), false).unwrap();
+        }
+        // The wall clock stepped back: this run looks older than both.
+        let fresh = sample("a", 3);
+        s.save(&fresh, false).unwrap();
+        s.save(&sample("a", 7), false).unwrap();
+        let ids = ids(&s, "a");
+        assert_eq!(
+            ids,
+            [fresh.id, sample("a", 7).id],
+            "the two saved last stay"
+        );
     }
 
     #[test]
