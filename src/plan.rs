@@ -75,9 +75,7 @@ impl Plan {
         let resources = ResourcePlan::build(&cfg.service, &cfg.resources, &mut cx);
         let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
         let checks = build_checks(cfg, &probes, selectors, tuning, &mut cx);
-        if let Some(api) = &cfg.api {
-            cx.redactor.add(&api.token);
-        }
+        let api_token = cfg.api.as_ref().and_then(|a| a.build(&mut cx.key("api")));
         let otlp = cfg
             .otlp
             .as_ref()
@@ -90,11 +88,7 @@ impl Plan {
                 otlp,
                 checks,
                 store: cfg.store.as_ref().map(|s| (s.dir.clone(), s.keep)),
-                api_token: cfg
-                    .api
-                    .as_ref()
-                    .map(|a| a.token.clone())
-                    .filter(|t| !t.is_empty()),
+                api_token,
                 redactor,
             }),
             _ => Err(doc.locate(problems)),
@@ -211,6 +205,21 @@ probes:
             lines[4].starts_with("c.yaml:8:5: probes[2]: set exactly one of"),
             "{errs}"
         );
+    }
+
+    #[test]
+    fn api_tokens_are_trimmed_and_long_enough() {
+        for token in ["zq", "Q", "  seven-7  ", "tab\\there-and-long-enough"] {
+            let errs = plan(&format!("api: {{token: \"{token}\"}}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(errs.contains("api.token"), "{errs}");
+            assert!(!errs.contains(token.trim()), "the token is echoed: {errs}");
+        }
+        let p = plan("api: {token: '  0123456789abcdef  '}\n").unwrap();
+        assert_eq!(p.api_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(p.redactor.redact("0123456789abcdef"), "***");
+        assert_eq!(plan("api: {token: ' '}\n").unwrap().api_token, None);
     }
 
     #[test]

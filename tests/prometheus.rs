@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::assets::{self, all_rules, metric_names, panel_queries, substitute};
 use common::{closed_port, http_get, http_request, nginx, sample, tls_server, Broker, Postgres};
 
-const TOKEN: &str = "e2e-token";
+const TOKEN: &str = "e2e-token-0123456789";
 
 struct Killed(Child);
 
