@@ -26,6 +26,8 @@ pub struct Plan {
     pub(crate) store: Option<(std::path::PathBuf, usize)>,
     /// The control API's bearer token (the API is off without one).
     pub(crate) api_token: Option<String>,
+    /// The `listen` server's limits.
+    pub(crate) server: crate::config::ServerConfig,
     pub(crate) redactor: Redactor,
 }
 
@@ -76,6 +78,7 @@ impl Plan {
         let selectors = resources.as_ref().map_or(&[][..], |r| &r.selectors[..]);
         let checks = build_checks(cfg, &probes, selectors, tuning, &mut cx);
         let api_token = cfg.api.as_ref().and_then(|a| a.build(&mut cx.key("api")));
+        cfg.server.check(&mut cx.key("server"));
         let otlp = cfg
             .otlp
             .as_ref()
@@ -89,6 +92,7 @@ impl Plan {
                 checks,
                 store: cfg.store.as_ref().map(|s| (s.dir.clone(), s.keep)),
                 api_token,
+                server: cfg.server.clone(),
                 redactor,
             }),
             _ => Err(doc.locate(problems)),

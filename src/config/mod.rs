@@ -14,6 +14,7 @@ mod otlp;
 mod probes;
 mod problems;
 mod resources;
+mod server;
 pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub(crate) use otlp::*;
 pub(crate) use probes::*;
 pub(crate) use problems::*;
 pub(crate) use resources::*;
+pub(crate) use server::ServerConfig;
 pub(crate) use yaml::{Path, Pos};
 
 /// The whole sidewatch configuration file.
@@ -40,6 +42,9 @@ pub(crate) struct Config {
     /// `/readyz`. `--listen` overrides it. Default `0.0.0.0:9479`.
     #[serde(default = "default_listen")]
     pub(crate) listen: SocketAddr,
+    /// Limits of the `listen` server: connections, header and write timeouts.
+    #[serde(default)]
+    pub(crate) server: ServerConfig,
     /// Interval and timeout for probes that do not set their own.
     #[serde(default)]
     pub(crate) defaults: ProbeDefaults,
