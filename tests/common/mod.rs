@@ -81,6 +81,16 @@ pub async fn scripted_server(reply: &'static [u8], reset: bool) -> SocketAddr {
 /// A TLS server (rustls) with a certificate of the given validity, answering
 /// `200 ok`. Returns its address and the CA file that signed it.
 pub async fn tls_server(validity: certs::Validity, dir: &std::path::Path) -> (SocketAddr, PathBuf) {
+    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n";
+    tls_server_with(validity, dir, ok).await
+}
+
+/// [`tls_server`] answering every request with `reply`.
+pub async fn tls_server_with(
+    validity: certs::Validity,
+    dir: &std::path::Path,
+    reply: &'static [u8],
+) -> (SocketAddr, PathBuf) {
     let pki = certs::issue(&["localhost"], validity);
     let ca = dir.join(format!("ca-{validity:?}.pem"));
     std::fs::write(&ca, &pki.ca_pem).unwrap();
@@ -96,11 +106,7 @@ pub async fn tls_server(validity: certs::Validity, dir: &std::path::Path) -> (So
                 };
                 let mut buf = [0u8; 4096];
                 let _ = tls.read(&mut buf).await;
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                    )
-                    .await;
+                let _ = tls.write_all(reply).await;
                 let _ = tls.shutdown().await;
             });
         }
