@@ -482,7 +482,8 @@ impl AsyncWrite for FirstByte {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task (a connection's) when the run that owns it ends or is dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

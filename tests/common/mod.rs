@@ -307,6 +307,28 @@ impl Postgres {
         assert!(self.ctl(&["-m", "immediate", "stop"]), "pg_ctl stop");
     }
 
+    /// Restarts the server with TLS on (a self-signed `localhost` certificate).
+    pub fn enable_tls(&self) {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        self.stop();
+        let data = self.dir.path().join("data");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (uid, gid) = postgres_ids();
+        for (name, pem) in [
+            ("server.crt", cert.cert.pem()),
+            ("server.key", cert.signing_key.serialize_pem()),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, pem).unwrap();
+            chown(&path, Some(uid), Some(gid)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let conf = data.join("postgresql.conf");
+        let text = std::fs::read_to_string(&conf).unwrap() + "\nssl = on\n";
+        std::fs::write(&conf, text).unwrap();
+        self.resume();
+    }
+
     pub fn dsn(&self, password: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user=sidewatch password={password} dbname=postgres",
