@@ -493,8 +493,10 @@ mod tests {
         );
         let probes = probes();
         let (web, db) = (&probes[0], &probes[1]);
-        let mut seen = Recorder::default();
-        seen.http_status = Some(200);
+        let mut seen = Recorder {
+            http_status: Some(200),
+            ..Recorder::default()
+        };
         seen.timings.tls_not_after = Some(SystemTime::now() + Duration::from_secs(86_400));
         metrics.record(web, &outcome(Ok(()), seen));
         let mut rows = Recorder::default();
