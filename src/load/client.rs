@@ -349,41 +349,49 @@ mod tests {
         format!("http://{addr}/")
     }
 
+    /// Sends `n` requests on one connection to a server that answers with
+    /// `responses`; each exchange must end within 5 s.
+    async fn exchanges(responses: Vec<&'static [u8]>, n: usize) -> Vec<Result<Reply, Reason>> {
+        let req = request(&server(responses).await);
+        let mut c = Conn::open(&req).await.unwrap();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let one = tokio::time::timeout(Duration::from_secs(5), c.exchange(&req));
+            out.push(one.await.expect("an exchange ends within 5 s"));
+        }
+        out
+    }
+
     #[tokio::test]
     async fn reads_length_chunked_and_status_bodies_on_one_connection() {
-        let url = server(vec![
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
-            b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
-        ])
+        let got = exchanges(
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
+                b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
+            ],
+            4,
+        )
         .await;
-        let req = request(&url);
-        let mut c = Conn::open(&req).await.unwrap();
         assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Ok { reuse: true })
+            got[..],
+            [
+                Ok(Reply::Ok { reuse: true }),
+                Ok(Reply::Ok { reuse: true }),
+                Ok(Reply::Status { reuse: true }),
+                Err(Reason::Reset)
+            ]
         ));
-        assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Ok { reuse: true })
-        ));
-        assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Status { reuse: true })
-        ));
-        assert!(matches!(c.exchange(&req).await, Err(Reason::Reset)));
     }
 
     #[tokio::test]
     async fn a_chunk_size_that_overflows_is_a_protocol_error() {
-        let url = server(vec![
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n",
-        ])
+        let got = exchanges(
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n"],
+            1,
+        )
         .await;
-        let req = request(&url);
-        let mut c = Conn::open(&req).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), c.exchange(&req)).await;
-        assert!(matches!(got, Ok(Err(Reason::Protocol))));
+        assert!(matches!(got[..], [Err(Reason::Protocol)]));
     }
 
     #[tokio::test]
@@ -414,36 +422,32 @@ mod tests {
 
     #[tokio::test]
     async fn interim_1xx_responses_are_skipped() {
-        let url = server(vec![
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
-        ])
+        let got = exchanges(
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
+            ],
+            2,
+        )
         .await;
-        let req = request(&url);
-        let mut c = Conn::open(&req).await.unwrap();
-        assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Ok { reuse: true })
-        ));
         // Nothing of the interim responses is left to be read as the next one.
         assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Status { reuse: true })
+            got[..],
+            [
+                Ok(Reply::Ok { reuse: true }),
+                Ok(Reply::Status { reuse: true })
+            ]
         ));
     }
 
     #[tokio::test]
     async fn switching_protocols_is_final_and_ends_reuse() {
-        let url = server(vec![
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
-        ])
+        let got = exchanges(
+            vec![b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"],
+            1,
+        )
         .await;
-        let req = request(&url);
-        let mut c = Conn::open(&req).await.unwrap();
-        assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Status { reuse: false })
-        ));
+        assert!(matches!(got[..], [Ok(Reply::Status { reuse: false })]));
     }
 
     #[test]
@@ -468,9 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_is_a_protocol_error() {
-        let url = server(vec![b"SSH-2.0-x\r\n\r\n"]).await;
-        let req = request(&url);
-        let mut c = Conn::open(&req).await.unwrap();
-        assert!(matches!(c.exchange(&req).await, Err(Reason::Protocol)));
+        let got = exchanges(vec![b"SSH-2.0-x\r\n\r\n"], 1).await;
+        assert!(matches!(got[..], [Err(Reason::Protocol)]));
     }
 }
