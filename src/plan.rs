@@ -227,6 +227,18 @@ probes:
     }
 
     #[test]
+    fn server_limits_are_checked() {
+        let errs = plan("server: {max_connections: 0, read_header_timeout: 0s}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(errs.contains("server.max_connections"), "{errs}");
+        assert!(errs.contains("server.read_header_timeout"), "{errs}");
+        let p = plan("server: {max_connections: 16, write_timeout: 2s}\n").unwrap();
+        assert_eq!(p.server.max_connections, 16);
+        assert_eq!(p.server.write_timeout.0.as_secs(), 2);
+    }
+
+    #[test]
     fn secret_env_values_are_redacted() {
         let doc = Document::parse(
             "c",
