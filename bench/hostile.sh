@@ -3,7 +3,8 @@
 # one sidecar against, all at once,
 #   - a hostile target (bench/hostile_server.py): a 1 GiB body, an endless
 #     chunked body, a head trickled at 1 byte/s, an endless redirect chain;
-#   - 200 probes of a refused port every 100 ms (2000 failures/s);
+#   - 200 probes of a refused port every 100 ms (2000 failures/s;
+#     REFUSED_PROBES=N for another count);
 #   - 8000 clients holding connections to /metrics (half idle, half after a
 #     keep-alive scrape), reconnecting 1-5 s after the server closes them;
 # while a scraper fetches /metrics every 50 ms on a new connection (also
@@ -15,10 +16,17 @@
 #
 # Usage: bench/hostile.sh [SECONDS]   (default 30; about SECONDS + 30 s)
 #        SIDEWATCH_BIN=target/debug/sidewatch bench/hostile.sh   (no release build)
+#        REFUSED_PROBES=20 bench/hostile.sh                       (a small exposition)
+#        MAX_CONNECTIONS=65536 bench/hostile.sh                   (about no cap)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench.sh
 seconds=${1:-30}
+# Each refused probe fails 10 times a second; the exposition grows with them
+# (about 7.5 KB per probe), and so does the cost of a scrape.
+refused_probes=${REFUSED_PROBES:-200}
+# server.max_connections; MAX_CONNECTIONS=65536 is about the uncapped server.
+max_connections=${MAX_CONNECTIONS:-128}
 if [ -n "${SIDEWATCH_BIN:-}" ]; then
   SIDEWATCH_TEST_DIR=$(mktemp -d -t sidewatch-bench.XXXXXX)
   export SIDEWATCH_TEST_DIR
@@ -38,11 +46,12 @@ wait_for_port "$target_port" hostile-target
 refused=$(free_port)
 t="http://127.0.0.1:$target_port"
 {
+  echo "server: {max_connections: $max_connections}"
   echo "probes:"
   for p in huge endless trickle redirect/0; do
     echo "  - {name: '${p%%/*}', interval: 1s, timeout: 1s, http: {url: '$t/$p'}}"
   done
-  for i in $(seq 1 200); do
+  for i in $(seq 1 "$refused_probes"); do
     echo "  - {name: refused-$i, interval: 100ms, timeout: 100ms, tcp: {address: '127.0.0.1:$refused'}}"
   done
 } > "$dir/sidewatch.yaml"
@@ -99,8 +108,8 @@ s = json.load(open(sys.argv[1]))
 q = json.load(open(sys.argv[2]))
 ms = lambda v: f"{v * 1000:.1f} ms" if v is not None else "n/a"
 ratio = lambda a, b: f"{a / b:.1f}x" if a and b else "n/a"
-print("hostile target + 200 refused probes every 100 ms + 8000 /metrics clients, ${seconds} s")
-print(f"  binary          $bin; limits: $limits; alive at the end: $alive")
+print("hostile target + $refused_probes refused probes every 100 ms + 8000 /metrics clients, ${seconds} s")
+print(f"  binary          $bin; max_connections $max_connections; limits: $limits; alive at the end: $alive")
 print(f"  RSS             before {${rss_before}/1024:.1f} MB, peak {${peak}/1024:.1f} MB (VmHWM {${hwm}/1024:.1f} MB), 3 s after {${rss_after}/1024:.1f} MB   (target < 64 MB)")
 print(f"  /metrics quiet  {q['count']} scrapes, {q['errors']} errors, p50 {ms(q['p50'])}, p99 {ms(q['p99'])}, max {ms(q['max'])}")
 print(f"  /metrics under  {s['count']} scrapes, {s['errors']} errors, p50 {ms(s['p50'])}, p99 {ms(s['p99'])}, max {ms(s['max'])}   (target p99 < 10 ms)")
