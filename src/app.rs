@@ -160,7 +160,8 @@ impl Sidecar {
             ready: Default::default(),
         });
         let server_stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, state.clone(), server_stop.clone()));
+        let limits = plan.server.clone();
+        let server = tokio::spawn(serve(listener, state.clone(), limits, server_stop.clone()));
 
         metrics.loaded(plan.probes.len());
         let resources = Resources::start(plan.resources, resource_metrics.clone());

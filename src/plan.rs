@@ -29,6 +29,8 @@ pub struct Plan {
     pub(crate) store: Option<(std::path::PathBuf, usize)>,
     /// The control API's bearer token (the API is off without one).
     pub(crate) api_token: Option<String>,
+    /// The `listen` server's limits.
+    pub(crate) server: crate::config::ServerConfig,
     pub(crate) redactor: Redactor,
 }
 
@@ -84,9 +86,8 @@ impl Plan {
         let push_cfg = cfg.push.as_ref().unwrap_or(&no_push);
         let push = PushPlan::build(push_cfg, tuning.pushgateway.as_deref(), &mut cx.key("push"));
         let checks = build_checks(cfg, &probes, selectors, tuning, &mut cx);
-        if let Some(api) = &cfg.api {
-            cx.redactor.add(&api.token);
-        }
+        let api_token = cfg.api.as_ref().and_then(|a| a.build(&mut cx.key("api")));
+        cfg.server.check(&mut cx.key("server"));
         let otlp = cfg
             .otlp
             .as_ref()
@@ -100,11 +101,8 @@ impl Plan {
                 push,
                 checks,
                 store: cfg.store.as_ref().map(|s| (s.dir.clone(), s.keep)),
-                api_token: cfg
-                    .api
-                    .as_ref()
-                    .map(|a| a.token.clone())
-                    .filter(|t| !t.is_empty()),
+                api_token,
+                server: cfg.server.clone(),
                 redactor,
             }),
             _ => Err(doc.locate(problems)),
@@ -211,6 +209,33 @@ probes:
         for (line, want) in lines.iter().zip(want) {
             assert!(line.starts_with(want), "{errs}");
         }
+    }
+
+    #[test]
+    fn api_tokens_are_trimmed_and_long_enough() {
+        for token in ["zq", "Q", "  seven-7  ", "tab\\there-and-long-enough"] {
+            let errs = plan(&format!("api: {{token: \"{token}\"}}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(errs.contains("api.token"), "{errs}");
+            assert!(!errs.contains(token.trim()), "the token is echoed: {errs}");
+        }
+        let p = plan("api: {token: '  0123456789abcdef  '}\n").unwrap();
+        assert_eq!(p.api_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(p.redactor.redact("0123456789abcdef"), "***");
+        assert_eq!(plan("api: {token: ' '}\n").unwrap().api_token, None);
+    }
+
+    #[test]
+    fn server_limits_are_checked() {
+        let errs = plan("server: {max_connections: 0, read_header_timeout: 0s}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(errs.contains("server.max_connections"), "{errs}");
+        assert!(errs.contains("server.read_header_timeout"), "{errs}");
+        let p = plan("server: {max_connections: 16, write_timeout: 2s}\n").unwrap();
+        assert_eq!(p.server.max_connections, 16);
+        assert_eq!(p.server.write_timeout.0.as_secs(), 2);
     }
 
     #[test]

@@ -125,7 +125,7 @@ async fn the_sidecar_schedules_checks_and_the_api_controls_them() {
     let url = format!("{}/data.json", nginx());
     let yaml = format!(
         "store: {{dir: {dir}, keep: 5}}
-api: {{token: s3cret-token}}
+api: {{token: s3cret-token-0123456789}}
 checks:
   - name: every2s
     schedule: '*/2 * * * * *'
@@ -143,7 +143,7 @@ checks:
         .await
         .unwrap();
     let addr = sidecar.addr;
-    let auth = Some("Authorization: Bearer s3cret-token");
+    let auth = Some("Authorization: Bearer s3cret-token-0123456789");
     let api = move |m: &'static str, p: &'static str, h: Option<&'static str>| {
         tokio::task::spawn_blocking(move || http_request(addr, m, p, h).unwrap())
     };

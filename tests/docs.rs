@@ -27,6 +27,7 @@ fn config_reference() -> String {
         "src/config/push.rs",
         "src/config/load.rs",
         "src/config/checks.rs",
+        "src/config/server.rs",
     ]
     .map(|f| std::fs::read_to_string(f).unwrap())
     .join("\n");

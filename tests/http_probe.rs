@@ -186,6 +186,27 @@ async fn valid_certificate_with_ca_file_succeeds_and_exports_expiry() {
     assert_eq!(o.reason(), Some(Reason::Tls));
 }
 
+/// Like blackbox_exporter's `probe_ssl_earliest_cert_expiry`, the expiry is
+/// that of the final response's connection: none when a redirect ends on
+/// plain http.
+#[tokio::test]
+async fn the_certificate_expiry_is_the_final_hops() {
+    let dir = tempfile::tempdir().unwrap();
+    let reply = format!(
+        "HTTP/1.1 302 Found\r\nlocation: {}/health\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        nginx()
+    );
+    let reply: &'static [u8] = Box::leak(reply.into_bytes().into_boxed_slice());
+    let (addr, ca) = tls_server_with(Validity::Current, dir.path(), reply).await;
+    let url = format!("https://localhost:{}/", addr.port());
+    let tls = format!("      tls: {{ca_file: '{}'}}\n", ca.display());
+    let (o, _) = run_one(&http(&url, &tls)).await;
+    assert!(o.success(), "{:?}", o.result);
+    assert!(o.recorder.phase(Phase::Tls).is_some());
+    assert_eq!(o.recorder.http_status, Some(200));
+    assert_eq!(o.recorder.timings.tls_not_after, None);
+}
+
 #[tokio::test]
 async fn method_headers_body_and_url_credentials_are_sent() {
     let (addr, seen) = recording_server().await;

@@ -85,6 +85,79 @@ async fn a_slow_query_times_out_on_time() {
     }
 }
 
+/// A query that outlives the probe's `statement_timeout` (it turns it off).
+const LONG_SLEEP: &str = "SET statement_timeout = 0; SELECT pg_sleep(30)";
+
+/// Backends still running [`LONG_SLEEP`] after at most 5 s of waiting for
+/// them to drop to `want`.
+async fn sleeping_backends(pg: &Postgres, want: i64) -> i64 {
+    let (client, conn) = tokio_postgres::connect(&pg.dsn(&pg.password), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let count = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                 AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()";
+    let mut n = -1;
+    for _ in 0..50 {
+        n = client.query_one(count, &[]).await.unwrap().get(0);
+        if n <= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_fresh_runs_leave_no_connection_behind() {
+    let pg = Postgres::start();
+    // The backend notices a closed socket within 100 ms, even mid-sleep.
+    let query = format!("SET client_connection_check_interval = '100ms'; {LONG_SLEEP}");
+    let p = plan(&config(
+        &pg.dsn(&pg.password),
+        &format!("      mode: fresh\n      query: \"{query}\"\n"),
+    ));
+    for _ in 0..3 {
+        let o = run(&p.probes[0]).await;
+        assert_eq!(o.reason(), Some(Reason::Timeout), "{:?}", o.result);
+    }
+    assert_eq!(
+        sleeping_backends(&pg, 0).await,
+        0,
+        "the timed-out runs' connections stay open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_pooled_query_is_cancelled_over_tls() {
+    let pg = Postgres::start();
+    pg.enable_tls();
+    let p = plan(&config(
+        &pg.dsn(&pg.password),
+        &format!(
+            "      mode: pooled\n      tls: {{mode: require}}\n      query: \"{LONG_SLEEP}\"\n"
+        ),
+    ));
+    let probe = &p.probes[0];
+    let ok = plan(&config(
+        &pg.dsn(&pg.password),
+        "      mode: fresh\n      tls: {mode: require}\n      query: SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()\n      expect: {value: 'true'}\n",
+    ));
+    let o = run(&ok.probes[0]).await;
+    assert!(o.success(), "the probe speaks TLS: {:?}", o.result);
+    // The first run is cut off mid-query; the second cancels that query
+    // (over TLS, as the server requires of this connection) and is cut off in turn.
+    for _ in 0..2 {
+        let o = run(probe).await;
+        assert_eq!(o.reason(), Some(Reason::Timeout), "{:?}", o.result);
+    }
+    assert_eq!(
+        sleeping_backends(&pg, 1).await,
+        1,
+        "the first query was not cancelled"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_server_is_refused_then_recovers() {
     let pg = Postgres::start();

@@ -18,7 +18,7 @@ use common::assets::{self, all_rules, metric_names, panel_queries, substitute};
 use common::procs::{self, now, wait_for, Killed};
 use common::{closed_port, http_get, http_request, nginx, sample, AllTargets};
 
-const TOKEN: &str = "e2e-token";
+const TOKEN: &str = "e2e-token-0123456789";
 
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()

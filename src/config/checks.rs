@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::problems::BuildCx;
 use super::{Dur, LoadConfig};
 
 /// A named check. Give at most one scenario (`soak`, `spike`, `breakpoint`,
@@ -265,8 +266,44 @@ pub(crate) struct StoreConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApiConfig {
     /// The bearer token; use `${SIDEWATCH_API_TOKEN}`. The API is off when
-    /// the token is empty.
+    /// the token is empty. Surrounding whitespace is trimmed (a header value
+    /// cannot carry it); otherwise at least 16 printable ASCII characters
+    /// without spaces (`openssl rand -hex 16` gives 32).
     pub(crate) token: String,
+}
+
+/// The shortest API token accepted: a guessable token opens the API, and a
+/// very short one is below the redactor's floor, so it would never be masked.
+const MIN_TOKEN_CHARS: usize = 16;
+
+impl ApiConfig {
+    /// The token, trimmed; `None` when it is empty (the API is off) or bad
+    /// (reported, never echoed).
+    pub(crate) fn build(&self, cx: &mut BuildCx) -> Option<String> {
+        let token = self.token.trim();
+        if token.is_empty() {
+            return None;
+        }
+        cx.redactor.add(token);
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            cx.problem_at(
+                "token",
+                "the token must be printable ASCII without spaces (a header value)",
+            );
+            return None;
+        }
+        if token.len() < MIN_TOKEN_CHARS {
+            cx.problem_at(
+                "token",
+                format!(
+                    "the token has {} characters; use at least {MIN_TOKEN_CHARS} (openssl rand -hex 16)",
+                    token.len()
+                ),
+            );
+            return None;
+        }
+        Some(token.to_string())
+    }
 }
 
 fn default_millisecond() -> Dur {

@@ -16,6 +16,7 @@ mod problems;
 mod push;
 mod resources;
 mod schema;
+mod server;
 pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ pub(crate) use problems::*;
 pub(crate) use push::*;
 pub(crate) use resources::*;
 pub use schema::json_schema;
+pub(crate) use server::ServerConfig;
 pub(crate) use yaml::{Path, Pos};
 
 /// The whole sidewatch configuration file.
@@ -45,6 +47,9 @@ pub(crate) struct Config {
     /// `/readyz`. `--listen` overrides it. Default `0.0.0.0:9479`.
     #[serde(default = "default_listen")]
     pub(crate) listen: SocketAddr,
+    /// Limits of the `listen` server: connections, header and write timeouts.
+    #[serde(default)]
+    pub(crate) server: ServerConfig,
     /// Interval and timeout for probes that do not set their own.
     #[serde(default)]
     pub(crate) defaults: ProbeDefaults,

@@ -67,13 +67,16 @@ impl Request {
         let mut out = Vec::with_capacity(256 + body.len());
         let target = &url[Position::BeforePath..Position::AfterQuery];
         out.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
-        out.extend_from_slice(
-            format!(
-                "Host: {}\r\n",
-                &url[Position::BeforeHost..Position::AfterPort]
-            )
-            .as_bytes(),
-        );
+        // A user's `Host` (a virtual host on an address) wins: one is sent.
+        if !headers.contains_key(http::header::HOST) {
+            out.extend_from_slice(
+                format!(
+                    "Host: {}\r\n",
+                    &url[Position::BeforeHost..Position::AfterPort]
+                )
+                .as_bytes(),
+            );
+        }
         if !headers.contains_key(http::header::USER_AGENT) {
             out.extend_from_slice(
                 concat!("User-Agent: sidewatch/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
@@ -104,6 +107,10 @@ impl Request {
         })
     }
 }
+
+/// The most a response head (status line and headers) may take; a server
+/// that sends more is broken or hostile, and the exchange fails as `protocol`.
+const MAX_HEAD: usize = 64 * 1024;
 
 trait Io: AsyncRead + AsyncWrite + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
@@ -154,9 +161,11 @@ impl Conn {
             .write_all(&req.bytes)
             .await
             .map_err(|e| io_reason(&e))?;
-        let (status, body, reuse) = self.head().await?;
-        let no_body = req.head || status == 204 || status == 304 || (100..200).contains(&status);
+        let (status, body, reuse) = self.final_head().await?;
+        let no_body = req.head || status == 204 || status == 304;
         let reuse = match body {
+            // After `101 Switching Protocols` the connection no longer speaks HTTP.
+            _ if status == 101 => false,
             _ if no_body => reuse,
             Body::Length(n) => self.skip(n).await.map(|_| reuse)?,
             Body::Chunked => self.chunked().await.map(|_| reuse)?,
@@ -177,6 +186,17 @@ impl Conn {
         }
     }
 
+    /// The final response's head: interim `1xx` responses (`100 Continue`,
+    /// `103 Early Hints`) are skipped, `101` is final.
+    async fn final_head(&mut self) -> Result<(u16, Body, bool), Reason> {
+        loop {
+            let head = self.head().await?;
+            if head.0 == 101 || !(100..200).contains(&head.0) {
+                return Ok(head);
+            }
+        }
+    }
+
     async fn head(&mut self) -> Result<(u16, Body, bool), Reason> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -187,6 +207,9 @@ impl Conn {
                     let (body, reuse) = framing(&resp);
                     self.buf.advance(n);
                     return Ok((status, body, reuse));
+                }
+                Ok(httparse::Status::Partial) if self.buf.len() >= MAX_HEAD => {
+                    return Err(Reason::Protocol)
                 }
                 Ok(httparse::Status::Partial) => self.fill().await?,
                 Err(_) => return Err(Reason::Protocol),
@@ -235,7 +258,9 @@ impl Conn {
                     }
                 }
             }
-            self.skip(size + 2).await?;
+            // The size is the peer's: `ffffffffffffffff` must not wrap.
+            self.skip(size.checked_add(2).ok_or(Reason::Protocol)?)
+                .await?;
         }
     }
 
@@ -282,6 +307,7 @@ fn framing(resp: &httparse::Response) -> (Body, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::net::TcpListener;
 
     fn request(url: &str) -> Request {
@@ -323,36 +349,130 @@ mod tests {
         format!("http://{addr}/")
     }
 
+    /// Sends `n` requests on one connection to a server that answers with
+    /// `responses`; each exchange must end within 5 s.
+    async fn exchanges(responses: Vec<&'static [u8]>, n: usize) -> Vec<Result<Reply, Reason>> {
+        let req = request(&server(responses).await);
+        let mut c = Conn::open(&req).await.unwrap();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let one = tokio::time::timeout(Duration::from_secs(5), c.exchange(&req));
+            out.push(one.await.expect("an exchange ends within 5 s"));
+        }
+        out
+    }
+
     #[tokio::test]
     async fn reads_length_chunked_and_status_bodies_on_one_connection() {
-        let url = server(vec![
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
-            b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
-        ])
+        let got = exchanges(
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
+                b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
+            ],
+            4,
+        )
         .await;
+        assert!(matches!(
+            got[..],
+            [
+                Ok(Reply::Ok { reuse: true }),
+                Ok(Reply::Ok { reuse: true }),
+                Ok(Reply::Status { reuse: true }),
+                Err(Reason::Reset)
+            ]
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_size_that_overflows_is_a_protocol_error() {
+        let got = exchanges(
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n"],
+            1,
+        )
+        .await;
+        assert!(matches!(got[..], [Err(Reason::Protocol)]));
+    }
+
+    #[tokio::test]
+    async fn an_endless_response_head_is_cut_at_the_cap() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        // One header line that never ends, then the connection stays open.
+        let serve = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nX-Fill: ").await;
+            let filler = vec![b'a'; 64 * 1024];
+            for _ in 0..64 {
+                if s.write_all(&filler).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
         let req = request(&url);
         let mut c = Conn::open(&req).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), c.exchange(&req)).await;
+        assert!(matches!(got, Ok(Err(Reason::Protocol))));
+        assert!(c.buf.capacity() <= 2 * MAX_HEAD, "{}", c.buf.capacity());
+        serve.abort();
+    }
+
+    #[tokio::test]
+    async fn interim_1xx_responses_are_skipped() {
+        let got = exchanges(
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno",
+            ],
+            2,
+        )
+        .await;
+        // Nothing of the interim responses is left to be read as the next one.
         assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Ok { reuse: true })
+            got[..],
+            [
+                Ok(Reply::Ok { reuse: true }),
+                Ok(Reply::Status { reuse: true })
+            ]
         ));
-        assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Ok { reuse: true })
-        ));
-        assert!(matches!(
-            c.exchange(&req).await,
-            Ok(Reply::Status { reuse: true })
-        ));
-        assert!(matches!(c.exchange(&req).await, Err(Reason::Reset)));
+    }
+
+    #[tokio::test]
+    async fn switching_protocols_is_final_and_ends_reuse() {
+        let got = exchanges(
+            vec![b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"],
+            1,
+        )
+        .await;
+        assert!(matches!(got[..], [Ok(Reply::Status { reuse: false })]));
+    }
+
+    #[test]
+    fn a_user_host_header_replaces_the_generated_one() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, "api.example".parse().unwrap());
+        let r = Request::render(
+            &Url::parse("http://127.0.0.1:8080/").unwrap(),
+            "GET",
+            &headers,
+            b"",
+            StatusSet::success(),
+            None,
+        )
+        .unwrap();
+        let text = String::from_utf8(r.bytes.to_vec())
+            .unwrap()
+            .to_ascii_lowercase();
+        assert_eq!(text.matches("\r\nhost:").count(), 1, "{text}");
+        assert!(text.contains("\r\nhost: api.example\r\n"), "{text}");
     }
 
     #[tokio::test]
     async fn garbage_is_a_protocol_error() {
-        let url = server(vec![b"SSH-2.0-x\r\n\r\n"]).await;
-        let req = request(&url);
-        let mut c = Conn::open(&req).await.unwrap();
-        assert!(matches!(c.exchange(&req).await, Err(Reason::Protocol)));
+        let got = exchanges(vec![b"SSH-2.0-x\r\n\r\n"], 1).await;
+        assert!(matches!(got[..], [Err(Reason::Protocol)]));
     }
 }

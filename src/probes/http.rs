@@ -136,6 +136,10 @@ impl HttpProbe {
         let mut body = self.body.clone();
         let mut hops = 0;
         loop {
+            // Status and expiry describe the final response's connection
+            // (as blackbox_exporter's do): a hop that fails leaves none.
+            rec.http_status = None;
+            rec.timings.tls_not_after = None;
             let resp = self.exchange(&url, &method, body.clone(), rec).await?;
             rec.http_status = Some(resp.status.as_u16());
             let location = resp.headers.get(LOCATION).and_then(|v| v.to_str().ok());
@@ -478,7 +482,8 @@ impl AsyncWrite for FirstByte {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task (a connection's) when the run that owns it ends or is dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -98,10 +98,19 @@ impl ProbeFamilies {
                     .observe(d.as_secs_f64());
             }
         }
-        if let Some(t) = outcome.recorder.timings.tls_not_after {
-            self.tls_expiry.get_or_create(&labels).set(unix_seconds(t));
+        // Both describe this run's final response, as blackbox_exporter's
+        // do: no response is status 0, no TLS connection no expiry series,
+        // so a refused probe never shows the last good run's "200".
+        match outcome.recorder.timings.tls_not_after {
+            Some(t) => {
+                self.tls_expiry.get_or_create(&labels).set(unix_seconds(t));
+            }
+            None => {
+                self.tls_expiry.remove(&labels);
+            }
         }
-        if let Some(code) = outcome.recorder.http_status {
+        if probe.kind == Kind::Http {
+            let code = outcome.recorder.http_status.unwrap_or(0);
             self.http_status.get_or_create(&labels).set(i64::from(code));
         }
         self.last_run
@@ -155,7 +164,13 @@ crate::telemetry::families! {
 
 impl QueryFamilies {
     fn record(&self, probe: &Probe, outcome: &Outcome) {
-        if probe.kind != Kind::Postgres || outcome.result.is_err() {
+        if probe.kind != Kind::Postgres {
+            return;
+        }
+        if outcome.result.is_err() {
+            // A failed run has no values: keeping the last ones would show
+            // a database that is down as healthy.
+            self.remove(&probe.name);
             return;
         }
         let now: Vec<ValueLabels> = outcome
@@ -343,4 +358,101 @@ fn phase_labels(p: &Probe, phase: Phase) -> PhaseLabels {
 pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::config::Document;
+    use crate::net::Failure;
+    use crate::plan::Plan;
+    use crate::probes::{QueryValue, Recorder};
+    use crate::telemetry::encode_prometheus;
+
+    fn probes() -> Vec<std::sync::Arc<Probe>> {
+        let yaml = "probes:
+  - name: web
+    http: {url: 'https://127.0.0.1:1/'}
+  - name: db
+    postgres:
+      dsn: 'host=127.0.0.1 port=1 user=u dbname=d'
+      query: SELECT 1 AS pct
+      values: {columns: [pct]}
+";
+        let doc = Document::parse("c", yaml, &|_| None).unwrap();
+        Plan::from_document(doc).unwrap().probes
+    }
+
+    fn outcome(result: Result<(), Failure>, recorder: Recorder) -> Outcome {
+        Outcome {
+            started: SystemTime::now(),
+            total: Duration::from_millis(3),
+            result,
+            recorder,
+        }
+    }
+
+    fn sample<'a>(text: &'a str, family: &str, probe: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(family) && l.contains(&format!("probe=\"{probe}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+    }
+
+    #[test]
+    fn a_failed_run_leaves_no_stale_status_expiry_or_query_value() {
+        let mut registry = Registry::default();
+        let metrics = ProbeMetrics::new(
+            ProbeFamilies::register(registry.sub_registry_with_prefix("probe")),
+            QueryFamilies::register(registry.sub_registry_with_prefix("query")),
+            KafkaFamilies::register(registry.sub_registry_with_prefix("kafka")),
+        );
+        let probes = probes();
+        let (web, db) = (&probes[0], &probes[1]);
+        let mut seen = Recorder {
+            http_status: Some(200),
+            ..Recorder::default()
+        };
+        seen.timings.tls_not_after = Some(SystemTime::now() + Duration::from_secs(86_400));
+        metrics.record(web, &outcome(Ok(()), seen));
+        let mut rows = Recorder::default();
+        rows.values.push(QueryValue {
+            column: "pct".into(),
+            row: String::new(),
+            value: 42.0,
+        });
+        metrics.record(db, &outcome(Ok(()), rows));
+        let text = encode_prometheus(&registry);
+        assert_eq!(sample(&text, "probe_http_status_code", "web"), Some("200"));
+        assert!(
+            sample(&text, "probe_tls_cert_expiry", "web").is_some(),
+            "{text}"
+        );
+        assert_eq!(sample(&text, "query_value", "db"), Some("42.0"), "{text}");
+
+        // Refused: no response, no certificate, no query result.
+        let refused = || {
+            Err(Failure::new(
+                Reason::Refused,
+                "connect: refused".to_string(),
+            ))
+        };
+        metrics.record(web, &outcome(refused(), Recorder::default()));
+        metrics.record(db, &outcome(refused(), Recorder::default()));
+        let text = encode_prometheus(&registry);
+        assert_eq!(
+            sample(&text, "probe_http_status_code", "web"),
+            Some("0"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "probe_tls_cert_expiry", "web"),
+            None,
+            "{text}"
+        );
+        assert_eq!(sample(&text, "query_value", "db"), None, "{text}");
+    }
 }

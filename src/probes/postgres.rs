@@ -4,8 +4,10 @@
 //! numbers without a decimal crate.
 //!
 //! The server gets `statement_timeout` equal to the probe timeout (added to
-//! the DSN's own `options`), so a query the probe gave up on does not run on. A pooled connection whose run
-//! was cut off is cancelled and replaced on the next run.
+//! the DSN's own `options`), so a query the probe gave up on does not run on.
+//! A fresh connection's task is aborted however the run ends (a timeout
+//! too). A pooled connection whose run was cut off has its query cancelled
+//! (over TLS if the probe uses TLS) and is replaced on the next run.
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::http::AbortOnDrop;
 use super::{QueryValue, Recorder};
 use crate::config::{BuildCx, PostgresConfig, PostgresMode, PostgresTlsMode, TlsConfig};
 use crate::net::dial::{io_reason, io_source};
@@ -42,6 +45,8 @@ struct Expect {
 #[derive(Default)]
 struct Pooled {
     client: Option<Client>,
+    /// The connection's task, aborted when the connection is replaced.
+    conn: Option<AbortOnDrop>,
     busy: bool,
 }
 
@@ -161,10 +166,10 @@ impl PostgresProbe {
         let rows = match self.mode {
             PostgresMode::Fresh => {
                 let (client, conn) = self.connect(rec).await?;
-                let result = self.query(&client, rec).await;
-                drop(client);
-                conn.abort();
-                result?
+                // Aborted however the run ends, a timeout included: a task
+                // left waiting on a cut-off query would hold its socket.
+                let _conn = AbortOnDrop(conn);
+                self.query(&client, rec).await?
             }
             PostgresMode::Pooled => self.run_pooled(rec).await?,
         };
@@ -176,14 +181,13 @@ impl PostgresProbe {
         if pool.busy || pool.client.as_ref().is_some_and(Client::is_closed) {
             // The last run was cut off mid-query: stop that query and start over.
             if let Some(c) = pool.client.take() {
-                let token = c.cancel_token();
-                tokio::spawn(async move {
-                    let _ = token.cancel_query(NoTls).await;
-                });
+                self.cancel(&c, pool.conn.take());
             }
         }
         if pool.client.is_none() {
-            pool.client = Some(self.connect(rec).await?.0);
+            let (client, conn) = self.connect(rec).await?;
+            pool.client = Some(client);
+            pool.conn = Some(AbortOnDrop(conn));
         }
         pool.busy = true;
         let client = pool.client.as_ref().expect("connected above");
@@ -191,8 +195,34 @@ impl PostgresProbe {
         pool.busy = false;
         if result.is_err() {
             pool.client = None;
+            pool.conn = None;
         }
         result
+    }
+
+    /// Asks the server to cancel the query running on `client` (over TLS
+    /// when the probe uses it: a server that requires TLS refuses a plain
+    /// cancel request), within the probe timeout, then closes the connection.
+    fn cancel(&self, client: &Client, conn: Option<AbortOnDrop>) {
+        let token = client.cancel_token();
+        let tls = self.tls.clone();
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(10));
+        tokio::spawn(async move {
+            let cancel = async {
+                match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(NoTls).await,
+                }
+            };
+            if let Ok(Err(e)) = tokio::time::timeout(limit, cancel).await {
+                tracing::debug!(error = %e, "cancel request failed");
+            }
+            drop(conn);
+        });
     }
 
     async fn connect(

@@ -3,23 +3,22 @@
 //! it keeps answering however many probes hang.
 
 pub(crate) mod api;
+mod listener;
 pub(crate) mod runs;
 
-use std::convert::Infallible;
+pub(crate) use listener::serve;
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -36,12 +35,26 @@ const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; cha
 #[derive(Debug, Default)]
 pub(crate) struct ServerMetrics {
     scrapes: Counter,
+    /// Client connections open now.
+    connections: Gauge,
+    /// Least recently active connections closed to make room under `max_connections`.
+    evicted: Counter,
 }
 
 impl ServerMetrics {
     pub(crate) fn register(registry: &mut Registry) -> ServerMetrics {
         let m = ServerMetrics::default();
         registry.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
+        registry.register(
+            "connections",
+            "Client connections open on the listen address",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_evicted",
+            "Least recently active connections closed to make room under server.max_connections",
+            m.evicted.clone(),
+        );
         m
     }
 }
@@ -58,17 +71,8 @@ pub(crate) struct ServerState {
     pub(crate) ready: AtomicBool,
 }
 
-/// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
-/// serves `registry` (the run's root, prefixed `sidewatch`) without probes or
-/// the control API if an address is given; cancel the token to stop. The
-/// registry comes back shared, for the run's push at the end.
-pub(crate) async fn serve_run(
-    listen: Option<std::net::SocketAddr>,
-    mut registry: Registry,
-) -> Result<(Arc<Registry>, Option<CancellationToken>), String> {
-    let Some(addr) = listen else {
-        return Ok((Arc::new(registry), None));
-    };
+/// A server state without probes or checks, for a one-off run.
+fn run_state(mut registry: Registry) -> ServerState {
     // No probe runs here, so the probe families stay empty and unexported;
     // the state wants them all the same. Same prefixes as the sidecar's.
     let probes = Arc::new(Outcomes::new(ProbeMetrics::new(
@@ -77,64 +81,45 @@ pub(crate) async fn serve_run(
         KafkaFamilies::register(registry.sub_registry_with_prefix("kafka")),
     )));
     let metrics = ServerMetrics::register(registry.sub_registry_with_prefix("metrics"));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let registry = Arc::new(registry);
-    let state = Arc::new(ServerState {
-        registry: registry.clone(),
+    ServerState {
+        registry: Arc::new(registry),
         metrics,
         probes,
         checks: None,
         ready: true.into(),
-    });
+    }
+}
+
+/// The `--listen` of a one-off run (`sidewatch load`, `sidewatch check`):
+/// serves `registry` (the run's root, prefixed `sidewatch`) without probes or
+/// the control API if an address is given; cancel the token to stop. The
+/// registry comes back shared, for the run's push at the end.
+pub(crate) async fn serve_run(
+    listen: Option<std::net::SocketAddr>,
+    registry: Registry,
+) -> Result<(Arc<Registry>, Option<CancellationToken>), String> {
+    let Some(addr) = listen else {
+        return Ok((Arc::new(registry), None));
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let state = Arc::new(run_state(registry));
+    let registry = state.registry.clone();
     let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, state, stop.clone()));
+    let limits = crate::config::ServerConfig::default();
+    tokio::spawn(serve(listener, state, limits, stop.clone()));
     Ok((registry, Some(stop)))
 }
 
-/// Serves until `shutdown` is cancelled.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    state: Arc<ServerState>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of fds, usually: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move {
-                    // Stored runs are read off the workers, so they route here.
-                    let path = req.uri().path();
-                    if path == "/runs" || path.starts_with("/runs/") {
-                        let (status, kind, body) =
-                            runs::handle(state.checks.clone(), req.method(), path).await;
-                        return Ok::<_, Infallible>(respond(status, kind, body));
-                    }
-                    Ok::<_, Infallible>(route(&state, &req))
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = conn.await;
-        });
+/// One request. Stored runs are read off the workers, so they route here.
+async fn handle(state: &ServerState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path == "/runs" || path.starts_with("/runs/") {
+        let (status, kind, body) = runs::handle(state.checks.clone(), req.method(), path).await;
+        return respond(status, kind, body);
     }
+    route(state, &req)
 }
 
 fn route(state: &ServerState, req: &Request<Incoming>) -> Response<Full<Bytes>> {

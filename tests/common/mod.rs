@@ -114,6 +114,16 @@ pub async fn scripted_server(reply: &'static [u8], reset: bool) -> SocketAddr {
 /// A TLS server (rustls) with a certificate of the given validity, answering
 /// `200 ok`. Returns its address and the CA file that signed it.
 pub async fn tls_server(validity: certs::Validity, dir: &std::path::Path) -> (SocketAddr, PathBuf) {
+    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n";
+    tls_server_with(validity, dir, ok).await
+}
+
+/// [`tls_server`] answering every request with `reply`.
+pub async fn tls_server_with(
+    validity: certs::Validity,
+    dir: &std::path::Path,
+    reply: &'static [u8],
+) -> (SocketAddr, PathBuf) {
     let pki = certs::issue(&["localhost"], validity);
     let ca = dir.join(format!("ca-{validity:?}.pem"));
     std::fs::write(&ca, &pki.ca_pem).unwrap();
@@ -126,9 +136,7 @@ pub async fn tls_server(validity: certs::Validity, dir: &std::path::Path) -> (So
             };
             let mut buf = [0u8; 4096];
             let _ = tls.read(&mut buf).await;
-            let _ = tls
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n")
-                .await;
+            let _ = tls.write_all(reply).await;
             let _ = tls.shutdown().await;
         }
     })
@@ -335,6 +343,28 @@ impl Postgres {
 
     pub fn stop(&self) {
         assert!(self.ctl(&["-m", "immediate", "stop"]), "pg_ctl stop");
+    }
+
+    /// Restarts the server with TLS on (a self-signed `localhost` certificate).
+    pub fn enable_tls(&self) {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        self.stop();
+        let data = self.dir.path().join("data");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (uid, gid) = postgres_ids();
+        for (name, pem) in [
+            ("server.crt", cert.cert.pem()),
+            ("server.key", cert.signing_key.serialize_pem()),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, pem).unwrap();
+            chown(&path, Some(uid), Some(gid)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let conf = data.join("postgresql.conf");
+        let text = std::fs::read_to_string(&conf).unwrap() + "\nssl = on\n";
+        std::fs::write(&conf, text).unwrap();
+        self.resume();
     }
 
     pub fn dsn(&self, password: &str) -> String {
