@@ -188,6 +188,35 @@ async fn the_closed_model_keeps_users_busy_without_drops() {
     assert!(r.executor.starts_with("constant-concurrency 4 users"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_keeps_to_the_rate_limit() {
+    let url = format!("{}/health", nginx());
+    let yaml = format!(
+        "limits: {{max_rate: 50/s}}\n{}",
+        check(&url, "concurrency: 4, duration: 2s", &[], &[])
+    );
+    let r = run(&yaml).await;
+    // Four users against nginx send thousands a second without the limit.
+    assert!(
+        r.requests <= 2 * 50 + 10,
+        "{} requests in 2 s under a 50/s limit",
+        r.requests
+    );
+    assert!(r.requests >= 50, "only {} requests", r.requests);
+}
+
+#[test]
+fn infinite_users_are_refused_before_any_load() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .args(["load", "--url", "http://127.0.0.1:9/", "--concurrency", "1"])
+        .args(["--stages", "3s:inf", "--threshold", "p95 < 1s"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("users"), "{err}");
+}
+
 #[test]
 fn sigint_gives_a_partial_summary_and_exit_3_and_metrics_are_live() {
     let url = format!("{}/health", nginx());

@@ -229,7 +229,7 @@ fn verdict_code(r: &CheckResult) -> u8 {
     match r.verdict {
         Verdict::Pass => exit::OK,
         Verdict::Aborted => exit::ABORTED,
-        Verdict::Fail => exit::FAILED,
+        Verdict::Fail | Verdict::Error => exit::FAILED,
     }
 }
 

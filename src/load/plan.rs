@@ -23,6 +23,9 @@ pub struct Workload {
     pub(crate) model: Model,
     pub(crate) mix: Arc<Vec<MixItem>>,
     pub(crate) max_connections: usize,
+    /// `limits.max_rate` for this sidewatch: the open model's profiles are
+    /// refused above it, the closed model's users are held to it.
+    pub(crate) max_rate: f64,
     pub(crate) request_timeout: Duration,
     pub(crate) threads: usize,
     pub(crate) thresholds: Vec<Rule>,
@@ -122,6 +125,13 @@ fn compile(
                 rails.max_rate
             ));
         }
+        // Each user holds a connection, so the cap on connections caps users.
+        if model == Model::Users && peak > s.load.max_connections as f64 {
+            load.problem(format!(
+                "peak {peak:.0} users exceed max_connections {} (each user holds one connection)",
+                s.load.max_connections
+            ));
+        }
         let mix = mix(&mut load, s.load, rails);
         let names: Vec<&str> = mix.iter().map(|e| e.name.as_str()).collect();
         let thresholds = rules(&mut cx.key("thresholds"), s.thresholds, &names, rails);
@@ -138,6 +148,7 @@ fn compile(
             model,
             mix: Arc::new(mix),
             max_connections: s.load.max_connections,
+            max_rate: rails.max_rate,
             request_timeout: s.load.timeout.0,
             threads: s.load.threads,
             thresholds,
@@ -378,5 +389,36 @@ mod tests {
             problems,
             ["checks[0].load: peak rate 2000/s exceeds the limit of 1000/s (limits.max_rate)"]
         );
+    }
+
+    #[test]
+    fn the_closed_model_is_capped_like_the_open_one() {
+        for (load, want) in [
+            ("concurrency: 1, stages: '3s:inf'", "users"),
+            ("concurrency: 1, stages: '3s:nan'", "users"),
+            ("concurrency: 1, stages: '3s:-4'", "users"),
+            (
+                "concurrency: 10, max_connections: 8, duration: 3s",
+                "max_connections",
+            ),
+            (
+                "concurrency: 1, max_connections: 8, stages: '3s:9'",
+                "max_connections",
+            ),
+        ] {
+            let (plan, problems) = compile(&format!("{{{load}, {MIX}}}"), LoadPlan::build, 0);
+            assert!(plan.is_none(), "{load}: accepted");
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{load}: {problems:?}"
+            );
+        }
+        let (plan, problems) = compile(
+            &format!("{{concurrency: 8, max_connections: 8, duration: 3s, {MIX}}}"),
+            LoadPlan::build,
+            0,
+        );
+        assert_eq!(problems, Vec::<String>::new());
+        assert!(plan.is_some());
     }
 }
