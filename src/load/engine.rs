@@ -220,6 +220,9 @@ struct Shard {
     state: RefCell<State>,
 }
 
+/// What runs one shard on its own thread: [`run`], or a stand-in in tests.
+pub(crate) type ShardFn = fn(ShardPlan, mpsc::UnboundedSender<ShardReport>, Arc<AtomicBool>);
+
 /// Runs a shard to the end of its profile, or until `stop` is set.
 pub fn run(plan: ShardPlan, tx: mpsc::UnboundedSender<ShardReport>, stop: Arc<AtomicBool>) {
     let rt = tokio::runtime::Builder::new_current_thread()

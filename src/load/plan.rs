@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::arrival::{parse_stages, Profile};
 use super::client::Request;
-use super::engine::{MixItem, Model};
+use super::engine::{MixItem, Model, ShardFn};
 use super::thresholds::Rule;
 use crate::config::{BuildCx, LoadConfig};
 use crate::probes::http::HttpProbe;
@@ -30,6 +30,8 @@ pub struct Workload {
     pub(crate) threads: usize,
     pub(crate) thresholds: Vec<Rule>,
     pub(crate) aborts: Vec<Rule>,
+    /// What runs each shard: the engine (tests put a stand-in here).
+    pub(crate) engine: ShardFn,
 }
 
 /// A compiled `load:` section: the workload, its base, and its own timeline
@@ -153,6 +155,7 @@ fn compile(
             threads: s.load.threads,
             thresholds,
             aborts,
+            engine: super::engine::run,
         };
         Some(LoadPlan {
             workload,
@@ -295,27 +298,23 @@ impl Workload {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{Document, Problems};
     use crate::redact::Redactor;
 
-    /// Compiles the first check's load with `f` (`LoadPlan::build` or
-    /// `build_base`), as a shard `shard` of 4.
-    fn compile(
-        load: &str,
-        f: fn(&mut BuildCx, &LoadSection, &Guardrails) -> Option<LoadPlan>,
-        shard: u32,
+    /// How a test compiles a section: `LoadPlan::build` or `build_base`.
+    pub(crate) type Build = fn(&mut BuildCx, &LoadSection, &Guardrails) -> Option<LoadPlan>;
+
+    /// Compiles the load of the first check in `yaml` with `f` under
+    /// `rails`: the plan, and the problems as `path: message`.
+    pub(crate) fn compile_in(
+        yaml: &str,
+        f: Build,
+        rails: &Guardrails,
     ) -> (Option<LoadPlan>, Vec<String>) {
-        let yaml = format!("checks: [{{name: c, load: {load}, thresholds: ['p95[api] < 1s']}}]");
-        let doc = Document::parse("t", &yaml, &|_| None).unwrap();
+        let doc = Document::parse("t", yaml, &|_| None).unwrap();
         let c = &doc.config.checks[0];
-        let rails = Guardrails {
-            max_rate: 1000.0,
-            allow_hosts: HashSet::new(),
-            shard: (shard, 4),
-            time_scale: 2.0,
-        };
         let section = LoadSection {
             check: &c.name,
             load: c.load.as_ref().unwrap(),
@@ -324,13 +323,25 @@ mod tests {
         };
         let (mut problems, mut redactor) = (Problems::default(), Redactor::default());
         let mut cx = BuildCx::new(&mut problems, &mut redactor);
-        let plan = f(&mut cx.key("checks").index(0), &section, &rails);
+        let plan = f(&mut cx.key("checks").index(0), &section, rails);
         let found = problems
             .0
             .iter()
             .map(|(p, m)| format!("{p}: {m}"))
             .collect();
         (plan, found)
+    }
+
+    /// Compiles the first check's load with `f`, as a shard `shard` of 4.
+    fn compile(load: &str, f: Build, shard: u32) -> (Option<LoadPlan>, Vec<String>) {
+        let yaml = format!("checks: [{{name: c, load: {load}, thresholds: ['p95[api] < 1s']}}]");
+        let rails = Guardrails {
+            max_rate: 1000.0,
+            allow_hosts: HashSet::new(),
+            shard: (shard, 4),
+            time_scale: 2.0,
+        };
+        compile_in(&yaml, f, &rails)
     }
 
     const MIX: &str = "mix: [{name: api, http: {url: 'http://127.0.0.1:9/'}}]";

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::arrival::{self, Profile};
-use super::engine::{self, EntryStats, Model, ShardPlan, ShardReport};
+use super::engine::{EntryStats, Model, ShardPlan, ShardReport};
 use super::histogram::{Hist, Summary};
 use super::metrics::LoadMetrics;
 use super::plan::Workload;
@@ -191,36 +191,11 @@ pub async fn run_observed(
     cancel: CancellationToken,
     observer: &mut dyn Observer,
 ) -> LoadResult {
-    coordinate(
-        workload,
-        profile,
-        metrics,
-        progress,
-        cancel,
-        observer,
-        engine::run,
-    )
-    .await
-}
-
-/// What runs one shard on its own thread: [`engine::run`], or a stand-in
-/// in tests.
-type ShardFn = fn(ShardPlan, mpsc::UnboundedSender<ShardReport>, Arc<AtomicBool>);
-
-async fn coordinate(
-    workload: &Workload,
-    profile: &Profile,
-    metrics: Option<&LoadMetrics>,
-    progress: &mut dyn Progress,
-    cancel: CancellationToken,
-    observer: &mut dyn Observer,
-    shard_fn: ShardFn,
-) -> LoadResult {
     let names = workload.names();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let mut died = start_shards(workload, profile, &tx, &stop, shard_fn);
+    let mut died = start_shards(workload, profile, &tx, &stop);
     drop(tx);
     if let Some(m) = metrics {
         m.start(&workload.check);
@@ -347,8 +322,8 @@ fn start_shards(
     profile: &Profile,
     tx: &mpsc::UnboundedSender<ShardReport>,
     stop: &Arc<AtomicBool>,
-    shard_fn: ShardFn,
 ) -> Option<String> {
+    let shard_fn = workload.engine;
     let share = 1.0 / workload.threads as f64;
     for i in 0..workload.threads {
         let shard = ShardPlan {
@@ -645,37 +620,27 @@ fn result(
 
 #[cfg(test)]
 mod tests {
+    use super::super::plan::tests::compile_in;
     use super::*;
-    use crate::config::{BuildCx, Document, Problems};
-    use crate::load::{Guardrails, LoadPlan, LoadSection};
-    use crate::redact::Redactor;
+    use crate::load::engine::ShardFn;
+    use crate::load::{Guardrails, LoadPlan};
 
-    /// The workload and profile of a one-check config's `load`.
+    /// The plan of a one-check config's `load`, one whole shard.
     fn plan(load: &str, thresholds: &[&str]) -> LoadPlan {
         let list: Vec<String> = thresholds.iter().map(|t| format!("'{t}'")).collect();
         let yaml = format!(
             "checks: [{{name: c, load: {{{load}, mix: [{{name: api, http: {{url: 'http://127.0.0.1:9/'}}}}]}}, thresholds: [{}]}}]",
             list.join(", ")
         );
-        let doc = Document::parse("t", &yaml, &|_| None).unwrap();
-        let c = &doc.config.checks[0];
         let rails = Guardrails {
             max_rate: 1000.0,
             allow_hosts: Default::default(),
             shard: (0, 1),
             time_scale: 1.0,
         };
-        let section = LoadSection {
-            check: &c.name,
-            load: c.load.as_ref().unwrap(),
-            thresholds: &c.thresholds,
-            aborts: &c.abort,
-        };
-        let (mut problems, mut redactor) = (Problems::default(), Redactor::default());
-        let mut cx = BuildCx::new(&mut problems, &mut redactor);
-        let p = LoadPlan::build(&mut cx.key("checks").index(0), &section, &rails);
-        assert!(problems.0.is_empty(), "{:?}", problems.0);
-        p.unwrap()
+        let (plan, problems) = compile_in(&yaml, LoadPlan::build, &rails);
+        assert!(problems.is_empty(), "{problems:?}");
+        plan.unwrap()
     }
 
     fn dies(_: ShardPlan, _: mpsc::UnboundedSender<ShardReport>, _: Arc<AtomicBool>) {
@@ -707,17 +672,18 @@ mod tests {
         let _ = tx.send(ShardReport::Done { entries: vec![all] });
     }
 
-    async fn drive(p: &LoadPlan, shard_fn: ShardFn) -> LoadResult {
+    async fn drive(p: &LoadPlan, engine: ShardFn) -> LoadResult {
         let profile = p.profile.as_ref().unwrap();
-        let token = CancellationToken::new();
-        coordinate(
-            &p.workload,
+        let workload = Workload {
+            engine,
+            ..p.workload.clone()
+        };
+        run(
+            &workload,
             profile,
             None,
             &mut Quiet,
-            token,
-            &mut (),
-            shard_fn,
+            CancellationToken::new(),
         )
         .await
     }
