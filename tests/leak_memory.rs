@@ -122,6 +122,13 @@ fn a_seven_day_leak_analysis_stays_in_bounded_memory() {
         r.windows,
         peak as f64 / MB
     );
+    // What the list of every pairwise slope held before, with the sorted
+    // copy `median` made of it.
+    let pairs = (r.windows * (r.windows - 1) / 2) as f64;
+    eprintln!(
+        "the O(n²) analysis listed {pairs:.0} pairwise slopes: {:.0} MB, twice",
+        pairs * 8.0 / MB
+    );
     assert!(peak <= BOUND, "peak {peak} bytes");
     assert!(r.windows > 20_000, "{}", r.windows);
     assert!(r.suspected, "{}", r.reason);

@@ -435,13 +435,14 @@ async fn worker(shard: Rc<Shard>, first: Option<Ticket>) {
 /// most `max_rate` a second, each user waiting for its turn. The wait is
 /// the limit's, not the target's, so latency counts from the turn.
 async fn wait_turn(shard: &Shard, mut t: Ticket) -> Ticket {
-    let Ok(gap) = Duration::try_from_secs_f64(1.0 / shard.plan.max_rate) else {
-        return t;
-    };
+    // A limit of 0/s (1/0 is infinite) allows a request a day.
+    let gap = Duration::try_from_secs_f64(1.0 / shard.plan.max_rate)
+        .unwrap_or(Duration::from_secs(86_400))
+        .min(Duration::from_secs(86_400));
     let turn = {
         let mut st = shard.state.borrow_mut();
         let turn = st.next_start.max(Instant::now());
-        st.next_start = turn + gap;
+        st.next_start = turn.checked_add(gap).unwrap_or(turn);
         turn
     };
     tokio::time::sleep_until(turn).await;
