@@ -233,7 +233,7 @@ pub struct ThresholdResult {
     /// The whole-run value, or for a windowed threshold the worst window;
     /// 0 with `observed_text` `no data` when there was nothing to judge.
     pub(crate) observed: f64,
-    pub(crate) observed_text: String,
+    pub observed_text: String,
 }
 
 /// Tracks a threshold across the run: every window evaluation and the end.
