@@ -110,6 +110,35 @@ async fn a_stalled_server_under_a_tight_cap_counts_drops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_in_which_nothing_completed_fails_as_no_data() {
+    // Every request hangs until its 3 s timeout, after the 2 s schedule:
+    // no second of the run sees a request complete.
+    let hang = hanging_server().await;
+    let r = run(&check(
+        &format!("http://{hang}/"),
+        "rate: 5/s, duration: 2s, timeout: 3s",
+        &[
+            "p95 < 20s over 1s",
+            "error_rate < 100% over 1s",
+            "p95 < 20s",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(r.requests, 10, "every request timed out in the drain");
+    let shown: Vec<(bool, &str)> = r
+        .thresholds
+        .iter()
+        .map(|t| (t.passed, t.observed_text.as_str()))
+        .collect();
+    assert_eq!(shown[0], (false, "no data"), "{shown:?}");
+    assert_eq!(shown[1], (false, "no data"), "{shown:?}");
+    // The whole run has its ten timeouts, under 20 s.
+    assert!(shown[2].0, "{shown:?}");
+    assert_eq!(r.verdict, "fail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_pass_and_fail_when_they_should() {
     let ok = format!("{}/health", nginx());
     let teapot = format!("{}/teapot", nginx());
@@ -186,6 +215,35 @@ async fn the_closed_model_keeps_users_busy_without_drops() {
     assert_eq!(r.dropped, 0);
     assert!(r.target_rate.is_none());
     assert!(r.executor.starts_with("constant-concurrency 4 users"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_keeps_to_the_rate_limit() {
+    let url = format!("{}/health", nginx());
+    let yaml = format!(
+        "limits: {{max_rate: 50/s}}\n{}",
+        check(&url, "concurrency: 4, duration: 2s", &[], &[])
+    );
+    let r = run(&yaml).await;
+    // Four users against nginx send thousands a second without the limit.
+    assert!(
+        r.requests <= 2 * 50 + 10,
+        "{} requests in 2 s under a 50/s limit",
+        r.requests
+    );
+    assert!(r.requests >= 50, "only {} requests", r.requests);
+}
+
+#[test]
+fn infinite_users_are_refused_before_any_load() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .args(["load", "--url", "http://127.0.0.1:9/", "--concurrency", "1"])
+        .args(["--stages", "3s:inf", "--threshold", "p95 < 1s"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("users"), "{err}");
 }
 
 #[test]

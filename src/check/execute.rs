@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check::memory;
 use crate::check::result::{
-    CheckResult, Details, MemPoint, PhaseSummary, ScenarioKind, Verdict, Window, FORMAT,
+    CheckResult, Details, Finding, MemPoint, PhaseSummary, ScenarioKind, Verdict, Window, FORMAT,
 };
 use crate::check::scenario::{Leg, Run};
 use crate::check::timeline::ratio;
@@ -56,7 +56,15 @@ pub async fn execute(
     let (legs, windows) = (run.legs, run.windows);
     let samples = watch.map(Watch::stop).unwrap_or_default();
     findings.extend(memory::judge(&plan.memory_rules, &samples, &details));
-    let aborted_by = if timed_out {
+    // A load thread that died makes the run an error, whatever else it says.
+    let error = legs.iter().find_map(|l| l.result.error.clone());
+    if let Some(e) = &error {
+        let limit = "every load thread runs to the end".to_string();
+        findings.push(Finding::new("load engine", false, e.clone(), limit));
+    }
+    let aborted_by = if error.is_some() {
+        None
+    } else if timed_out {
         Some(format!(
             "max_duration {} reached",
             crate::units::human_duration(plan.max_duration)
@@ -78,7 +86,9 @@ pub async fn execute(
             .unwrap_or_default()
             .as_secs_f64(),
         duration_seconds: epoch.elapsed().as_secs_f64(),
-        verdict: if aborted_by.is_some() {
+        verdict: if error.is_some() {
+            Verdict::Error
+        } else if aborted_by.is_some() {
             Verdict::Aborted
         } else {
             Verdict::Pass

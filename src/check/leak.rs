@@ -25,12 +25,15 @@ pub struct LeakParams {
 /// The fewest windows a verdict is drawn from.
 pub(crate) const MIN_WINDOWS: usize = 6;
 
-/// Samples past warm-up: none from before `warmup` after the first sample
-/// or after any restart. Returns them and the number of restarts.
-fn steady(points: &[MemPoint], warmup: f64) -> (Vec<MemPoint>, usize) {
-    let mut out = Vec::new();
+/// Each window's minimum RSS over the samples past warm-up (none from
+/// before `warmup` after the first sample or after any restart): (window
+/// middle, minimum), and the number of restarts. One pass, keeping only
+/// the minima: a week of 1 Hz samples is not copied.
+fn minima(points: &[MemPoint], warmup: f64, window: f64) -> (Vec<(f64, f64)>, usize) {
     let mut since: Option<(u64, f64)> = None;
     let mut restarts = 0;
+    let mut t0 = None;
+    let mut out: Vec<(u64, f64)> = Vec::new();
     for p in points.iter().filter(|p| p.processes > 0) {
         match since {
             Some((start, _)) if start == p.start => {}
@@ -40,35 +43,27 @@ fn steady(points: &[MemPoint], warmup: f64) -> (Vec<MemPoint>, usize) {
             }
             None => since = Some((p.start, p.t)),
         }
-        if p.t >= since.expect("set above").1 + warmup {
-            out.push(*p);
+        if p.t < since.expect("set above").1 + warmup {
+            continue;
         }
-    }
-    (out, restarts)
-}
-
-/// Each window's minimum RSS: (window middle, minimum).
-fn minima(points: &[MemPoint], window: f64) -> Vec<(f64, f64)> {
-    let Some(t0) = points.first().map(|p| p.t) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(u64, f64)> = Vec::new();
-    for p in points {
+        let t0 = *t0.get_or_insert(p.t);
         let b = ((p.t - t0) / window).floor() as u64;
         match out.last_mut() {
             Some((last, m)) if *last == b => *m = m.min(p.rss),
             _ => out.push((b, p.rss)),
         }
     }
-    out.into_iter()
+    let t0 = t0.unwrap_or(0.0);
+    let mins = out
+        .into_iter()
         .map(|(b, m)| (t0 + (b as f64 + 0.5) * window, m))
-        .collect()
+        .collect();
+    (mins, restarts)
 }
 
 pub fn analyse(points: &[MemPoint], p: &LeakParams, process: &str) -> LeakReport {
-    let (kept, restarts) = steady(points, p.warmup);
+    let (mins, restarts) = minima(points, p.warmup, p.window);
     let max_rss_bytes = points.iter().map(|p| p.rss).fold(0.0, f64::max);
-    let mins = minima(&kept, p.window);
     let mut r = LeakReport {
         process: process.to_string(),
         windows: mins.len(),

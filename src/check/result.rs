@@ -81,7 +81,7 @@ pub struct CheckResult {
     pub kind: ScenarioKind,
     pub(crate) started_unix: f64,
     pub duration_seconds: f64,
-    /// `pass`, `fail` or `aborted`.
+    /// `pass`, `fail`, `aborted` or `error`.
     pub verdict: Verdict,
     pub aborted_by: Option<String>,
     pub phases: Vec<PhaseSummary>,
@@ -110,9 +110,10 @@ impl CheckResult {
         self.comparisons.iter().filter(|c| c.regressed)
     }
 
-    /// Re-derives the verdict after comparisons were added.
+    /// Re-derives the verdict after comparisons were added; an aborted or
+    /// error run stays so.
     pub(crate) fn settle_verdict(&mut self) {
-        if self.verdict == Verdict::Aborted {
+        if matches!(self.verdict, Verdict::Aborted | Verdict::Error) {
             return;
         }
         let ok = self.thresholds.iter().all(|t| t.passed)

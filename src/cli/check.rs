@@ -260,6 +260,7 @@ fn verdict_code(r: &CheckResult) -> u8 {
         Verdict::Pass => exit::OK,
         Verdict::Aborted => exit::ABORTED,
         Verdict::Fail => exit::FAILED,
+        Verdict::Error => exit::ERROR,
     }
 }
 

@@ -174,6 +174,7 @@ pub async fn run(args: LoadArgs) -> u8 {
         Verdict::Pass => exit::OK,
         Verdict::Fail => exit::FAILED,
         Verdict::Aborted => exit::ABORTED,
+        Verdict::Error => exit::ERROR,
     }
 }
 

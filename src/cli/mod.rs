@@ -39,7 +39,8 @@ pub(crate) mod exit {
 Exit codes: 0 pass; 1 a probe, threshold or finding failed or a metric
 regressed; 2 usage or config error; 3 aborted (abort rule, max_duration,
 Ctrl-C); 4 sidewatch could not do its job (listen port taken, store or
-report not written, --push-required push failed, internal error).";
+report not written, --push-required push failed, a load thread died,
+internal error).";
 }
 
 const EXAMPLES: &str = "\

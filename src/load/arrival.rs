@@ -175,13 +175,22 @@ pub(crate) fn parse_stages(s: &str, rates: bool) -> Result<Vec<Stage>, String> {
             let target = if rates {
                 parse_rate(t)?
             } else {
-                t.trim()
-                    .parse::<f64>()
-                    .map_err(|_| format!("`{t}` is not a number of users"))?
+                parse_users(t)?
             };
             Ok(Stage { duration, target })
         })
         .collect()
+}
+
+/// A whole, finite number of users: `inf`, `nan` and `-4` are not.
+fn parse_users(t: &str) -> Result<f64, String> {
+    match t.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => Ok(n),
+        _ => Err(format!(
+            "`{}` is not a number of users (a whole number, 0 or more)",
+            t.trim()
+        )),
+    }
 }
 
 #[cfg(test)]

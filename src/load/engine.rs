@@ -79,7 +79,7 @@ impl EntryStats {
         self.service.add(&o.service);
     }
 
-    fn record(&mut self, corrected: Duration, service: Duration, error: Option<Reason>) {
+    pub(crate) fn record(&mut self, corrected: Duration, service: Duration, error: Option<Reason>) {
         self.requests += 1;
         if let Some(r) = error {
             self.errors[reason_index(r)] += 1;
@@ -107,6 +107,8 @@ pub(crate) enum ShardReport {
     },
     /// Whole-run counts at full precision; the shard is done.
     Done { entries: Vec<EntryStats> },
+    /// The shard's thread panicked (or could not start): the run is an error.
+    Died { shard: usize, reason: String },
 }
 
 /// A shard's share of the run.
@@ -116,6 +118,10 @@ pub(crate) struct ShardPlan {
     pub(crate) profile: Profile,
     pub(crate) mix: Arc<Vec<MixItem>>,
     pub(crate) max_connections: usize,
+    /// This shard's share of `limits.max_rate`; the closed model's users
+    /// wait for their turn under it (the open model's schedule is checked
+    /// against it when compiled).
+    pub(crate) max_rate: f64,
     pub(crate) request_timeout: Duration,
     pub(crate) seed: u64,
 }
@@ -175,6 +181,8 @@ struct State {
     stopping: bool,
     rng: u64,
     cumulative: Vec<u64>,
+    /// The earliest start the rate limit allows the next user request.
+    next_start: Instant,
 }
 
 impl State {
@@ -212,6 +220,9 @@ struct Shard {
     state: RefCell<State>,
 }
 
+/// What runs one shard on its own thread: [`run`], or a stand-in in tests.
+pub(crate) type ShardFn = fn(ShardPlan, mpsc::UnboundedSender<ShardReport>, Arc<AtomicBool>);
+
 /// Runs a shard to the end of its profile, or until `stop` is set.
 pub fn run(plan: ShardPlan, tx: mpsc::UnboundedSender<ShardReport>, stop: Arc<AtomicBool>) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -236,6 +247,7 @@ pub fn run(plan: ShardPlan, tx: mpsc::UnboundedSender<ShardReport>, stop: Arc<At
             stopping: false,
             rng: plan.seed | 1,
             cumulative,
+            next_start: Instant::now(),
         };
         let shard = Rc::new(Shard {
             plan,
@@ -254,8 +266,14 @@ async fn pace(shard: &Rc<Shard>, tx: &mpsc::UnboundedSender<ShardReport>, stop: 
     let start = Instant::now();
     let end = start + shard.plan.profile.duration();
     let mut arrivals = Arrivals::new(shard.plan.profile.clone());
-    let at = |t: f64| start + Duration::from_secs_f64(t);
-    let mut next = arrivals.next_time().map(at);
+    // A schedule past what an Instant holds (a non-finite rate) ends it.
+    let at = |t: f64| {
+        Duration::try_from_secs_f64(t)
+            .ok()
+            .and_then(|d| start.checked_add(d))
+    };
+    let rate_model = shard.plan.model == Model::Rate;
+    let mut next = arrivals.next_time().filter(|_| rate_model).and_then(at);
     let mut second_end = start + Duration::from_secs(1);
     let mut index = 0;
     loop {
@@ -264,12 +282,13 @@ async fn pace(shard: &Rc<Shard>, tx: &mpsc::UnboundedSender<ShardReport>, stop: 
             Model::Rate => {
                 while let Some(t) = next.filter(|t| *t <= now) {
                     dispatch(shard, t);
-                    next = arrivals.next_time().map(at);
+                    next = arrivals.next_time().and_then(at);
                 }
             }
             Model::Users => {
+                // Each user holds a connection: users are capped like them.
                 let target = shard.plan.profile.at((now - start).as_secs_f64()).round() as usize;
-                set_users(shard, target, now);
+                set_users(shard, target.min(shard.plan.max_connections), now);
             }
         }
         if now >= second_end {
@@ -374,6 +393,10 @@ async fn worker(shard: Rc<Shard>, first: Option<Ticket>) {
                 None => break,
             },
         };
+        let ticket = match shard.plan.model {
+            Model::Rate => ticket,
+            Model::Users => wait_turn(&shard, ticket).await,
+        };
         let request = &shard.plan.mix[ticket.entry].request;
         let sent = Instant::now();
         let error = match tokio::time::timeout(shard.plan.request_timeout, send(&mut conn, request))
@@ -406,6 +429,25 @@ async fn worker(shard: Rc<Shard>, first: Option<Ticket>) {
         }
     }
     shard.state.borrow_mut().live -= 1;
+}
+
+/// Holds a closed-model user to the shard's rate limit: requests start at
+/// most `max_rate` a second, each user waiting for its turn. The wait is
+/// the limit's, not the target's, so latency counts from the turn.
+async fn wait_turn(shard: &Shard, mut t: Ticket) -> Ticket {
+    // A limit of 0/s (1/0 is infinite) allows a request a day.
+    let gap = Duration::try_from_secs_f64(1.0 / shard.plan.max_rate)
+        .unwrap_or(Duration::from_secs(86_400))
+        .min(Duration::from_secs(86_400));
+    let turn = {
+        let mut st = shard.state.borrow_mut();
+        let turn = st.next_start.max(Instant::now());
+        st.next_start = turn.checked_add(gap).unwrap_or(turn);
+        turn
+    };
+    tokio::time::sleep_until(turn).await;
+    t.intended = t.intended.max(turn);
+    t
 }
 
 /// One request on the worker's connection, opening it if needed.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::arrival::{parse_stages, Profile};
 use super::client::Request;
-use super::engine::{MixItem, Model};
+use super::engine::{MixItem, Model, ShardFn};
 use super::thresholds::Rule;
 use crate::config::{BuildCx, LoadConfig};
 use crate::probes::http::HttpProbe;
@@ -23,10 +23,15 @@ pub struct Workload {
     pub(crate) model: Model,
     pub(crate) mix: Arc<Vec<MixItem>>,
     pub(crate) max_connections: usize,
+    /// `limits.max_rate` for this sidewatch: the open model's profiles are
+    /// refused above it, the closed model's users are held to it.
+    pub(crate) max_rate: f64,
     pub(crate) request_timeout: Duration,
     pub(crate) threads: usize,
     pub(crate) thresholds: Vec<Rule>,
     pub(crate) aborts: Vec<Rule>,
+    /// What runs each shard: the engine (tests put a stand-in here).
+    pub(crate) engine: ShardFn,
 }
 
 /// A compiled `load:` section: the workload, its base, and its own timeline
@@ -122,6 +127,13 @@ fn compile(
                 rails.max_rate
             ));
         }
+        // Each user holds a connection, so the cap on connections caps users.
+        if model == Model::Users && peak > s.load.max_connections as f64 {
+            load.problem(format!(
+                "peak {peak:.0} users exceed max_connections {} (each user holds one connection)",
+                s.load.max_connections
+            ));
+        }
         let mix = mix(&mut load, s.load, rails);
         let names: Vec<&str> = mix.iter().map(|e| e.name.as_str()).collect();
         let thresholds = rules(&mut cx.key("thresholds"), s.thresholds, &names, rails);
@@ -138,10 +150,12 @@ fn compile(
             model,
             mix: Arc::new(mix),
             max_connections: s.load.max_connections,
+            max_rate: rails.max_rate,
             request_timeout: s.load.timeout.0,
             threads: s.load.threads,
             thresholds,
             aborts,
+            engine: super::engine::run,
         };
         Some(LoadPlan {
             workload,
@@ -284,27 +298,23 @@ impl Workload {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{Document, Problems};
     use crate::redact::Redactor;
 
-    /// Compiles the first check's load with `f` (`LoadPlan::build` or
-    /// `build_base`), as a shard `shard` of 4.
-    fn compile(
-        load: &str,
-        f: fn(&mut BuildCx, &LoadSection, &Guardrails) -> Option<LoadPlan>,
-        shard: u32,
+    /// How a test compiles a section: `LoadPlan::build` or `build_base`.
+    pub(crate) type Build = fn(&mut BuildCx, &LoadSection, &Guardrails) -> Option<LoadPlan>;
+
+    /// Compiles the load of the first check in `yaml` with `f` under
+    /// `rails`: the plan, and the problems as `path: message`.
+    pub(crate) fn compile_in(
+        yaml: &str,
+        f: Build,
+        rails: &Guardrails,
     ) -> (Option<LoadPlan>, Vec<String>) {
-        let yaml = format!("checks: [{{name: c, load: {load}, thresholds: ['p95[api] < 1s']}}]");
-        let doc = Document::parse("t", &yaml, &|_| None).unwrap();
+        let doc = Document::parse("t", yaml, &|_| None).unwrap();
         let c = &doc.config.checks[0];
-        let rails = Guardrails {
-            max_rate: 1000.0,
-            allow_hosts: HashSet::new(),
-            shard: (shard, 4),
-            time_scale: 2.0,
-        };
         let section = LoadSection {
             check: &c.name,
             load: c.load.as_ref().unwrap(),
@@ -313,13 +323,25 @@ mod tests {
         };
         let (mut problems, mut redactor) = (Problems::default(), Redactor::default());
         let mut cx = BuildCx::new(&mut problems, &mut redactor);
-        let plan = f(&mut cx.key("checks").index(0), &section, &rails);
+        let plan = f(&mut cx.key("checks").index(0), &section, rails);
         let found = problems
             .0
             .iter()
             .map(|(p, m)| format!("{p}: {m}"))
             .collect();
         (plan, found)
+    }
+
+    /// Compiles the first check's load with `f`, as a shard `shard` of 4.
+    fn compile(load: &str, f: Build, shard: u32) -> (Option<LoadPlan>, Vec<String>) {
+        let yaml = format!("checks: [{{name: c, load: {load}, thresholds: ['p95[api] < 1s']}}]");
+        let rails = Guardrails {
+            max_rate: 1000.0,
+            allow_hosts: HashSet::new(),
+            shard: (shard, 4),
+            time_scale: 2.0,
+        };
+        compile_in(&yaml, f, &rails)
     }
 
     const MIX: &str = "mix: [{name: api, http: {url: 'http://127.0.0.1:9/'}}]";
@@ -378,5 +400,36 @@ mod tests {
             problems,
             ["checks[0].load: peak rate 2000/s exceeds the limit of 1000/s (limits.max_rate)"]
         );
+    }
+
+    #[test]
+    fn the_closed_model_is_capped_like_the_open_one() {
+        for (load, want) in [
+            ("concurrency: 1, stages: '3s:inf'", "users"),
+            ("concurrency: 1, stages: '3s:nan'", "users"),
+            ("concurrency: 1, stages: '3s:-4'", "users"),
+            (
+                "concurrency: 10, max_connections: 8, duration: 3s",
+                "max_connections",
+            ),
+            (
+                "concurrency: 1, max_connections: 8, stages: '3s:9'",
+                "max_connections",
+            ),
+        ] {
+            let (plan, problems) = compile(&format!("{{{load}, {MIX}}}"), LoadPlan::build, 0);
+            assert!(plan.is_none(), "{load}: accepted");
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{load}: {problems:?}"
+            );
+        }
+        let (plan, problems) = compile(
+            &format!("{{concurrency: 8, max_connections: 8, duration: 3s, {MIX}}}"),
+            LoadPlan::build,
+            0,
+        );
+        assert_eq!(problems, Vec::<String>::new());
+        assert!(plan.is_some());
     }
 }

@@ -100,16 +100,19 @@ impl Metric {
         })
     }
 
-    fn value(self, s: &Stats) -> f64 {
-        let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+    /// The value on `s`; `None` when there is nothing to judge: no
+    /// completed request for latency and error rate, no request at all for
+    /// drops, no time for rate. An empty histogram is not a latency of 0.
+    fn value(self, s: &Stats) -> Option<f64> {
+        let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
         match self {
-            Metric::Quantile(q) => s.latency.quantile(q),
-            Metric::Max => s.latency.max(),
-            Metric::Mean => s.latency.mean(),
+            _ if self.is_latency() && s.requests == 0 => None,
+            Metric::Quantile(q) => Some(s.latency.quantile(q)),
+            Metric::Max => Some(s.latency.max()),
+            Metric::Mean => Some(s.latency.mean()),
             Metric::ErrorRate => ratio(s.errors, s.requests),
             Metric::Dropped => ratio(s.dropped, s.requests + s.dropped),
-            Metric::Rate if s.seconds > 0.0 => s.requests as f64 / s.seconds,
-            Metric::Rate => 0.0,
+            Metric::Rate => (s.seconds > 0.0).then(|| s.requests as f64 / s.seconds),
         }
     }
 
@@ -117,8 +120,12 @@ impl Metric {
         matches!(self, Metric::Quantile(_) | Metric::Max | Metric::Mean)
     }
 
-    /// Renders an observed value in the rule's own units.
-    pub(crate) fn show(self, v: f64) -> String {
+    /// Renders an observed value in the rule's own units; `no data` when
+    /// there was nothing to judge.
+    pub(crate) fn show(self, v: Option<f64>) -> String {
+        let Some(v) = v else {
+            return NO_DATA.to_string();
+        };
         match self {
             m if m.is_latency() => {
                 crate::units::human_duration(Duration::from_secs_f64(v.max(0.0)))
@@ -190,10 +197,11 @@ impl Rule {
         self
     }
 
-    /// The observed value and whether the condition holds.
-    pub(crate) fn check(&self, s: &Stats) -> (bool, f64) {
+    /// The observed value and whether the condition holds; with no data
+    /// (`None`) it never does.
+    pub(crate) fn check(&self, s: &Stats) -> (bool, Option<f64>) {
         let v = self.metric.value(s);
-        (self.op.holds(v, self.value), v)
+        (v.is_some_and(|v| self.op.holds(v, self.value)), v)
     }
 }
 
@@ -213,21 +221,27 @@ fn parse_value(metric: Metric, s: &str) -> Result<f64, String> {
     }
 }
 
+/// What a threshold shows when no request completed in the run or in one
+/// of its windows: it fails, as nothing shows the condition held.
+pub(crate) const NO_DATA: &str = "no data";
+
 /// A threshold's verdict, as reported.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ThresholdResult {
     pub(crate) expr: String,
     pub passed: bool,
-    /// The whole-run value, or for a windowed threshold the worst window.
+    /// The whole-run value, or for a windowed threshold the worst window;
+    /// 0 with `observed_text` `no data` when there was nothing to judge.
     pub(crate) observed: f64,
-    pub(crate) observed_text: String,
+    pub observed_text: String,
 }
 
 /// Tracks a threshold across the run: every window evaluation and the end.
 #[derive(Debug)]
 pub(crate) struct Tracker {
     pub(crate) rule: Rule,
-    failed_window: Option<f64>,
+    /// The first failed window's value (`None` inside: it had no data).
+    failed_window: Option<Option<f64>>,
 }
 
 impl Tracker {
@@ -252,7 +266,7 @@ impl Tracker {
         ThresholdResult {
             expr: self.rule.expr.clone(),
             passed: ok && self.failed_window.is_none(),
-            observed,
+            observed: observed.unwrap_or(0.0),
             observed_text: self.rule.metric.show(observed),
         }
     }
@@ -347,6 +361,31 @@ mod tests {
         let v = t.finish(&stats(&h, 100_000, 50, 0));
         assert!(!v.passed);
         assert_eq!(v.observed, 0.5);
+    }
+
+    #[test]
+    fn no_completed_request_is_no_data_and_never_passes() {
+        let h = Hist::precise();
+        let empty = stats(&h, 0, 0, 0);
+        for expr in [
+            "p95 < 1s",
+            "max < 1s",
+            "mean < 1s",
+            "error_rate < 1%",
+            "dropped < 1%",
+        ] {
+            let r = Tracker::new(Rule::parse(expr).unwrap()).finish(&empty);
+            assert!(!r.passed, "{expr} passed on no data");
+            assert_eq!(r.observed_text, "no data", "{expr}");
+        }
+        // A window in which nothing completed fails a run that passes.
+        let mut full = Hist::precise();
+        full.record(1000);
+        let mut t = Tracker::new(Rule::parse("p95 < 1s over 10s").unwrap());
+        t.window(&stats(&h, 0, 0, 5));
+        let r = t.finish(&stats(&full, 100, 0, 0));
+        assert!(!r.passed, "{r:?}");
+        assert_eq!(r.observed_text, "no data");
     }
 
     #[test]

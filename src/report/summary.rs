@@ -33,6 +33,9 @@ pub(crate) fn render(r: &LoadResult) -> String {
     if let Some(by) = &r.aborted_by {
         let _ = writeln!(out, "aborted by: {by}");
     }
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "error: {e}");
+    }
     let target = r
         .target_rate
         .map(|t| format!(" (target {t:.1}/s)"))

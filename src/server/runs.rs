@@ -143,11 +143,12 @@ fn list(store: &Store) -> Result<String, String> {
             Verdict::Pass => ("✓ pass", "pass"),
             Verdict::Fail => ("✗ fail", "fail"),
             Verdict::Aborted => ("■ aborted", "aborted"),
+            Verdict::Error => ("⚠ error", "fail"),
         };
-        let took = if e.duration_seconds > 0.0 {
-            human_duration(std::time::Duration::from_secs_f64(e.duration_seconds))
-        } else {
-            "—".into()
+        // The index is read from disk: a corrupt duration shows as unknown.
+        let took = match std::time::Duration::try_from_secs_f64(e.duration_seconds) {
+            Ok(d) if !d.is_zero() => human_duration(d),
+            _ => "—".into(),
         };
         let started = chrono::DateTime::from_timestamp(e.started_unix as i64, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())

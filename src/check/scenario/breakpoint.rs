@@ -183,12 +183,14 @@ impl Breakpoint {
     }
 }
 
-/// The first break rule that holds over a step.
+/// The first break rule that holds over a step. A step in which nothing
+/// completed is broken by any rule: there is no data that says it held up.
 fn broken(rules: &[Rule], seg: &Segment) -> Option<String> {
-    rules
-        .iter()
-        .find(|r| r.check(&seg.rule_stats()).0)
-        .map(|r| r.expr.clone())
+    rules.iter().find_map(|r| match r.check(&seg.rule_stats()) {
+        (true, _) => Some(r.expr.clone()),
+        (false, None) => Some(format!("{} (no data)", r.expr)),
+        (false, Some(_)) => None,
+    })
 }
 
 #[cfg(test)]

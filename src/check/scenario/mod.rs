@@ -338,8 +338,12 @@ impl Run<'_> {
     }
 
     /// True when a leg was stopped by an abort rule, a cancel or the time
-    /// limit.
+    /// limit, or its load engine failed.
     pub(crate) fn stopped(&self) -> bool {
-        self.cancel.is_cancelled() || self.legs.iter().any(|l| l.result.aborted_by.is_some())
+        self.cancel.is_cancelled()
+            || self
+                .legs
+                .iter()
+                .any(|l| l.result.aborted_by.is_some() || l.result.error.is_some())
     }
 }

@@ -76,7 +76,7 @@ impl Soak {
         let profile = Profile::constant(self.start, self.duration);
         let c = run.drive("soak", profile, c, true).await;
         let mut report = self.judge(&c.windows);
-        let mut findings = self.findings(&report);
+        let mut findings = self.findings(&report, &c.windows);
         if let Some(w) = run.watch {
             let m = analyse(&w.samples(), &self.memory, &w.label);
             findings.push(Finding::new(
@@ -110,7 +110,7 @@ impl Soak {
         }
     }
 
-    fn findings(&self, r: &SoakReport) -> Vec<Finding> {
+    fn findings(&self, r: &SoakReport, windows: &[Window]) -> Vec<Finding> {
         let drifted = r.compared >= 3
             && r.drift_ratio > self.drift
             && r.last_p95 - r.first_p95 > self.drift_min
@@ -131,6 +131,7 @@ impl Soak {
                     crate::units::secs(self.drift_min)
                 ),
             ),
+            no_data(windows),
             Finding::new(
                 "every window's error rate",
                 r.worst_window_error_rate < self.max_window_error_rate,
@@ -139,6 +140,22 @@ impl Soak {
             ),
         ]
     }
+}
+
+/// A window in which requests were due but none completed reads p95 0 and
+/// 0% errors, so the drift and error-rate findings cannot see it: it fails
+/// here instead.
+fn no_data(windows: &[Window]) -> Finding {
+    let empty = windows
+        .iter()
+        .filter(|w| w.target_rate > 0.0 && w.requests == 0)
+        .count();
+    Finding::new(
+        "every window has completed requests",
+        empty == 0,
+        format!("{empty} of {} windows without data", windows.len()),
+        "0 windows without data".into(),
+    )
 }
 
 #[cfg(test)]
@@ -178,12 +195,35 @@ mod tests {
         let s = soak();
         // Steadily 30% slower by the end: drift.
         let r = s.judge(&windows(|i| 0.050 * (1.0 + 0.03 * i as f64)));
-        assert!(!s.findings(&r)[0].passed, "{r:?}");
+        assert!(!s.findings(&r, &[])[0].passed, "{r:?}");
         // Noisy but flat: no drift.
         let r = s.judge(&windows(|i| [0.050, 0.070, 0.045][i % 3]));
-        assert!(s.findings(&r)[0].passed, "{r:?}");
+        assert!(s.findings(&r, &[])[0].passed, "{r:?}");
         // Significant but tiny (+4%): no drift.
         let r = s.judge(&windows(|i| if i < 6 { 0.050 } else { 0.052 }));
-        assert!(s.findings(&r)[0].passed, "{r:?}");
+        assert!(s.findings(&r, &[])[0].passed, "{r:?}");
+    }
+
+    #[test]
+    fn a_window_with_nothing_completed_fails_the_soak() {
+        let s = soak();
+        let mut w = windows(|_| 0.050);
+        for x in w.iter_mut() {
+            (x.requests, x.target_rate) = (6000, 100.0);
+        }
+        let r = s.judge(&w);
+        assert!(s.findings(&r, &w).iter().all(|f| f.passed), "{r:?}");
+        // The service stops answering: the last windows read p95 0, 0% errors.
+        for x in w[9..].iter_mut() {
+            (x.requests, x.p95, x.error_rate) = (0, 0.0, 0.0);
+        }
+        let r = s.judge(&w);
+        let failed: Vec<_> = s
+            .findings(&r, &w)
+            .into_iter()
+            .filter(|f| !f.passed)
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].observed, "3 of 12 windows without data");
     }
 }

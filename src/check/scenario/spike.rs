@@ -9,6 +9,7 @@ use super::{secs, steps, Build, Recovery, Run};
 use crate::check::result::{Details, Finding, SpikeReport, Window};
 use crate::check::timeline::{ratio, Collector, Segment};
 use crate::config::{BuildCx, SpikeConfig};
+use crate::load::thresholds::NO_DATA;
 use crate::units::human_duration;
 
 #[derive(Clone, Debug)]
@@ -114,17 +115,20 @@ impl Spike {
 
     fn findings(&self, r: &SpikeReport) -> Vec<Finding> {
         let ms = |s: f64| human_duration(Duration::from_secs_f64(s.max(0.0)));
+        // Nothing completed during the spike: 0% errors and p95 0 are no data.
+        let data = r.spike_achieved_rate > 0.0;
+        let shown = |s: String| if data { s } else { NO_DATA.to_string() };
         let mut out = vec![Finding::new(
             "error rate during the spike",
-            r.spike_error_rate < self.max_error_rate,
-            format!("{:.3}%", r.spike_error_rate * 100.0),
+            data && r.spike_error_rate < self.max_error_rate,
+            shown(format!("{:.3}%", r.spike_error_rate * 100.0)),
             format!("< {:.2}%", self.max_error_rate * 100.0),
         )];
         if let Some(max) = self.max_p95 {
             out.push(Finding::new(
                 "p95 during the spike",
-                r.spike_p95 < max,
-                ms(r.spike_p95),
+                data && r.spike_p95 < max,
+                shown(ms(r.spike_p95)),
                 format!("< {}", ms(max)),
             ));
         }
@@ -168,9 +172,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn recovery_is_the_first_window_back_that_stays_back() {
-        let s = Spike {
+    fn spike() -> Spike {
+        Spike {
             base: 10.0,
             factor: 10.0,
             before: Duration::from_secs(30),
@@ -181,7 +184,21 @@ mod tests {
             max_p95: None,
             tolerance: 0.2,
             max_recovery: Duration::from_secs(25),
-        };
+        }
+    }
+
+    #[test]
+    fn a_spike_in_which_nothing_completed_fails() {
+        let s = spike();
+        let segs = [seg(100, 0, 10_000), seg(0, 0, 0)];
+        let f = s.findings(&s.judge(&segs, &[], 40.0));
+        assert!(!f[0].passed, "{:?}", f[0]);
+        assert_eq!(f[0].observed, "no data");
+    }
+
+    #[test]
+    fn recovery_is_the_first_window_back_that_stays_back() {
+        let s = spike();
         let segs = [seg(100, 0, 10_000), seg(1000, 50, 900_000)];
         let windows = [
             win(40.0, 0.5, 0.0),
