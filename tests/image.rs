@@ -430,14 +430,8 @@ fn set_by_cargo_for_tests(name: &str) -> bool {
         .contains(&name)
 }
 
-#[test]
-fn image_from_scratch_runs_sidewatch_as_65532_without_a_shell() {
-    let buildah = Buildah::new();
-    if let Some(why) = cannot_build(&buildah) {
-        say(&format!("SKIPPED: {why}"));
-        return;
-    }
-    buildah.ok(&["rm", "--all"]);
+/// Runs `scripts/image` into the test's directory; the archive's path.
+fn build_image(buildah: &Buildah) -> PathBuf {
     let archive = buildah.dir.path().join("sidewatch.oci.tar");
     let started = Instant::now();
     let mut image = Command::new("scripts/image");
@@ -463,6 +457,18 @@ fn image_from_scratch_runs_sidewatch_as_65532_without_a_shell() {
         String::from_utf8_lossy(&out.stdout).trim(),
         started.elapsed()
     ));
+    archive
+}
+
+#[test]
+fn image_from_scratch_runs_sidewatch_as_65532_without_a_shell() {
+    let buildah = Buildah::new();
+    if let Some(why) = cannot_build(&buildah) {
+        say(&format!("SKIPPED: {why}"));
+        return;
+    }
+    buildah.ok(&["rm", "--all"]);
+    let archive = build_image(&buildah);
 
     let ctr = buildah.ok(&[
         "from",
@@ -474,7 +480,7 @@ fn image_from_scratch_runs_sidewatch_as_65532_without_a_shell() {
     assert_eq!(config["User"], "65532:65532");
     assert_same_settings(config, &containerfile_settings());
     check_contents(&buildah, &ctr);
-    let sh = buildah.output(&[
+    let sh = [
         "run",
         "--isolation",
         "chroot",
@@ -483,7 +489,8 @@ fn image_from_scratch_runs_sidewatch_as_65532_without_a_shell() {
         "/bin/sh",
         "-c",
         "true",
-    ]);
+    ];
+    let sh = buildah.output(&sh);
     assert!(!sh.status.success(), "/bin/sh ran in the image");
     check_examples(&buildah, &ctr);
     run_against_nginx(&buildah, &ctr);
