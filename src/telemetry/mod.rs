@@ -144,6 +144,7 @@ pub(crate) fn latency_histogram() -> Histogram {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
+    revision: String,
     rustc: String,
 }
 
@@ -160,7 +161,8 @@ struct BuildLabels {
 pub const PREFIX: &str = "sidewatch";
 
 /// Registers `build_info` in `root` (`sidewatch_build_info`), a constant 1
-/// labelled with the version.
+/// labelled with the version, the git revision and the rustc version, the
+/// last two set by `build.rs` ("unknown" when it could not tell).
 ///
 /// A registry encodes its own families before those of its sub-registries,
 /// so this is the one family to register on the root itself: it comes first
@@ -170,14 +172,13 @@ pub(crate) fn register_build_info(root: &mut Registry) {
     family
         .get_or_create(&BuildLabels {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            rustc: option_env!("SIDEWATCH_RUSTC")
-                .unwrap_or("unknown")
-                .to_string(),
+            revision: env!("SIDEWATCH_REVISION").to_string(),
+            rustc: env!("SIDEWATCH_RUSTC").to_string(),
         })
         .set(1);
     root.register(
         "build_info",
-        "A constant 1, labelled with the sidewatch version and the rustc that built it",
+        "A constant 1, labelled with the sidewatch version, the git revision and the rustc that built it",
         family,
     );
 }
@@ -206,5 +207,36 @@ mod tests {
             ]
         );
         assert!(text.contains("\nsidewatch_probe_runs_total 0\n"));
+    }
+
+    /// The output of a command run in the crate's directory, or None.
+    fn output_of(program: &str, args: &[&str]) -> Option<String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `sidewatch_build_info` names the git revision this was built from
+    /// and the rustc that built it, as `git` and `rustc -V` tell them now.
+    #[test]
+    fn build_info_names_the_revision_and_the_rustc() {
+        let mut root = Registry::with_prefix(PREFIX);
+        register_build_info(&mut root);
+        let text = encode_prometheus(&root);
+        let rustc = output_of("rustc", &["-V"]).expect("rustc -V runs");
+        let rustc = rustc.split_whitespace().nth(1).expect("rustc VERSION …");
+        // Built from a git checkout the test runs in; from a tarball, git
+        // finds no repository and the revision is "unknown".
+        let revision = output_of("git", &["rev-parse", "HEAD"]).unwrap_or("unknown".into());
+        let want = format!(
+            "sidewatch_build_info{{version=\"{}\",revision=\"{revision}\",rustc=\"{rustc}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&want), "want {want} in:\n{text}");
     }
 }
