@@ -25,7 +25,10 @@ for t in "${targets[@]}"; do
   before=$(ls "artifacts/$t" | wc -l)
   # One process (-fork=1) that keeps going after a crash, so a known crash
   # does not end the run; each crash is saved to artifacts/$t.
-  nice -n 15 cargo +nightly fuzz run -s none "$t" "corpus/$t" "regressions/$t" -- \
+  # The binary built above, run directly: an edit under src/ during a long
+  # run does not rebuild (cargo fuzz run would).
+  nice -n 15 "target/$(rustc -vV | sed -n 's/^host: //p')/release/$t" "corpus/$t" "regressions/$t" \
+    -artifact_prefix="artifacts/$t/" \
     -max_total_time="$secs" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_len=65536 -timeout=10 -rss_limit_mb=1024 > "$log" 2>&1 || true
   last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)

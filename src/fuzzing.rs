@@ -57,6 +57,11 @@ pub fn threshold(data: &[u8]) {
     let Ok(rule) = Rule::parse(text) else {
         return;
     };
+    assert!(
+        rule.value.is_finite() && rule.value >= 0.0,
+        "`{text}` was accepted with the value {}",
+        rule.value
+    );
     let shown = rule.to_string();
     let again = Rule::parse(&shown).unwrap_or_else(|e| panic!("`{shown}` does not reparse: {e}"));
     assert_eq!(again, rule, "`{shown}` reparses to another rule");
