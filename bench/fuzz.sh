@@ -6,6 +6,7 @@
 # ignored by git). Prints one line per target: execs, corpus size, crashes.
 #
 # Usage: bench/fuzz.sh [SECONDS] [TARGET...]   (default 600 s, every target)
+#   fuzz/dict/TARGET.dict, where present, is the target's token dictionary.
 #   needs: rustup's nightly toolchain and `cargo install cargo-fuzz`.
 #   Logs: fuzz/artifacts/TARGET.log. Add a crash to the kept corpus with
 #   `cargo +nightly fuzz tmin TARGET CRASH` and copy the result into
@@ -28,7 +29,7 @@ for t in "${targets[@]}"; do
   # The binary built above, run directly: an edit under src/ during a long
   # run does not rebuild (cargo fuzz run would).
   nice -n 15 "target/$(rustc -vV | sed -n 's/^host: //p')/release/$t" "corpus/$t" "regressions/$t" \
-    -artifact_prefix="artifacts/$t/" \
+    -artifact_prefix="artifacts/$t/" $([ -f "dict/$t.dict" ] && echo "-dict=dict/$t.dict") \
     -max_total_time="$secs" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_len=65536 -timeout=10 -rss_limit_mb=1024 > "$log" 2>&1 || true
   last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)
