@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
     -artifact_prefix="artifacts/$t/" $([ -f "dict/$t.dict" ] && echo "-dict=dict/$t.dict") \
     -max_total_time="$secs" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_len=65536 -timeout=10 -rss_limit_mb=1024 > "$log" 2>&1 || true
-  last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)
+  last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1 || true)
   execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
   cov=$(sed -E 's/.* cov: ([0-9]+).*/\1/' <<<"$last")
   crashes=$(( $(ls "artifacts/$t" | wc -l) - before ))
