@@ -12,6 +12,8 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod load;
 pub mod net;
 pub mod otlp;

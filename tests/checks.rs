@@ -401,7 +401,7 @@ fn scheduled_soak(dir: &std::path::Path, addr: std::net::SocketAddr, schedule: b
     };
     format!(
         "store: {{dir: {}, keep: 5}}
-api: {{token: s3cret-token}}
+api: {{token: s3cret-token-0123456789}}
 checks:
   - name: soak
     {schedule}
@@ -470,7 +470,7 @@ async fn a_reload_lets_a_scheduled_run_finish_alone_and_cancel_stops_it() {
         .reload(plan(&scheduled_soak(data.path(), addr, false)))
         .await;
     let api = sidecar.addr;
-    let auth = Some("Authorization: Bearer s3cret-token");
+    let auth = Some("Authorization: Bearer s3cret-token-0123456789");
     let (status, body) = tokio::task::spawn_blocking(move || {
         http_request(api, "GET", "/api/v1/checks", auth).unwrap()
     })
@@ -559,7 +559,7 @@ async fn a_result_that_cannot_be_stored_is_counted() {
     let data = tempfile::tempdir().unwrap();
     let yaml = format!(
         "store: {{dir: {}}}
-api: {{token: s3cret-token}}
+api: {{token: s3cret-token-0123456789}}
 checks:
   - {{name: c, load: {{rate: 2/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}}}
 ",
@@ -582,7 +582,7 @@ checks:
     std::fs::write(data.path().join("runs/c"), b"not a directory").unwrap();
     let api = sidecar.addr;
     let (status, _) = tokio::task::spawn_blocking(move || {
-        let auth = Some("Authorization: Bearer s3cret-token");
+        let auth = Some("Authorization: Bearer s3cret-token-0123456789");
         http_request(api, "POST", "/api/v1/checks/c/run", auth).unwrap()
     })
     .await

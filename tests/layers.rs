@@ -39,6 +39,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("app", 6),
     // L7 front-ends (the demo is a subcommand: cli/demo)
     ("cli", 7),
+    // Entry points for the fuzz targets and the corpus replay test: they
+    // call config, load, otlp and plan, like a front-end.
+    ("fuzzing", 7),
 ];
 
 /// Same-layer imports that are allowed, each with its reason.

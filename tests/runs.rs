@@ -12,7 +12,7 @@ use std::process::Command;
 use common::{http_request, nginx, plan};
 use sidewatch::app::Sidecar;
 
-const TOKEN: &str = "runs-api-token";
+const TOKEN: &str = "runs-api-token-0123456789";
 const SECRET: &str = "hdr-s3cret-value";
 
 fn config(dir: &Path, threshold: &str) -> String {

@@ -373,6 +373,190 @@ async fn check_fails_when_the_store_turns_read_only() {
     a_store_fault_fails_the_check(test, "1m", ro, "Read-only file system").await;
 }
 
+/// What a report written to `path` must look like after a failed write: an
+/// error naming the file and `os_error`, exit 4, the earlier report (`old`)
+/// untouched, and no temporary file left beside it.
+fn assert_write_failed(
+    (code, out, err): (Option<i32>, String, String),
+    path: &Path,
+    old: &[u8],
+    os_error: &str,
+) {
+    assert_eq!(code, Some(4), "{out}\n{err}");
+    assert!(
+        err.contains(&format!("cannot write {}", path.display())) && err.contains(os_error),
+        "names the file and the OS error: {err}"
+    );
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        old,
+        "the earlier report stays"
+    );
+    let dir = path.parent().unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// A report writer (`report --html/--markdown`, `check --json`) whose
+/// target disk is full or read-only: every earlier report, run and
+/// baseline stays readable. `write(out)` runs the command writing `out`.
+fn a_report_fault(test: &str, size: &str, fault: fn(&Tmpfs), os_error: &str) {
+    let Some(fs) = tmpfs_or_skip(test, size) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    {
+        let s = Store::open(&store, 5).unwrap();
+        s.save(&synthetic("api", 1), true).unwrap();
+    }
+    let run = synthetic("api", 1).id;
+    let config = config(tmp.path(), &store, "127.0.0.1:9".parse().unwrap());
+    let (html, md, json) = (
+        fs.path().join("report.html"),
+        fs.path().join("report.md"),
+        fs.path().join("result.json"),
+    );
+    // Earlier reports, written while the disk was fine.
+    let (html_s, md_s) = (html.to_str().unwrap(), md.to_str().unwrap());
+    let (code, out, err) = sidewatch(
+        &["report", &run, "--html", html_s, "--markdown", md_s],
+        &config,
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = sidewatch(&["baseline", "show", &run, "--json"], &config);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    std::fs::write(&json, &out).unwrap();
+    let old = |p: &Path| std::fs::read(p).unwrap();
+    let (old_html, old_md, old_json) = (old(&html), old(&md), old(&json));
+    fault(&fs);
+    let input = tmp.path().join("input.json");
+    std::fs::write(&input, &old_json).unwrap();
+    let report = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .arg("report")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let config_s = config.to_str().unwrap();
+    let from_store = report(&["--config", config_s, &run, "--html", html_s]);
+    assert_write_failed(from_store, &html, &old_html, os_error);
+    let from_input = report(&["--input", input.to_str().unwrap(), "--markdown", md_s]);
+    assert_write_failed(from_input, &md, &old_md, os_error);
+    // `check --json` against a closed port: the run fails, and so does the
+    // write, which is what it says.
+    let check = sidewatch(
+        &[
+            "check",
+            "api",
+            "--no-store",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &config,
+    );
+    assert_write_failed(check, &json, &old_json, os_error);
+    // The store, elsewhere, lost nothing.
+    let (ids, base) = listed(&config);
+    assert_eq!((ids, base), (vec![run.clone()], Some(run)));
+}
+
+#[test]
+fn report_writers_fail_cleanly_when_the_disk_is_full() {
+    let test = "report_writers_fail_cleanly_when_the_disk_is_full";
+    a_report_fault(test, "256k", fill, "No space left on device");
+}
+
+#[test]
+fn report_writers_fail_cleanly_on_a_read_only_disk() {
+    let test = "report_writers_fail_cleanly_on_a_read_only_disk";
+    a_report_fault(test, "1m", |fs| fs.remount("ro"), "Read-only file system");
+}
+
+/// A running sidecar whose store fills up, then turns read-only: its
+/// scheduled check still runs and is counted, its probe keeps probing, and
+/// the runs stored before the faults stay readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_keeps_probing_when_its_store_fails() {
+    let test = "a_sidecar_keeps_probing_when_its_store_fails";
+    let Some(fs) = tmpfs_or_skip(test, "256k") else {
+        return;
+    };
+    let addr = steady_server().await;
+    let yaml = format!(
+        "store: {{dir: '{dir}', keep: 50}}
+probes:
+  - {{name: up, interval: 100ms, timeout: 90ms, http: {{url: 'http://{addr}/'}}}}
+checks:
+  - name: api
+    schedule: '*/2 * * * * *'
+    load: {{rate: 20/s, duration: 1s, mix: [{{http: {{url: 'http://{addr}/'}}}}]}}
+",
+        dir = fs.path().display()
+    );
+    let sidecar = sidewatch::app::Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let probe_runs = |text: &str| {
+        let ok = sample(
+            text,
+            "sidewatch_probe_runs_total",
+            &[("probe", "up"), ("result", "success")],
+        );
+        ok.unwrap_or(0.0)
+    };
+    let check_runs = |text: &str| {
+        let pass = [("check", "api"), ("verdict", "pass")];
+        sample(text, "sidewatch_check_runs_total", &pass).unwrap_or(0.0)
+    };
+    // Waits (at most 30 s) for one more check run and more probe runs.
+    let progress = || async {
+        let start = sidecar.metrics_text();
+        let (probes, checks) = (probe_runs(&start), check_runs(&start));
+        let mut text = start;
+        for _ in 0..300 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            text = sidecar.metrics_text();
+            if check_runs(&text) > checks && probe_runs(&text) >= probes + 5.0 {
+                return;
+            }
+        }
+        panic!("no progress from {probes} probe runs, {checks} checks:\n{text}");
+    };
+    progress().await;
+    let stored = Store::open_read(fs.path()).unwrap().list(None).unwrap();
+    assert!(!stored.is_empty(), "the run before the faults is stored");
+    tokio::task::block_in_place(|| fill(&fs));
+    progress().await;
+    progress().await;
+    tokio::task::block_in_place(|| fs.remount("ro"));
+    progress().await;
+    let text = sidecar.metrics_text();
+    assert_eq!(
+        sample(&text, "sidewatch_probe_success", &[("probe", "up")]),
+        Some(1.0),
+        "{text}"
+    );
+    sidecar.shutdown().await;
+    let store = Store::open_read(fs.path()).unwrap();
+    let after = store.list(None).unwrap();
+    for run in &stored {
+        assert!(after.contains(run), "{run:?} lost: {after:?}");
+    }
+    for run in &after {
+        store
+            .get(&run.id)
+            .unwrap_or_else(|e| panic!("{}: {e}", run.id));
+    }
+}
+
 /// In its child mode (`SIDEWATCH_ID_CHILD` set) prints ids and nothing else
 /// to check.
 #[test]

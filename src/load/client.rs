@@ -151,6 +151,15 @@ impl Conn {
         })
     }
 
+    /// A connection over any stream (the fuzz targets' canned server).
+    pub(crate) fn over(req: &Request, io: impl AsyncRead + AsyncWrite + Unpin + 'static) -> Conn {
+        Conn {
+            origin: req.origin.clone(),
+            io: Box::new(io),
+            buf: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+
     pub(crate) fn serves(&self, req: &Request) -> bool {
         self.origin == req.origin
     }

@@ -160,6 +160,13 @@ impl Rule {
             other => return Err(format!("`{other}` is not a comparison (<, <=, >, >=)")),
         };
         let value = parse_value(metric, value)?;
+        // `nan` never compares; a negative or infinite ratio makes the rule
+        // hold always or never.
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(format!(
+                "`{expr}`: the value must be a finite, non-negative number"
+            ));
+        }
         let (mut over, mut hold) = (None, None);
         let mut it = rest.iter();
         while let Some(word) = it.next() {
@@ -335,6 +342,23 @@ mod tests {
         ] {
             assert!(Rule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_ratio_must_be_a_finite_non_negative_number() {
+        // Found by fuzzing: `nan` never compares, so the rule could never
+        // hold; `-inf%` and negative ratios always (or never) do.
+        for bad in [
+            "error_rate < nan",
+            "error_rate < NaN%",
+            "dropped > -inf%",
+            "error_rate < inf",
+            "dropped < -1%",
+            "error_rate > -0.5",
+        ] {
+            assert!(Rule::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Rule::parse("error_rate < 0%").unwrap().value, 0.0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! TLS for probes: client configs built once per probe, a timed handshake, and
 //! the leaf certificate's expiry.
 
+use std::io::Read;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -48,9 +49,29 @@ pub(crate) fn client_config(cfg: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<Clien
     Ok(Arc::new(config))
 }
 
+/// The largest CA bundle read (Mozilla's whole bundle is about 220 KB).
+const MAX_CA_FILE: u64 = 4 << 20;
+
+/// Reads a PEM bundle. Only a regular file of bounded size: `/dev/zero`
+/// would be read forever, and opening a FIFO blocks.
 fn read_certs(path: &FsPath) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
+        .map_err(cannot)?;
+    if pem.len() as u64 > MAX_CA_FILE {
+        return Err(format!(
+            "{} is larger than {} MiB",
+            path.display(),
+            MAX_CA_FILE >> 20
+        ));
+    }
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if certs.is_empty() {
@@ -163,6 +184,33 @@ mod tests {
         let t = not_after(cert.der()).unwrap();
         let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(secs, 1_935_792_000); // 2031-05-06T00:00:00Z
+    }
+
+    /// `ca_file: /dev/zero` (or a FIFO) hung `check-config` and a SIGHUP
+    /// reload forever, reading without end.
+    #[test]
+    fn a_ca_file_that_is_not_a_small_regular_file_is_an_error() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let cfg = TlsConfig {
+                ca_file: Some("/dev/zero".into()),
+                ..Default::default()
+            };
+            let _ = tx.send(client_config(&cfg, &[]).map(|_| ()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reading /dev/zero as a CA file must not hang");
+        assert!(got.unwrap_err().contains("not a regular file"));
+        let big = tempfile::NamedTempFile::new().unwrap();
+        big.as_file().set_len(MAX_CA_FILE + 1).unwrap();
+        let cfg = TlsConfig {
+            ca_file: Some(big.path().into()),
+            ..Default::default()
+        };
+        assert!(client_config(&cfg, &[])
+            .unwrap_err()
+            .contains("larger than"));
     }
 
     #[test]

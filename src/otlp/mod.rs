@@ -4,7 +4,7 @@
 //! retries back off from 1 s up to the interval. Memory stays bounded
 //! however long the receiver is away.
 
-mod convert;
+pub(crate) mod convert;
 mod transport;
 
 use std::collections::VecDeque;

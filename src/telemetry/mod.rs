@@ -16,8 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub(crate) use text::without_exemplar;
 pub use text::{encode_openmetrics, encode_prometheus, find_sample};
+pub(crate) use text::{openmetrics_to_prometheus, without_exemplar};
 
 /// Implements `Display`, comparison with a `&str`, and prometheus-client's
 /// `EncodeLabelValue` for enums with an `as_str`, so the text of each value

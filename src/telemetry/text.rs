@@ -35,7 +35,7 @@ pub fn encode_prometheus(registry: &Registry) -> String {
 /// The differences handled: counters are typed under their `_total` name, no
 /// `# UNIT` or `# EOF` lines, no exemplars, and `info` becomes a gauge named
 /// `<name>_info`.
-fn openmetrics_to_prometheus(om: &str) -> String {
+pub(crate) fn openmetrics_to_prometheus(om: &str) -> String {
     let mut out = String::with_capacity(om.len());
     let mut help: Option<&str> = None;
     for line in om.lines() {
