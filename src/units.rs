@@ -169,12 +169,13 @@ pub(crate) fn show_bytes(b: f64) -> String {
     format!("{:.1} MB", b / 1e6)
 }
 
-/// Seconds for reports: `1.23ms`, `4.50s`; `-` when not finite.
+/// Seconds for reports: `1.23ms`, `4.50s`; `-` when not finite or too large.
 pub(crate) fn secs(s: f64) -> String {
-    if !s.is_finite() {
+    if s.is_nan() {
         return "-".into();
     }
-    human_duration(Duration::from_secs_f64(s.max(0.0)))
+    // Values come from stored results too: one no Duration holds is unknown.
+    Duration::try_from_secs_f64(s.max(0.0)).map_or_else(|_| "-".into(), human_duration)
 }
 
 /// A ratio as a percentage for reports: `1.250%`.
@@ -185,6 +186,15 @@ pub(crate) fn pct(r: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored results are read from disk: a huge duration shows as unknown
+    /// instead of panicking the report or the `/runs` page.
+    #[test]
+    fn secs_of_a_value_no_duration_holds_is_unknown() {
+        assert_eq!(secs(1e300), "-");
+        assert_eq!(secs(f64::NAN), "-");
+        assert_eq!(secs(1.5), "1.50s");
+    }
 
     #[test]
     fn parses_the_forms_configs_use() {

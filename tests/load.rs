@@ -248,6 +248,20 @@ fn infinite_users_are_refused_before_any_load() {
 
 #[test]
 fn sigint_gives_a_partial_summary_and_exit_3_and_metrics_are_live() {
+    interrupted_by("INT", "sigint");
+}
+
+/// SIGTERM is how Kubernetes stops a Job's pod (and, as PID 1 in the image,
+/// a signal without a handler is ignored): the run ends as aborted, like
+/// Ctrl-C, instead of dying without a summary, a stored result or a push.
+#[test]
+fn sigterm_gives_a_partial_summary_and_exit_3() {
+    interrupted_by("TERM", "sigterm");
+}
+
+/// Runs a load, checks /metrics is live, sends `signal`, and expects a
+/// partial summary and exit 3 within 3 s.
+fn interrupted_by(signal: &str, name: &str) {
     let url = format!("{}/health", nginx());
     let port = closed_port();
     let child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
@@ -260,7 +274,7 @@ fn sigint_gives_a_partial_summary_and_exit_3_and_metrics_are_live() {
             "--duration",
             "60s",
             "--name",
-            "sigint",
+            name,
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
@@ -271,24 +285,24 @@ fn sigint_gives_a_partial_summary_and_exit_3_and_metrics_are_live() {
     std::thread::sleep(Duration::from_millis(2500));
     let (_, m) = http_get(addr, "/metrics", None).unwrap();
     assert_eq!(
-        sample(&m, "sidewatch_load_active", &[("check", "sigint")]),
+        sample(&m, "sidewatch_load_active", &[("check", name)]),
         Some(1.0)
     );
     assert_at_least(
         &m,
         "sidewatch_load_requests_total",
-        &[("check", "sigint"), ("result", "success")],
+        &[("check", name), ("result", "success")],
         200.0,
     );
     let observed = sample(
         &m,
         "sidewatch_load_latency_seconds_count",
-        &[("check", "sigint"), ("entry", "request")],
+        &[("check", name), ("entry", "request")],
     );
     assert!(observed >= Some(200.0), "{observed:?}");
     let t = Instant::now();
     assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap()
         .success());

@@ -24,7 +24,7 @@ use sidewatch::check::baseline::store::Store;
 use sidewatch::check::execute::execute;
 use sidewatch::check::result::{CheckResult, ScenarioKind, FORMAT};
 use sidewatch::check::runner::conclude;
-use sidewatch::load::Quiet;
+use sidewatch::load::{Quiet, Verdict};
 use tokio_util::sync::CancellationToken;
 
 fn golden(name: &str) -> PathBuf {
@@ -201,4 +201,28 @@ async fn write_golden_results() {
         let (bytes, _) = through_the_store(&r);
         std::fs::write(golden(&format!("{kind}.json")), bytes).unwrap();
     }
+}
+
+/// A run whose load thread died (verdict `error`) is an engine failure, not
+/// data about the service: it is never compared with the baseline, so it
+/// cannot raise a regression alert.
+#[test]
+fn a_run_whose_load_thread_died_is_not_compared_with_the_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store"), 5).unwrap();
+    let addr = "127.0.0.1:9".parse().unwrap();
+    let plan = plan(&config(ScenarioKind::Load, addr, &tmp.path().join("pid")));
+    let check = &plan.checks[0];
+    let stored: CheckResult =
+        serde_json::from_slice(&std::fs::read(golden("load.json")).unwrap()).unwrap();
+    let mut first = stored.clone();
+    (first.baseline, first.comparisons) = (None, Vec::new());
+    assert_eq!(conclude(&mut first, check, Some(&store)), None);
+    let mut dead = stored;
+    dead.id = format!("{}-dead", first.id);
+    (dead.baseline, dead.comparisons) = (None, Vec::new());
+    dead.verdict = Verdict::Error;
+    assert_eq!(conclude(&mut dead, check, Some(&store)), None);
+    assert!(dead.comparisons.is_empty(), "{:?}", dead.comparisons);
+    assert_eq!(dead.verdict, Verdict::Error);
 }

@@ -46,7 +46,7 @@ crate::telemetry::families! {
         last_duration: Family<CheckLabels, FloatGauge> => "last_duration_seconds", "How long the check's last run took",
         next_run: Family<CheckLabels, FloatGauge> => "next_run_timestamp_seconds", "Unix time the check's schedule fires next",
         running: Family<CheckLabels, Gauge> => "running", "Whether the check is running now",
-        runs: Family<VerdictLabels, Counter> => "runs", "Check runs finished, by verdict (pass, fail, aborted)",
+        runs: Family<VerdictLabels, Counter> => "runs", "Check runs finished, by verdict (pass, fail, aborted, error)",
         skipped: Family<CheckLabels, Counter> => "skipped", "Scheduled runs skipped because another check was running (overlap: skip)",
         store_failures: Family<CheckLabels, Counter> => "store_failures", "Check results that could not be written to the result store",
         threshold: Family<ThresholdLabels, Gauge> => "threshold_passed", "Whether each threshold and scenario finding held in the check's last run",

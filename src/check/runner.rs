@@ -58,7 +58,9 @@ pub fn conclude(r: &mut CheckResult, plan: &CheckPlan, store: Option<&Store>) ->
     if let Some(tol) = &plan.baseline {
         match store.baseline(&r.check) {
             Ok(Some(base)) => {
-                if r.verdict != Verdict::Aborted {
+                // An aborted run is partial, and one whose load thread died
+                // is an engine failure: neither is data to compare.
+                if !matches!(r.verdict, Verdict::Aborted | Verdict::Error) {
                     r.comparisons = compare(r, &base, tol);
                 }
                 r.baseline = Some(base.id);

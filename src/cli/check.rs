@@ -196,16 +196,11 @@ pub async fn run(args: CheckRunArgs) -> u8 {
         CheckFamilies::register(registry.sub_registry_with_prefix("check")),
         LeakFamilies::register(registry.sub_registry_with_prefix("leak")),
     ));
-    let families = deliver::register(&mut registry);
-    let (registry, stop_server) = match crate::server::serve_run(args.listen, registry).await {
-        Ok(served) => served,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::ERROR;
-        }
+    let (delivery, stop_server) = match Delivery::serve(args.listen, registry, push, otlp).await {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let delivery = Delivery::start(registry, families, push, otlp);
-    let cancel = crate::cli::cancel_on_ctrl_c();
+    let cancel = crate::cli::cancel_on_interrupt();
     eprintln!(
         "check {} ({}), about {}{}",
         check.name,

@@ -4,10 +4,12 @@
 //! printed and counted; it fails the run (exit 4) only with
 //! `--push-required`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
 
 use crate::otlp::{Exporter, OtlpMetrics, OtlpPlan};
 use crate::plan::Plan;
@@ -19,7 +21,7 @@ pub(crate) struct Families {
     otlp: Arc<OtlpMetrics>,
 }
 
-pub(crate) fn register(registry: &mut Registry) -> Families {
+fn register(registry: &mut Registry) -> Families {
     let push = PushMetrics::register(registry.sub_registry_with_prefix("push"));
     push.init();
     Families {
@@ -50,7 +52,26 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn start(
+    /// The start every one-shot run shares: registers the delivery families,
+    /// serves the run's registry on `--listen` (if given; cancel the token to
+    /// stop) and starts delivery. A taken `--listen` is printed and is exit 4.
+    pub(crate) async fn serve(
+        listen: Option<SocketAddr>,
+        mut registry: Registry,
+        push: Option<PushPlan>,
+        otlp: Option<OtlpPlan>,
+    ) -> Result<(Delivery, Option<CancellationToken>), u8> {
+        let families = register(&mut registry);
+        match crate::server::serve_run(listen, registry).await {
+            Ok((registry, stop)) => Ok((Delivery::start(registry, families, push, otlp), stop)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Err(crate::cli::exit::ERROR)
+            }
+        }
+    }
+
+    fn start(
         registry: Arc<Registry>,
         families: Families,
         push: Option<PushPlan>,

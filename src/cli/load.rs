@@ -27,7 +27,6 @@ use crate::otlp::OtlpPlan;
 use crate::plan::{Plan, Tuning};
 use crate::push::PushPlan;
 use crate::report::progress::Live;
-use crate::server::serve_run;
 
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
@@ -139,16 +138,11 @@ pub async fn run(args: LoadArgs) -> u8 {
     let metrics = Arc::new(LoadMetrics::register(
         registry.sub_registry_with_prefix("load"),
     ));
-    let families = deliver::register(&mut registry);
-    let (registry, stop_server) = match serve_run(args.listen, registry).await {
-        Ok(served) => served,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::ERROR;
-        }
+    let (delivery, stop_server) = match Delivery::serve(args.listen, registry, push, otlp).await {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let delivery = Delivery::start(registry, families, push, otlp);
-    let cancel = crate::cli::cancel_on_ctrl_c();
+    let cancel = crate::cli::cancel_on_interrupt();
     eprintln!("load  {}  {}", workload.check, workload.describe(&profile));
     let secs = profile.duration().as_secs_f64().ceil() as u32;
     let mut progress = Live::new(&workload.check, secs);

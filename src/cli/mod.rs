@@ -212,14 +212,32 @@ pub(crate) struct CheckArgs {
     pub(crate) file: PathBuf,
 }
 
-/// A token cancelled at the first Ctrl-C (SIGINT), for foreground runs.
-pub(crate) fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+/// A token cancelled at the first Ctrl-C (SIGINT) or SIGTERM, for
+/// foreground runs. SIGTERM is how Kubernetes stops a Job's pod, and as
+/// PID 1 in the image a signal without a handler would be ignored: either
+/// way the run ends as aborted, is stored and pushed, and exits 3.
+pub(crate) fn cancel_on_interrupt() -> tokio_util::sync::CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
     let cancel = tokio_util::sync::CancellationToken::new();
-    let on_int = cancel.clone();
+    let on_signal = cancel.clone();
+    let term = signal(SignalKind::terminate());
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_int.cancel();
+        let term = async {
+            match term {
+                Ok(mut s) => s.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let int = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = int => {}
+            _ = term => {}
         }
+        on_signal.cancel();
     });
     cancel
 }

@@ -49,8 +49,9 @@ pub(crate) struct LoadConfig {
     /// Length of a constant run. Not used with `stages` or a scenario
     /// (the scenario sets the timeline).
     pub(crate) duration: Option<Dur>,
-    /// Most connections (open model); a request that finds none free is
-    /// counted as dropped. Default 1000.
+    /// Most connections. Open model: a request that finds none free is
+    /// counted as dropped. Closed model: the most users (more are refused
+    /// when the config is checked). Default 1000.
     #[serde(default = "default_max_connections")]
     pub(crate) max_connections: usize,
     /// Bound on one request. Default `10s`.

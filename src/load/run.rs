@@ -623,7 +623,8 @@ fn result(
         entries,
         thresholds,
         verdict,
-        aborted_by: aborted_by.or_else(|| interrupted.then(|| "interrupted (SIGINT)".to_string())),
+        aborted_by: aborted_by
+            .or_else(|| interrupted.then(|| "interrupted (SIGINT or SIGTERM)".to_string())),
         error: died,
         timeseries: agg.timeseries,
     }
