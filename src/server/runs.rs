@@ -33,6 +33,9 @@ const MAX_BODY: usize = 16 << 20;
 /// Longest id accepted (ids are `YYYYMMDDTHHMMSS.ffffffZ-hash-check`).
 const MAX_ID: usize = 200;
 
+/// Most store reads running at once for these pages.
+static READERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// A page: status, content type, body.
 pub(crate) type Page = (StatusCode, &'static str, String);
 
@@ -42,6 +45,13 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 fn plain(status: StatusCode, msg: &str) -> Page {
     (status, TEXT, format!("{msg}\n"))
+}
+
+fn busy() -> Page {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store busy: too many reads at once, retry shortly",
+    )
 }
 
 /// Answers a request for `/runs` or `/runs/...`.
@@ -66,9 +76,17 @@ pub(crate) async fn handle(checks: Option<Arc<Checks>>, method: &Method, path: &
             None => return plain(StatusCode::NOT_FOUND, "no such run"),
         },
     };
-    let page = tokio::task::spawn_blocking(move || read(&store, request))
-        .await
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+    // Bounds the blocking threads /runs can hold: a reader waits up to 2 s
+    // for the store's lock, and an evicted connection does not stop it.
+    let Ok(permit) = READERS.try_acquire() else {
+        return busy();
+    };
+    let page = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        read(&store, request)
+    })
+    .await
+    .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
     match page {
         (_, _, body) if body.len() > MAX_BODY => plain(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -129,6 +129,33 @@ impl Drop for Lock {
     }
 }
 
+/// Takes a reader's shared lock without blocking for long: a writer holds
+/// the lock only for a save, so a reader that cannot have it within
+/// [`READ_LOCK_WAIT`] gives up ("store busy") rather than tie up a thread.
+fn shared_lock(file: &File, path: &Path) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + READ_LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != ErrorKind::WouldBlock {
+            return Err(io("cannot lock", path, e));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "store busy: {} is locked by a writer",
+                path.display()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Longest a reader waits for a writer to let go of the store.
+const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
 }
@@ -196,14 +223,13 @@ impl Store {
                 Err(e) => return Err(io("cannot open", &path, e)),
             }
         };
-        let op = if exclusive {
-            libc::LOCK_EX
+        if exclusive {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(io("cannot lock", &path, std::io::Error::last_os_error()));
+            }
         } else {
-            libc::LOCK_SH
-        };
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
-            return Err(io("cannot lock", &path, std::io::Error::last_os_error()));
+            shared_lock(&file, &path)?;
         }
         Ok(Some(Lock(file)))
     }
