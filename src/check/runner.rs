@@ -241,6 +241,16 @@ impl Checks {
             let s = live.status.entry(p.name.clone()).or_insert_with(fresh);
             s.kind = p.kind();
             s.schedule = p.schedule_text.clone();
+            // The old timers are gone: a firing queued behind another run
+            // was abandoned, and without a schedule there is no next run
+            // (a new timer sets it again otherwise).
+            if s.state == RunState::Queued {
+                s.state = RunState::Idle;
+            }
+            if p.schedule.is_none() {
+                s.next_run_unix = None;
+                self.shared.metrics.next_run(&p.name, None);
+            }
         }
         drop(live);
         let mut timers = self.timers.lock().expect("timers");
