@@ -135,7 +135,7 @@ fn read(store: &Store, request: Request) -> Page {
                         serde_json::to_string_pretty(&r).expect("serializable"),
                     ),
                     Ok(r) => (StatusCode::OK, HTML, crate::report::html::render(&r)),
-                    Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &e),
+                    Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
                 },
             }
         }

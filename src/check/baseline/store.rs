@@ -156,6 +156,28 @@ fn shared_lock(file: &File, path: &Path) -> Result<(), String> {
 /// Longest a reader waits for a writer to let go of the store.
 const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Why a store operation failed: the run asked for is not in the store, or
+/// the store could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    NotFound(String),
+    Io(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound(e) | StoreError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for StoreError {
+    fn from(e: String) -> Self {
+        StoreError::Io(e)
+    }
+}
+
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
 }
@@ -508,12 +530,14 @@ impl Store {
         Ok(self.read_view()?.baselines)
     }
 
-    pub fn get(&self, id: &str) -> Result<CheckResult, String> {
+    pub fn get(&self, id: &str) -> Result<CheckResult, StoreError> {
         let view = self.read_view()?;
-        let e = view
-            .entry(id)
-            .ok_or_else(|| format!("no run `{id}` in {}", self.dir.display()))?;
-        read_result(&self.run_path(&e.check, &e.id))
+        let e = view.entry(id).ok_or_else(|| self.no_run(id))?;
+        Ok(read_result(&self.run_path(&e.check, &e.id))?)
+    }
+
+    fn no_run(&self, id: &str) -> StoreError {
+        StoreError::NotFound(format!("no run `{id}` in {}", self.dir.display()))
     }
 
     /// The accepted baseline of `check`: `None` if it has none, an error if
@@ -532,14 +556,14 @@ impl Store {
         }
     }
 
-    pub(crate) fn accept(&self, id: &str) -> Result<String, String> {
+    pub(crate) fn accept(&self, id: &str) -> Result<String, StoreError> {
         self.writable()?;
         let _lock = self.lock(true)?;
         let mut view = self.view()?;
         let check = view
             .entry(id)
             .map(|e| e.check.clone())
-            .ok_or_else(|| format!("no run `{id}` in {}", self.dir.display()))?;
+            .ok_or_else(|| self.no_run(id))?;
         self.write_baseline_file(&check, Some(id))?;
         view.baselines
             .insert(check.clone(), Baseline::Run(id.to_string()));
