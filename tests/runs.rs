@@ -8,9 +8,9 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{http_request, nginx, plan};
+use common::{http_exchange, http_request, nginx, plan};
 use sidewatch::app::Sidecar;
 
 const TOKEN: &str = "runs-api-token-0123456789";
@@ -131,29 +131,6 @@ async fn the_sidecar_serves_stored_runs_read_only() {
     sidecar.shutdown().await;
 }
 
-/// GET `path` with a read timeout long enough for the store's lock wait.
-fn get_slow(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw) {
-        return (0, format!("no answer: {e}"));
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_store_lock_makes_runs_answer_busy_not_pile_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,49 +152,31 @@ checks:
     assert_eq!(status, 200, "{body}");
 
     // Another process holds the store's lock (as a writer would).
-    let lock = store.join(".lock");
-    let mut holder = Command::new("flock")
-        // -o: the lock stays with flock itself, so killing it frees the lock.
-        .args(["-x", "-o"])
-        .arg(&lock)
-        .args(["sleep", "60"])
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(5);
-    while Command::new("flock")
-        .args(["-n", "-x"])
-        .arg(&lock)
-        .arg("true")
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(Instant::now() < end, "the lock was never taken");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
+    let holder = common::procs::hold_lock(&store.join(".lock"));
     let clients: Vec<_> = (0..8)
         .map(|i| {
             let path = if i % 2 == 0 { "/runs" } else { "/runs/x-y" };
-            std::thread::spawn(move || get_slow(addr, path))
+            // Long enough a wait for the store's 2 s lock timeout.
+            let wait = Duration::from_secs(20);
+            std::thread::spawn(move || http_exchange(addr, "GET", path, None, wait))
         })
         .collect();
     let (status, metrics) = get(addr, "GET", "/metrics").await;
     assert_eq!(status, 200, "/metrics answers while /runs waits");
     assert!(metrics.contains("sidewatch_"), "{metrics}");
     for c in clients {
-        let (status, text) = tokio::task::spawn_blocking(move || c.join().unwrap())
+        let answer = tokio::task::spawn_blocking(move || c.join().unwrap())
             .await
             .unwrap();
-        assert_eq!(status, 503, "{text}");
-        assert!(text.contains("busy"), "a busy answer, not a hang: {text}");
-        assert!(text.to_ascii_lowercase().contains("retry-after:"), "{text}");
+        let (status, head, body) = answer.expect("an answer, not a hang");
+        assert_eq!(status, 503, "{head}\n{body}");
+        assert!(body.contains("busy"), "{body}");
+        assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
     }
     let (status, _) = get(addr, "GET", "/metrics").await;
     assert_eq!(status, 200);
 
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     let (status, body) = get(addr, "GET", "/runs").await;
     assert_eq!(status, 200, "served again once the lock is free: {body}");
     sidecar.shutdown().await;

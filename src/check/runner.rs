@@ -177,9 +177,15 @@ impl Shared {
 /// is installed, what is live, the gate (one check at a time, held for a
 /// whole run) and the schedule's timers. The other three are held only for
 /// a read or a write, never two at once.
+/// Most `/runs` store reads at once: each may hold a blocking thread for
+/// up to the store's 2 s lock wait.
+pub(crate) const STORE_READERS: usize = 2;
+
 pub(crate) struct Checks {
     shared: Arc<Shared>,
     timers: Mutex<Vec<JoinHandle<()>>>,
+    /// Bounds the store reads `/runs` runs at once (see `server::runs`).
+    readers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Checks {
@@ -201,6 +207,7 @@ impl Checks {
                 runs: TaskTracker::new(),
             }),
             timers: Mutex::new(Vec::new()),
+            readers: Arc::new(tokio::sync::Semaphore::new(STORE_READERS)),
         }
     }
 
@@ -268,6 +275,12 @@ impl Checks {
     /// The result store, for `/runs`; `None` without one.
     pub(crate) fn store(&self) -> Option<Arc<Store>> {
         self.shared.installed().store.clone()
+    }
+
+    /// A permit for one `/runs` store read; `None` when [`STORE_READERS`]
+    /// are already running.
+    pub(crate) fn store_reader(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.readers.clone().try_acquire_owned().ok()
     }
 
     /// The control API's bearer token; `None` when the API is off.

@@ -33,9 +33,6 @@ const MAX_BODY: usize = 16 << 20;
 /// Longest id accepted (ids are `YYYYMMDDTHHMMSS.ffffffZ-hash-check`).
 const MAX_ID: usize = 200;
 
-/// Most store reads running at once for these pages.
-static READERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 /// A page: status, content type, body.
 pub(crate) type Page = (StatusCode, &'static str, String);
 
@@ -78,7 +75,7 @@ pub(crate) async fn handle(checks: Option<Arc<Checks>>, method: &Method, path: &
     };
     // Bounds the blocking threads /runs can hold: a reader waits up to 2 s
     // for the store's lock, and an evicted connection does not stop it.
-    let Ok(permit) = READERS.try_acquire() else {
+    let Some(permit) = checks.store_reader() else {
         return busy();
     };
     let page = tokio::task::spawn_blocking(move || {
