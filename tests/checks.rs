@@ -634,3 +634,83 @@ checks:
     let r = done.expect("the check ended").unwrap();
     assert_eq!(r.check, "watched");
 }
+
+/// A reload that removes a check's schedule drops its next-run series and
+/// time, and a queued firing the reload abandoned does not stay "queued".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_clears_a_removed_schedule_and_a_queued_state() {
+    let port = closed_port();
+    let yaml = |schedule: &str| {
+        format!(
+            "api: {{token: s3cret-token-0123456789}}
+checks:
+  - {{name: long, load: {{rate: 1/s, duration: 30s, mix: [{{http: {{url: 'http://127.0.0.1:{port}/'}}}}]}}}}
+  - name: q
+    {schedule}
+    load: {{rate: 1/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{port}/'}}}}]}}
+"
+        )
+    };
+    let scheduled = yaml("schedule: '* * * * * *'\n    overlap: queue");
+    let mut sidecar =
+        sidewatch::app::Sidecar::start(plan(&scheduled), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let addr = sidecar.addr;
+    let auth = Some("Authorization: Bearer s3cret-token-0123456789");
+    let api = move |m: &'static str, p: &'static str| {
+        tokio::task::spawn_blocking(move || http_request(addr, m, p, auth).unwrap())
+    };
+    let next_run = |text: &str| {
+        sample(
+            text,
+            "sidewatch_check_next_run_timestamp_seconds",
+            &[("check", "q")],
+        )
+    };
+    // Hold the gate with the long check (retrying while q itself runs), so
+    // q's next firing queues behind it.
+    let mut started = false;
+    for _ in 0..100 {
+        let (status, _) = api("POST", "/api/v1/checks/long/run").await.unwrap();
+        if status == 202 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "the long check never started");
+    let q_state = |body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let checks = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["checks"].as_array().cloned());
+        checks
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c["name"] == "q")
+            .unwrap_or_else(|| panic!("no q: {body}"))
+    };
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = api("GET", "/api/v1/checks").await.unwrap().1;
+        if q_state(&body)["state"] == "queued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(q_state(&body)["state"], "queued", "{body}");
+    assert!(next_run(&sidecar.metrics_text()).is_some());
+
+    sidecar.reload(plan(&yaml(""))).await;
+    let text = sidecar.metrics_text();
+    assert_eq!(next_run(&text), None, "{text}");
+    let body = api("GET", "/api/v1/checks").await.unwrap().1;
+    let q = q_state(&body);
+    assert_eq!(q["state"], "idle", "{body}");
+    assert!(q["next_run_unix"].is_null(), "{body}");
+    assert!(q["schedule"].is_null(), "{body}");
+    let _ = api("POST", "/api/v1/checks/long/cancel").await;
+    sidecar.shutdown().await;
+}

@@ -596,25 +596,8 @@ checks:
     );
     let f = write(dir.path(), "run.yaml", &config);
     let r = Running::start(&f, &[]);
-    // Another process holds the store's lock for 30 s.
-    let mut holder = Command::new("flock")
-        .arg("-x")
-        .arg(store.join(".lock"))
-        .args(["sleep", "30"])
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(5);
-    while Command::new("flock")
-        .args(["-n", "-x"])
-        .arg(store.join(".lock"))
-        .arg("true")
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(Instant::now() < end, "the lock was never taken");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Another process holds the store's lock.
+    let holder = common::procs::hold_lock(&store.join(".lock"));
     // The reload opens the store, which waits for the lock.
     r.signal("-HUP");
     std::thread::sleep(Duration::from_millis(500));
@@ -622,8 +605,7 @@ checks:
         m.contains("sidewatch_check_runs_total")
     });
     let (code, took, _, stderr) = r.stop();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
 }

@@ -13,6 +13,8 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::procs::{self, now, wait_for, Killed};
@@ -400,4 +402,68 @@ fn a_one_shot_check_flushes_its_verdict_over_otlp_before_exit() {
         .map_or(point["as_int"].as_i64(), |s| s.parse().ok());
     assert_eq!(value.unwrap_or(0), 0, "the failed verdict: {point}");
     assert!(!point["as_int"].is_null(), "{point}");
+}
+
+/// An OTLP endpoint that rejects every export with `400 Bad Request`; the
+/// port and a count of requests answered.
+fn rejecting_receiver() -> (u16, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    std::thread::spawn(move || {
+        // Bounded: the test's sidewatch sends a handful of exports.
+        for conn in listener.incoming().take(200) {
+            let Ok(mut s) = conn else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = vec![0; 1 << 20];
+            let mut got = Vec::new();
+            // Read the head, then as much body as Content-Length says.
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, answered)
+}
+
+/// A receiver that rejects the last snapshot has not received the verdict:
+/// `--push-required` must fail the run (exit 4), not report it delivered.
+#[test]
+fn a_rejected_final_otlp_export_fails_push_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, answered) = rejecting_receiver();
+    let otlp = format!("otlp: {{endpoint: 'http://127.0.0.1:{port}', interval: 1h}}");
+    let cfg = config(dir.path(), "p95 < 10s", &otlp);
+    let (code, text) = check(&cfg, &["--push-required"]);
+    assert!(
+        answered.load(Ordering::SeqCst) > 0,
+        "no export was sent: {text}"
+    );
+    assert_eq!(code, Some(4), "{text}");
+    let (code, text) = check(&cfg, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "without --push-required the verdict stands: {text}"
+    );
 }

@@ -8,8 +8,9 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use common::{http_request, nginx, plan};
+use common::{http_exchange, http_request, nginx, plan};
 use sidewatch::app::Sidecar;
 
 const TOKEN: &str = "runs-api-token-0123456789";
@@ -127,5 +128,56 @@ async fn the_sidecar_serves_stored_runs_read_only() {
     }
     let (status, _) = get(addr, "POST", &format!("/runs/{failed}")).await;
     assert_eq!(status, 405, "read-only");
+    sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_store_lock_makes_runs_answer_busy_not_pile_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let yaml = format!(
+        "store: {{dir: '{}'}}
+checks:
+  - name: c
+    load: {{rate: 1/s, duration: 1s, mix: [{{http: {{url: 'http://127.0.0.1:{}/'}}}}]}}
+",
+        store.display(),
+        common::closed_port()
+    );
+    let sidecar = Sidecar::start(plan(&yaml), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = sidecar.addr;
+    let (status, body) = get(addr, "GET", "/runs").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Another process holds the store's lock (as a writer would).
+    let holder = common::procs::hold_lock(&store.join(".lock"));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let path = if i % 2 == 0 { "/runs" } else { "/runs/x-y" };
+            // Long enough a wait for the store's 2 s lock timeout.
+            let wait = Duration::from_secs(20);
+            std::thread::spawn(move || http_exchange(addr, "GET", path, None, wait))
+        })
+        .collect();
+    let (status, metrics) = get(addr, "GET", "/metrics").await;
+    assert_eq!(status, 200, "/metrics answers while /runs waits");
+    assert!(metrics.contains("sidewatch_"), "{metrics}");
+    for c in clients {
+        let answer = tokio::task::spawn_blocking(move || c.join().unwrap())
+            .await
+            .unwrap();
+        let (status, head, body) = answer.expect("an answer, not a hang");
+        assert_eq!(status, 503, "{head}\n{body}");
+        assert!(body.contains("busy"), "{body}");
+        assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    }
+    let (status, _) = get(addr, "GET", "/metrics").await;
+    assert_eq!(status, 200);
+
+    drop(holder);
+    let (status, body) = get(addr, "GET", "/runs").await;
+    assert_eq!(status, 200, "served again once the lock is free: {body}");
     sidecar.shutdown().await;
 }

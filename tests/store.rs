@@ -815,3 +815,46 @@ fn walk(d: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `baseline` and `report` tell "no such run" (1) from a store they cannot
+/// read or write (4), as the exit-code table says.
+#[test]
+fn baseline_and_report_exit_4_on_a_store_fault_and_1_on_an_unknown_run() {
+    let test = "baseline_and_report_exit_4_on_a_store_fault_and_1_on_an_unknown_run";
+    let Some(fs) = tmpfs_or_skip(test, "1m") else {
+        return;
+    };
+    let store = fs.path();
+    {
+        let s = Store::open(store, 5).unwrap();
+        s.save(&synthetic("api", 1), true).unwrap();
+        s.save(&synthetic("api", 2), false).unwrap();
+        s.save(&synthetic("api", 3), false).unwrap();
+    }
+    let (other, broken) = (synthetic("api", 2).id, synthetic("api", 3).id);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), store, "127.0.0.1:9".parse().unwrap());
+    for args in [
+        &["baseline", "accept", "no-such-run"][..],
+        &["baseline", "show", "no-such-run"],
+        &["report", "no-such-run"],
+    ] {
+        let (code, out, err) = sidewatch(args, &config);
+        assert_eq!(code, Some(1), "{args:?}: {out}\n{err}");
+        assert!(err.contains("no run"), "{args:?}: {err}");
+    }
+    // A run the index lists but whose file cannot be read.
+    std::fs::write(
+        store.join("runs/api").join(format!("{broken}.json")),
+        b"{trunc",
+    )
+    .unwrap();
+    for args in [&["baseline", "show", &broken][..], &["report", &broken]] {
+        let (code, out, err) = sidewatch(args, &config);
+        assert_eq!(code, Some(4), "{args:?}: {out}\n{err}");
+    }
+    fill(&fs);
+    let (code, out, err) = sidewatch(&["baseline", "accept", &other], &config);
+    assert_eq!(code, Some(4), "accept on a full disk: {out}\n{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+}

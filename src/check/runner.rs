@@ -179,9 +179,15 @@ impl Shared {
 /// is installed, what is live, the gate (one check at a time, held for a
 /// whole run) and the schedule's timers. The other three are held only for
 /// a read or a write, never two at once.
+/// Most `/runs` store reads at once: each may hold a blocking thread for
+/// up to the store's 2 s lock wait.
+pub(crate) const STORE_READERS: usize = 2;
+
 pub(crate) struct Checks {
     shared: Arc<Shared>,
     timers: Mutex<Vec<JoinHandle<()>>>,
+    /// Bounds the store reads `/runs` runs at once (see `server::runs`).
+    readers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Checks {
@@ -203,6 +209,7 @@ impl Checks {
                 runs: TaskTracker::new(),
             }),
             timers: Mutex::new(Vec::new()),
+            readers: Arc::new(tokio::sync::Semaphore::new(STORE_READERS)),
         }
     }
 
@@ -243,6 +250,16 @@ impl Checks {
             let s = live.status.entry(p.name.clone()).or_insert_with(fresh);
             s.kind = p.kind();
             s.schedule = p.schedule_text.clone();
+            // The old timers are gone: a firing queued behind another run
+            // was abandoned, and without a schedule there is no next run
+            // (a new timer sets it again otherwise).
+            if s.state == RunState::Queued {
+                s.state = RunState::Idle;
+            }
+            if p.schedule.is_none() {
+                s.next_run_unix = None;
+                self.shared.metrics.next_run(&p.name, None);
+            }
         }
         drop(live);
         let mut timers = self.timers.lock().expect("timers");
@@ -260,6 +277,12 @@ impl Checks {
     /// The result store, for `/runs`; `None` without one.
     pub(crate) fn store(&self) -> Option<Arc<Store>> {
         self.shared.installed().store.clone()
+    }
+
+    /// A permit for one `/runs` store read; `None` when [`STORE_READERS`]
+    /// are already running.
+    pub(crate) fn store_reader(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.readers.clone().try_acquire_owned().ok()
     }
 
     /// The control API's bearer token; `None` when the API is off.

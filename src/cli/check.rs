@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use prometheus_client::registry::Registry;
 
-use crate::check::baseline::store::{Baseline, Store};
+use crate::check::baseline::store::{Baseline, Store, StoreError};
 use crate::check::execute::{execute, synthetic};
 use crate::check::metrics::{CheckFamilies, CheckMetrics, LeakFamilies};
 use crate::check::result::{CheckResult, Verdict};
@@ -302,7 +302,7 @@ pub(crate) fn baseline(args: BaselineArgs) -> u8 {
         }
     };
     let outcome = match args.action {
-        BaselineAction::List { check } => list(&store, check.as_deref()),
+        BaselineAction::List { check } => list(&store, check.as_deref()).map_err(StoreError::Io),
         BaselineAction::Show { run, json } => store.get(&run).map(|r| {
             if json {
                 println!(
@@ -316,20 +316,32 @@ pub(crate) fn baseline(args: BaselineArgs) -> u8 {
         BaselineAction::Accept { run } => store
             .accept(&run)
             .map(|check| println!("{run} is now the baseline of `{check}`")),
-        BaselineAction::Reset { check } => store.reset(&check).map(|had| {
-            if had {
-                println!("`{check}` has no baseline now; its next passing run becomes one");
-            } else {
-                println!("`{check}` had no baseline");
-            }
-        }),
+        BaselineAction::Reset { check } => store
+            .reset(&check)
+            .map(|had| {
+                if had {
+                    println!("`{check}` has no baseline now; its next passing run becomes one");
+                } else {
+                    println!("`{check}` had no baseline");
+                }
+            })
+            .map_err(StoreError::Io),
     };
     match outcome {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");
-            exit::FAILED
+            store_exit(&e)
         }
+    }
+}
+
+/// An unknown run is a failed request (1); a store that cannot be read or
+/// written means sidewatch could not do its job (4).
+fn store_exit(e: &StoreError) -> u8 {
+    match e {
+        StoreError::NotFound(_) => exit::FAILED,
+        StoreError::Io(_) => exit::ERROR,
     }
 }
 
@@ -375,24 +387,23 @@ pub(crate) fn report(args: ReportArgs) -> u8 {
     let result = match (&args.input, &args.config, &args.run) {
         (Some(p), _, _) => std::fs::read(p)
             .map_err(|e| format!("cannot read {}: {e}", p.display()))
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display()))),
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display())))
+            .map_err(|e| (exit::FAILED, e)),
         (None, Some(c), Some(run)) => match load(c, Tuning::default()) {
-            Ok(plan) => match open_store(&plan, false) {
-                Ok(store) => store.get(run),
-                Err((code, e)) => {
-                    eprintln!("error: {e}");
-                    return code;
-                }
-            },
+            Ok(plan) => open_store(&plan, false)
+                .and_then(|store| store.get(run).map_err(|e| (store_exit(&e), e.to_string()))),
             Err(code) => return code,
         },
-        _ => Err("give --input FILE, or --config FILE RUN".into()),
+        _ => Err((
+            exit::FAILED,
+            "give --input FILE, or --config FILE RUN".into(),
+        )),
     };
     let result: CheckResult = match result {
         Ok(r) => r,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            return exit::FAILED;
+            return code;
         }
     };
     if args.html.is_none() && args.markdown.is_none() {

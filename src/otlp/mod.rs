@@ -291,10 +291,12 @@ async fn run(
     // so a dead receiver cannot hold up the exit.
     enqueue(&mut q, &plan, &registry, start, &m);
     let give_up = Instant::now() + final_flush;
+    let mut rejected = false;
     let _ = tokio::time::timeout_at(give_up, async {
         q.retry_at = None;
         loop {
-            flush(&mut q, &plan, &m).await;
+            // A rejected last snapshot leaves the queue too, undelivered.
+            rejected |= flush(&mut q, &plan, &m).await;
             match q.retry_at {
                 Some(at) if !q.batches.is_empty() => tokio::time::sleep_until(at).await,
                 _ => break,
@@ -302,7 +304,7 @@ async fn run(
         }
     })
     .await;
-    q.batches.is_empty()
+    q.batches.is_empty() && !rejected
 }
 
 fn enqueue(q: &mut Queue, plan: &OtlpPlan, registry: &Registry, start: u64, m: &OtlpMetrics) {
@@ -319,9 +321,12 @@ fn enqueue(q: &mut Queue, plan: &OtlpPlan, registry: &Registry, start: u64, m: &
     m.queue.set(q.batches.len() as i64);
 }
 
-async fn flush(q: &mut Queue, plan: &OtlpPlan, m: &OtlpMetrics) {
+/// Sends what is queued; whether the receiver rejected (and so dropped) the
+/// newest batch.
+async fn flush(q: &mut Queue, plan: &OtlpPlan, m: &OtlpMetrics) -> bool {
+    let mut rejected = false;
     if q.retry_at.is_some_and(|t| Instant::now() < t) {
-        return;
+        return rejected;
     }
     while let Some(batch) = q.batches.front().cloned() {
         match plan.target.send(batch).await {
@@ -336,6 +341,8 @@ async fn flush(q: &mut Queue, plan: &OtlpPlan, m: &OtlpMetrics) {
                 if reason == Failure::Rejected {
                     q.batches.pop_front();
                     m.dropped.inc();
+                    // The newest batch, the one that matters on the way out.
+                    rejected = q.batches.is_empty();
                     continue;
                 }
                 tracing::debug!(reason = reason.as_str(), "otlp export failed; will retry");
@@ -346,6 +353,7 @@ async fn flush(q: &mut Queue, plan: &OtlpPlan, m: &OtlpMetrics) {
         }
     }
     m.queue.set(q.batches.len() as i64);
+    rejected
 }
 
 #[cfg(test)]

@@ -117,7 +117,14 @@ async fn handle(state: &ServerState, req: Request<Incoming>) -> Response<Full<By
     let path = req.uri().path();
     if path == "/runs" || path.starts_with("/runs/") {
         let (status, kind, body) = runs::handle(state.checks.clone(), req.method(), path).await;
-        return respond(status, kind, body);
+        let mut response = respond(status, kind, body);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry = http::HeaderValue::from_static("1");
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, retry);
+        }
+        return response;
     }
     route(state, &req)
 }

@@ -44,6 +44,13 @@ fn plain(status: StatusCode, msg: &str) -> Page {
     (status, TEXT, format!("{msg}\n"))
 }
 
+fn busy() -> Page {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store busy: too many reads at once, retry shortly",
+    )
+}
+
 /// Answers a request for `/runs` or `/runs/...`.
 pub(crate) async fn handle(checks: Option<Arc<Checks>>, method: &Method, path: &str) -> Page {
     if method != Method::GET && method != Method::HEAD {
@@ -66,9 +73,17 @@ pub(crate) async fn handle(checks: Option<Arc<Checks>>, method: &Method, path: &
             None => return plain(StatusCode::NOT_FOUND, "no such run"),
         },
     };
-    let page = tokio::task::spawn_blocking(move || read(&store, request))
-        .await
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+    // Bounds the blocking threads /runs can hold: a reader waits up to 2 s
+    // for the store's lock, and an evicted connection does not stop it.
+    let Some(permit) = checks.store_reader() else {
+        return busy();
+    };
+    let page = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        read(&store, request)
+    })
+    .await
+    .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
     match page {
         (_, _, body) if body.len() > MAX_BODY => plain(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -117,7 +132,7 @@ fn read(store: &Store, request: Request) -> Page {
                         serde_json::to_string_pretty(&r).expect("serializable"),
                     ),
                     Ok(r) => (StatusCode::OK, HTML, crate::report::html::render(&r)),
-                    Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &e),
+                    Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
                 },
             }
         }

@@ -188,8 +188,21 @@ pub fn http_request(
     path: &str,
     header: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    let (status, _, body) = http_exchange(addr, method, path, header, Duration::from_secs(2))?;
+    Ok((status, body))
+}
+
+/// [`http_request`] waiting up to `read_timeout` for the answer; (status,
+/// the response head, body).
+pub fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    header: Option<&str>,
+    read_timeout: Duration,
+) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_read_timeout(Some(read_timeout))?;
     let header = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
     write!(
         s,
@@ -203,11 +216,8 @@ pub fn http_request(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, dechunk(&body)))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok((status, head.to_string(), dechunk(body)))
 }
 
 /// Undoes chunked transfer encoding if the body looks chunked.

@@ -16,6 +16,29 @@ impl Drop for Killed {
     }
 }
 
+/// Another process holding an exclusive `flock` on `path`, as a store
+/// writer would, until it is dropped (`-o`: the lock stays with flock
+/// itself, so killing it frees the lock).
+pub fn hold_lock(path: &Path) -> Killed {
+    let holder = Command::new("flock")
+        .args(["-x", "-o"])
+        .arg(path)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let holder = Killed(holder);
+    wait_for("the lock to be taken", Duration::from_secs(5), || {
+        !Command::new("flock")
+            .args(["-n", "-x"])
+            .arg(path)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    });
+    holder
+}
+
 /// Unix time in seconds.
 pub fn now() -> f64 {
     SystemTime::now()

@@ -129,6 +129,55 @@ impl Drop for Lock {
     }
 }
 
+/// Takes a reader's shared lock without blocking for long: a writer holds
+/// the lock only for a save, so a reader that cannot have it within
+/// [`READ_LOCK_WAIT`] gives up ("store busy") rather than tie up a thread.
+fn shared_lock(file: &File, path: &Path) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + READ_LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != ErrorKind::WouldBlock {
+            return Err(io("cannot lock", path, e));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "store busy: {} is locked by a writer",
+                path.display()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Longest a reader waits for a writer to let go of the store.
+const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why a store operation failed: the run asked for is not in the store, or
+/// the store could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    NotFound(String),
+    Io(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound(e) | StoreError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for StoreError {
+    fn from(e: String) -> Self {
+        StoreError::Io(e)
+    }
+}
+
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
 }
@@ -196,14 +245,13 @@ impl Store {
                 Err(e) => return Err(io("cannot open", &path, e)),
             }
         };
-        let op = if exclusive {
-            libc::LOCK_EX
+        if exclusive {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(io("cannot lock", &path, std::io::Error::last_os_error()));
+            }
         } else {
-            libc::LOCK_SH
-        };
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
-            return Err(io("cannot lock", &path, std::io::Error::last_os_error()));
+            shared_lock(&file, &path)?;
         }
         Ok(Some(Lock(file)))
     }
@@ -482,12 +530,14 @@ impl Store {
         Ok(self.read_view()?.baselines)
     }
 
-    pub fn get(&self, id: &str) -> Result<CheckResult, String> {
+    pub fn get(&self, id: &str) -> Result<CheckResult, StoreError> {
         let view = self.read_view()?;
-        let e = view
-            .entry(id)
-            .ok_or_else(|| format!("no run `{id}` in {}", self.dir.display()))?;
-        read_result(&self.run_path(&e.check, &e.id))
+        let e = view.entry(id).ok_or_else(|| self.no_run(id))?;
+        Ok(read_result(&self.run_path(&e.check, &e.id))?)
+    }
+
+    fn no_run(&self, id: &str) -> StoreError {
+        StoreError::NotFound(format!("no run `{id}` in {}", self.dir.display()))
     }
 
     /// The accepted baseline of `check`: `None` if it has none, an error if
@@ -506,14 +556,14 @@ impl Store {
         }
     }
 
-    pub(crate) fn accept(&self, id: &str) -> Result<String, String> {
+    pub(crate) fn accept(&self, id: &str) -> Result<String, StoreError> {
         self.writable()?;
         let _lock = self.lock(true)?;
         let mut view = self.view()?;
         let check = view
             .entry(id)
             .map(|e| e.check.clone())
-            .ok_or_else(|| format!("no run `{id}` in {}", self.dir.display()))?;
+            .ok_or_else(|| self.no_run(id))?;
         self.write_baseline_file(&check, Some(id))?;
         view.baselines
             .insert(check.clone(), Baseline::Run(id.to_string()));
