@@ -31,31 +31,15 @@ use crate::units::human_duration;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The server's own metrics.
-#[derive(Debug, Default)]
-pub(crate) struct ServerMetrics {
-    scrapes: Counter,
-    /// Client connections open now.
-    connections: Gauge,
-    /// Least recently active connections closed to make room under `max_connections`.
-    evicted: Counter,
-}
-
-impl ServerMetrics {
-    pub(crate) fn register(registry: &mut Registry) -> ServerMetrics {
-        let m = ServerMetrics::default();
-        registry.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
-        registry.register(
-            "connections",
-            "Client connections open on the listen address",
-            m.connections.clone(),
-        );
-        registry.register(
-            "connections_evicted",
-            "Least recently active connections closed to make room under server.max_connections",
-            m.evicted.clone(),
-        );
-        m
+crate::telemetry::families! {
+    /// The server's own metrics.
+    #[derive(Debug, Default)]
+    pub(crate) struct ServerMetrics {
+        scrapes: Counter => "scrapes", "Requests served on /metrics",
+        /// Client connections open now.
+        connections: Gauge => "connections", "Client connections open on the listen address",
+        /// Least recently active connections closed to make room under `max_connections`.
+        evicted: Counter => "connections_evicted", "Least recently active connections closed to make room under server.max_connections",
     }
 }
 
