@@ -170,9 +170,7 @@ impl Scan {
     fn select(&self, how: &How) -> Vec<i32> {
         match how {
             How::Myself => vec![self.me],
-            How::PidFile(path) => std::fs::read_to_string(path)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
+            How::PidFile(path) => read_pid_file(path)
                 .filter(|pid| Process::new(*pid).is_ok())
                 .into_iter()
                 .collect(),
@@ -191,11 +189,49 @@ impl Scan {
     }
 }
 
+/// The PID in a pid file. Only a regular file is read, and only its first
+/// bytes: opened non-blocking, so a FIFO nobody writes cannot hang the
+/// sampler, and `/dev/zero` cannot fill its memory.
+fn read_pid_file(path: &std::path::Path) -> Option<i32> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Problems;
     use crate::redact::Redactor;
+
+    /// A pid file that is a FIFO nobody writes, or `/dev/zero`, must not
+    /// hang the sampler or fill its memory: it selects nothing.
+    #[test]
+    fn a_pid_file_that_is_not_a_small_regular_file_selects_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pid");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_pid_file(&fifo));
+        });
+        let read = rx.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(read, Ok(None), "a FIFO pid file must not block");
+        let regular = dir.path().join("app.pid");
+        std::fs::write(&regular, "42\n").unwrap();
+        assert_eq!(read_pid_file(&regular), Some(42));
+    }
 
     #[test]
     fn selectors_need_exactly_one_criterion() {
