@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+use http::header::AUTHORIZATION;
 use http::{HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -20,7 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use rustls::ClientConfig;
 use tokio::time::Instant;
-use url::{Position, Url};
+use url::Url;
 
 use crate::config::{BuildCx, PushConfig};
 use crate::net::{dial, tls, Timings};
@@ -299,14 +299,7 @@ async fn put(plan: &PushPlan, path: &str, body: Bytes) -> Result<(), PushFailure
     *req.method_mut() = Method::PUT;
     *req.uri_mut() = path.parse().map_err(|_| PushFailure::Protocol)?;
     let h = req.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&plan.url[Position::BeforeHost..Position::AfterPort]) {
-        h.insert(HOST, v);
-    }
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
-    h.insert(
-        USER_AGENT,
-        HeaderValue::from_static(concat!("sidewatch/", env!("CARGO_PKG_VERSION"))),
-    );
+    crate::net::collector_headers(h, &plan.url, TEXT_FORMAT);
     if let Some(a) = &plan.auth {
         h.insert(AUTHORIZATION, a.clone());
     }

@@ -141,3 +141,24 @@ impl Timings {
         self.phases[phase.index()]
     }
 }
+
+/// The headers every request sidewatch sends to a collector carries (the
+/// Pushgateway, an OTLP endpoint): `Host` from the URL, the content type,
+/// and sidewatch's `User-Agent`.
+pub(crate) fn collector_headers(
+    h: &mut http::HeaderMap,
+    url: &url::Url,
+    content_type: &'static str,
+) {
+    use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
+    use http::HeaderValue;
+    use url::Position;
+    if let Ok(v) = HeaderValue::from_str(&url[Position::BeforeHost..Position::AfterPort]) {
+        h.insert(HOST, v);
+    }
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("sidewatch/", env!("CARGO_PKG_VERSION"))),
+    );
+}

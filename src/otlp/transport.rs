@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -86,14 +85,7 @@ impl Target {
         };
         *req.uri_mut() = uri.parse().expect("endpoint URL was validated");
         let h = req.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&self.url[Position::BeforeHost..Position::AfterPort]) {
-            h.insert(HOST, v);
-        }
-        h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        h.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("sidewatch/", env!("CARGO_PKG_VERSION"))),
-        );
+        crate::net::collector_headers(h, &self.url, content_type);
         for (k, v) in &self.headers {
             h.insert(k, v.clone());
         }
